@@ -1,0 +1,58 @@
+"""The HTTP contract of Shears, shared by the API and the worker (pydantic v2 only)."""
+
+from api_schemas.common import Page, Problem, ProblemFieldError, TensorInfo
+from api_schemas.datasets import ArrayInfo, Dataset
+from api_schemas.jobs import (
+    Artifact,
+    Job,
+    JobCreate,
+    JobError,
+    JobEvent,
+    JobProgress,
+    JobStatus,
+)
+from api_schemas.models import Model, ModelFormat, ModelStatus, PrunableTensor
+from api_schemas.report import Report
+from api_schemas.spec import (
+    Granularity,
+    LatencySpec,
+    LayerSelection,
+    MagnitudeMethod,
+    Method,
+    OneShotSchedule,
+    PruneSpec,
+    RandomMethod,
+    Schedule,
+    UnstructuredGranularity,
+)
+
+__all__ = [
+    "ArrayInfo",
+    "Artifact",
+    "Dataset",
+    "Granularity",
+    "Job",
+    "JobCreate",
+    "JobError",
+    "JobEvent",
+    "JobProgress",
+    "JobStatus",
+    "LatencySpec",
+    "LayerSelection",
+    "MagnitudeMethod",
+    "Method",
+    "Model",
+    "ModelFormat",
+    "ModelStatus",
+    "OneShotSchedule",
+    "Page",
+    "Problem",
+    "ProblemFieldError",
+    "PrunableTensor",
+    "PruneSpec",
+    "RandomMethod",
+    "Report",
+    "Schedule",
+    "TensorInfo",
+    "UnstructuredGranularity",
+]

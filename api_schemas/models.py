@@ -1,0 +1,63 @@
+"""The uploaded-model resource."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api_schemas.common import TensorInfo
+
+
+class ModelFormat(StrEnum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+class ModelStatus(StrEnum):
+    """`validating` until a worker has opened the model; `invalid` models cannot be pruned."""
+
+    validating = "validating"
+    ready = "ready"
+    invalid = "invalid"
+
+
+class PrunableTensor(BaseModel):
+    name: str
+    shape: list[int]
+    op: str = Field(description="The operator or module type that uses the tensor.")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "mdl_3f9a1c2b7d4e",
+                    "name": "mnist-mlp",
+                    "format": "onnx",
+                    "status": "ready",
+                    "size_bytes": 1075632,
+                    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                    "parameters": 268650,
+                    "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 784]}],
+                    "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
+                    "prunable": [{"name": "fc1.weight", "shape": [256, 784], "op": "Gemm"}],
+                    "error": None,
+                    "created_at": "2026-11-25T08:00:00Z",
+                }
+            ]
+        }
+    )
+
+    id: str
+    name: str
+    format: ModelFormat | None = Field(description="Detected from the content once validated.")
+    status: ModelStatus
+    size_bytes: int
+    sha256: str
+    parameters: int | None
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    prunable: list[PrunableTensor]
+    error: str | None = Field(description="Why the model is invalid; null otherwise.")
+    created_at: datetime

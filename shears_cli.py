@@ -1,0 +1,30 @@
+"""The `shears` command. Each subcommand imports only its own side, so `shears api` never
+loads torch and `shears prune` needs no server."""
+
+import sys
+from collections.abc import Callable
+from importlib import import_module
+
+# command -> (module, function taking the arguments after the command, summary)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("service.cli", "serve", "API and a worker in one command, embedded broker: no Redis"),
+    "api": ("service.cli", "api", "the HTTP API alone (workers run separately)"),
+    "worker": ("worker.cli", "main", "a Celery worker that runs pruning jobs"),
+    "prune": ("pruning.cli", "main", "prune a model file locally, no server"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in _COMMANDS:
+        print("usage: shears COMMAND [options]\n\ncommands:")
+        for name, (_, _, summary) in _COMMANDS.items():
+            print(f"  {name:<8} {summary}")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    module, function, _ = _COMMANDS[args[0]]
+    entry: Callable[[list[str]], int] = getattr(import_module(module), function)
+    return entry(args[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""One typed settings object, read from `SHEARS_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHEARS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Job store, blobs, broker files.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite under data_dir."
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL (redis://…); default: the embedded filesystem transport "
+        "under data_dir, which needs no server but serves one machine only.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_attempts: int = Field(default=3, ge=1, description="Deliveries before worker_lost.")
+    lease_s: float = Field(default=60.0, gt=0, description="Job lease, renewed while running.")
+    job_time_limit_s: float = Field(default=3600.0, gt=0, description="Hard limit per job.")
+    inspect_time_limit_s: float = Field(default=120.0, gt=0)
+    inspect_wait_s: float = Field(
+        default=60.0, ge=0, description="How long uploadModel waits for validation."
+    )
+    child_memory_bytes: int = Field(
+        default=8 * 1024**3, ge=256 * 1024**2, description="Address-space limit of a job."
+    )
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'shears.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return not self.broker_url or self.broker_url.startswith("filesystem://")
+
+    @property
+    def visibility_timeout_s(self) -> float:
+        # Above the hard limit, or Redis redelivers a job that is still running (celery#5935).
+        return self.job_time_limit_s + 600.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
