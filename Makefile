@@ -44,19 +44,22 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: venv redis-binary lint typecheck
+test: venv system-deps lint typecheck
 	$(PY) -m pytest
 
-# Integration tests start a private redis-server; CI must fail, not skip, without one.
-.PHONY: redis-binary
-redis-binary:
-	@if ! command -v redis-server >/dev/null; then
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-	    apt-get update -qq && apt-get install -y -qq redis-server
-	  else
-	    echo "redis-server is required by the integration tests: install it (apt-get install redis-server)" >&2
-	    exit 1
-	  fi
+# Integration tests start a private redis-server, and the report test opens the page in a
+# real headless Chromium: CI must fail, not skip, without them, so install them if we can.
+.PHONY: system-deps
+system-deps:
+	@missing=""
+	command -v redis-server >/dev/null || missing="$$missing redis-server"
+	command -v chromium >/dev/null || missing="$$missing chromium"
+	[ -z "$$missing" ] && exit 0
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
+	else
+	  echo "the tests need:$$missing (apt-get install$$missing)" >&2
+	  exit 1
 	fi
 
 bench: venv

@@ -10,7 +10,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("service.cli", "serve", "API and a worker in one command, embedded broker: no Redis"),
     "api": ("service.cli", "api", "the HTTP API alone (workers run separately)"),
     "worker": ("worker.cli", "main", "a Celery worker that runs pruning jobs"),
-    "prune": ("pruning.cli", "main", "prune a model file locally, no server"),
+    "prune": ("pruning.cli", "prune_command", "prune a model file locally, no server"),
+    "inspect": ("pruning.cli", "inspect_command", "describe a model file as JSON, no server"),
 }
 
 

@@ -41,10 +41,11 @@ class Problem(BaseModel):
 
 
 class TensorInfo(BaseModel):
-    """A model input or output. Symbolic dimensions are strings; unknown shapes are null."""
+    """A model input or output. Symbolic dimensions are strings; unknown dtypes and shapes
+    are null (a TorchScript file does not record its outputs')."""
 
     name: str
-    dtype: str
+    dtype: str | None
     shape: list[int | str] | None
 
 

@@ -79,7 +79,10 @@ class LatencySpec(BaseModel):
     iterations: int = Field(default=50, ge=1, le=10000)
 
 
-OutputFormat = Literal["model"]
+# `model`: the input's own format, zeros in place. `sparse_npz`: every weight as CSR or
+# bitmask + values, whichever is smaller per tensor (layout in pruning/formats/sparse_npz.py).
+# `onnx_sparse`: the ONNX model with pruned initializers as `sparse_initializer`.
+OutputFormat = Literal["model", "sparse_npz", "onnx_sparse"]
 
 
 def _default_outputs() -> list[OutputFormat]:

@@ -26,6 +26,9 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
                 "data_folder_out": str(folder),
                 "processed_folder": str(folder.parent / "processed"),
                 "store_processed": False,
+                # Exchange binding tables; kombu's default is `control/` in the cwd of
+                # every process that declares a queue (sender and worker alike).
+                "control_folder": str(folder.parent / "control"),
             },
         }
     return {

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default=8 * 1024**3, ge=256 * 1024**2, description="Address-space limit of a job."
     )
     reconcile_interval_s: float = Field(default=30.0, gt=0)
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='API key -> tenant, e.g. {"k3y…": "acme"}. Empty: no authentication, '
+        'one tenant ("default"), and `shears serve` binds to 127.0.0.1 only.',
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,5 +1,6 @@
 """Tables and the connection. SQLite by default, PostgreSQL when the URL says so."""
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -122,8 +123,22 @@ def connect(url: str) -> Database:
     engine = sa.create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
+    _create_tables(engine)
     return Database(engine=engine, url=url)
+
+
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """`create_all` checks, then creates: processes starting together (`shears serve`'s API
+    and worker, several replicas) race, and the loser sees "table already exists". The
+    next try finds the winner's tables."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

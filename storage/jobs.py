@@ -215,6 +215,17 @@ class JobStore:
             return self._same_request(existing, request_hash), False
         return JobRecord(**row), True
 
+    def withdraw_job(self, job_id: str) -> bool:
+        """Delete a job no delivery has touched: its enqueue failed and the client was told
+        so, so nothing may run it later. False when a worker already claimed it."""
+        with self.engine.begin() as conn:
+            deleted = conn.execute(
+                jobs.delete().where(
+                    jobs.c.id == job_id, jobs.c.status == "queued", jobs.c.attempt == 0
+                )
+            ).rowcount
+        return bool(deleted)
+
     def get_job(self, tenant: str | None, job_id: str) -> JobRecord:
         query = jobs.select().where(jobs.c.id == job_id)
         if tenant is not None:

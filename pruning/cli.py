@@ -1,0 +1,206 @@
+"""Local CLI: run the engine with no server.
+
+    shears prune model.onnx --sparsity 0.8 -o out/      (pruned model + report.json in out/)
+    shears inspect model.pt
+
+Exit status 0 on success, 2 on bad input (the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pruning.engine import prune
+from pruning.errors import EngineError
+from pruning.inspection import inspect_model
+
+BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+        return int(exc.code or 0)
+    try:
+        if args.command == "inspect":
+            print(json.dumps(inspect_model(args.model, args.format), indent=2))
+            return 0
+        return _prune(args)
+    except EngineError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return BAD_INPUT
+    except ValueError as exc:  # malformed --input-shape / --override values
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def prune_command(args: list[str]) -> int:
+    """`shears prune ARGS`."""
+    return main(["prune", *args])
+
+
+def inspect_command(args: list[str]) -> int:
+    """`shears inspect ARGS`."""
+    return main(["inspect", *args])
+
+
+def _prune(args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    with tqdm(total=100, file=sys.stderr, disable=args.quiet, unit="%", leave=False) as bar:
+
+        def progress(stage: str, fraction: float, info: dict[str, Any] | None) -> None:
+            bar.set_description(stage)
+            bar.update(round(fraction * 100) - bar.n)
+
+        result = prune(args.model, spec, args.output, args.format, progress=progress)
+    report_path = args.output / "report.json"
+    report_path.write_text(json.dumps(result.report, indent=2) + "\n")
+    print(summary(result.report, result.artifacts["model"], report_path))
+    return 0
+
+
+def _spec(args: argparse.Namespace) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "method": {"name": args.method, **({"seed": args.seed} if args.seed is not None else {})},
+        "sparsity": args.sparsity,
+        "scope": args.scope,
+        "layers": {
+            "include": args.include or ["*"],
+            "exclude": args.exclude,
+            "overrides": dict(_pair(o, "--override", float) for o in args.override),
+        },
+        "latency": None
+        if args.no_latency
+        else {
+            "batch_sizes": _ints(args.batch_sizes, "--batch-sizes"),
+            "threads": args.threads,
+            "warmup": args.warmup,
+            "iterations": args.iterations,
+        },
+    }
+    if args.input_shape:
+        spec["input_shapes"] = dict(
+            _pair(s, "--input-shape", lambda v: _ints(v, "--input-shape")) for s in args.input_shape
+        )
+    return spec
+
+
+def _pair(text: str, flag: str, convert: Any) -> tuple[str, Any]:
+    name, sep, value = text.rpartition("=")
+    if not sep or not name:
+        raise ValueError(f"{flag} takes NAME=VALUE, got {text!r}")
+    return name, convert(value)
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} takes comma-separated integers, got {text!r}") from None
+
+
+def summary(report: dict[str, Any], model: Path, report_path: Path) -> str:
+    """A few lines a person reads: layers, storage, latency, fidelity."""
+    lines = [f"pruned model: {model}", f"report:       {report_path}", ""]
+    lines += _layer_table(report["sparsity"])
+    lines += ["", *_storage_lines(report["storage"])]
+    if report["latency"] is not None:
+        lines += ["", *_latency_lines(report["latency"])]
+    fid = report["quality"]["fidelity"]
+    top1 = "n/a" if fid["top1_agreement"] is None else f"{fid['top1_agreement']:.3f}"
+    lines += [
+        "",
+        f"fidelity ({fid['output']}, {fid['inputs']['samples']} synthetic samples): "
+        f"cosine {_num(fid['output_cosine'])}, max |diff| {_num(fid['max_abs_diff'])}, "
+        f"top-1 agreement {top1}",
+    ]
+    return "\n".join(lines)
+
+
+def _layer_table(sparsity: dict[str, Any]) -> list[str]:
+    rows = [("layer", "shape", "params", "nonzeros", "sparsity")]
+    rows += [
+        (
+            layer["name"],
+            "x".join(map(str, layer["shape"])),
+            str(layer["parameters"]),
+            str(layer["nonzeros"]),
+            f"{layer['sparsity']:.4f}",
+        )
+        for layer in sparsity["layers"]
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    table = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return [
+        *table,
+        f"achieved sparsity {sparsity['achieved']:.4f} (target {sparsity['target']}, "
+        f"{sparsity['scope']}); whole model {sparsity['model_sparsity']:.4f} "
+        f"of {sparsity['total_parameters']} parameters",
+    ]
+
+
+def _storage_lines(storage: dict[str, Any]) -> list[str]:
+    f = storage["formats"]
+    return [
+        f"storage of pruned tensors: dense {_kib(storage['dense_bytes'])}, "
+        f"CSR {_kib(f['csr'])}, bitmask {_kib(f['bitmask'])}",
+        f"model file: {_kib(f['file'])} ({_kib(f['file_zip'])} deflated); "
+        f"original {_kib(f['dense_file'])} ({_kib(f['dense_file_zip'])} deflated)",
+    ]
+
+
+def _latency_lines(latency: dict[str, Any]) -> list[str]:
+    lines = [f"latency ({latency['runtime']}, {latency['threads']} thread(s), p50):"]
+    for r in latency["results"]:
+        lines.append(
+            f"  batch {r['batch_size']}: dense {r['dense_ms']['p50']:.3f} ms, "
+            f"pruned {r['pruned_ms']['p50']:.3f} ms, speedup {r['speedup']}"
+        )
+    lines += [f"  batch {s['batch_size']}: skipped ({s['reason']})" for s in latency["skipped"]]
+    return lines + ([f"  note: {latency['note']}"] if latency["note"] else [])
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shears", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    inspect = commands.add_parser("inspect", help="describe a model file as JSON")
+    inspect.add_argument("model", type=Path)
+    inspect.add_argument("--format", choices=["onnx", "torchscript"])
+    _add_prune(commands.add_parser("prune", help="prune a model into a directory"))
+    return parser
+
+
+def _add_prune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path)
+    p.add_argument("--sparsity", type=float, required=True, help="fraction of weights to zero")
+    p.add_argument("--method", default="magnitude", choices=["magnitude", "random"])
+    p.add_argument("--seed", type=int, help="seed of --method random")
+    p.add_argument("--scope", default="global", choices=["global", "layerwise"])
+    p.add_argument("--include", action="append", default=[], metavar="GLOB")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    p.add_argument("--override", action="append", default=[], metavar="GLOB=FRACTION")
+    p.add_argument("--batch-sizes", default="1,32", metavar="N,M")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1,3,32,32")
+    p.add_argument("--format", choices=["onnx", "torchscript"])
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

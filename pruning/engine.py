@@ -1,0 +1,172 @@
+"""``prune()``: load, prune, save, then measure the saved artifact and report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pruning.fidelity import measure_fidelity
+from pruning.inputs import InputPlan, resolve_inputs
+from pruning.latency import measure_latency
+from pruning.layers import plan_layers
+from pruning.masks import prune_in_place
+from pruning.methods import make_scorer
+from pruning.models import ModelAdapter, open_model
+from pruning.models.base import require_finite
+from pruning.progress import Progress, ProgressCallback
+from pruning.report import PrunedLayers, census, sparsity_section
+from pruning.spec import PruneSpec, parse_spec
+from pruning.formats import storage_report
+from pruning.models.base import Array
+from pruning.outputs import check_outputs, write_html_report, write_sparse_outputs
+from pruning.version import __version__
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """``artifacts["model"]`` is the pruned model in the input's format; ``report`` is JSON."""
+
+    artifacts: dict[str, Path]
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Job:
+    spec: PruneSpec
+    kind: type[ModelAdapter]
+    original: Path
+    artifact: Path
+    inputs: InputPlan
+    outputs: list[str]
+    pruned: PrunedLayers
+
+
+def prune(
+    model_path: Path,
+    spec: dict[str, Any],
+    out_dir: Path,
+    fmt: str | None = None,
+    progress: ProgressCallback | None = None,
+    datasets: Mapping[str, Path] | None = None,
+) -> PruneResult:
+    """Prune ``model_path`` as ``spec`` (API.md's PruneSpec JSON) says, writing into ``out_dir``.
+
+    ``datasets`` maps dataset ids to ``.npz`` paths for data-driven features (calibration,
+    evaluation); specs that use them are refused as ``unsupported`` until those land.
+    """
+    clock = _Clock()
+    step = Progress(progress)
+    job = _prune_and_save(Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock)
+    measured = _benchmark(job, step)
+    clock.lap("benchmark_s")
+    step("report")
+    after = _read_weights(job.kind, job.artifact, job.pruned.names)
+    sparse = write_sparse_outputs(job.spec.outputs, job.artifact, after, job.artifact.parent)
+    artifacts = {"model": job.artifact, **sparse.paths}
+    report = _report(job, measured, after, artifacts)
+    report["storage"].update(sparse.notes)
+    clock.lap("report_s")
+    report["timings"] = clock.timings()
+    before = _read_weights(job.kind, job.original, job.pruned.names)
+    title = f"Shears report: {job.original.name}"
+    artifacts["report_html"] = write_html_report(report, before, after, job.artifact.parent, title)
+    step("report", 1.0)
+    return PruneResult(artifacts=artifacts, report=report)
+
+
+def _prune_and_save(
+    path: Path, spec: PruneSpec, out_dir: Path, fmt: str | None, step: Progress, clock: _Clock
+) -> _Job:
+    """Everything that holds the weights in memory; they are released when this returns."""
+    step("load")
+    model = open_model(path, fmt)
+    check_outputs(spec.outputs, model.format)
+    inputs = resolve_inputs(model.signature.inputs, spec.input_shapes, model.exact_shapes)
+    tensors = model.prunable()
+    require_finite(tensors)
+    plan = plan_layers(tensors, spec.layers)
+    clock.lap("load_s")
+    step("prune", 0.0, {"layers": len(plan.selected)})
+    scorer = make_scorer(spec.method.name, dict(spec.method.options))
+    prune_in_place(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
+    clock.lap("prune_s")
+    step("save")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    artifact = model.save(out_dir)
+    clock.lap("save_s")
+    pruned = PrunedLayers([t.name for t in plan.selected], plan.overrides, plan.excluded)
+    outputs = [o.name for o in model.signature.outputs]
+    return _Job(spec, type(model), path, artifact, inputs, outputs, pruned)
+
+
+def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
+    threads = job.spec.latency.threads if job.spec.latency else 1
+    dense = job.kind.open_runner(job.original, threads, job.inputs.names)
+    pruned = job.kind.open_runner(job.artifact, threads, job.inputs.names)
+    try:
+        latency = None
+        if job.spec.latency is not None:
+            sizes = len(job.spec.latency.batch_sizes)
+            latency = measure_latency(
+                dense,
+                pruned,
+                job.inputs,
+                job.spec.latency,
+                job.kind.runtime,
+                lambda i, b: step("latency", i / sizes, {"batch_size": b}),
+            )
+        step("fidelity")
+        fidelity = measure_fidelity(dense, pruned, job.inputs, job.outputs)
+    finally:
+        pruned.close()
+        dense.close()
+    return {"latency": latency, "fidelity": fidelity}
+
+
+def _read_weights(kind: type[ModelAdapter], path: Path, names: list[str]) -> dict[str, Array]:
+    wanted = set(names)
+    return {name: values for name, values in kind.iter_parameters(path) if name in wanted}
+
+
+def _report(
+    job: _Job, measured: dict[str, Any], pruned: dict[str, Array], artifacts: dict[str, Path]
+) -> dict[str, Any]:
+    found = census(job.kind.iter_parameters(job.artifact), job.pruned)
+    # Sizes of the files a user would ship, next to those of the upload.
+    files = {"file": job.artifact, "dense_file": job.original}
+    files.update({name: path for name, path in artifacts.items() if name != "model"})
+    return {
+        "sparsity": sparsity_section(found, job.pruned, job.spec),
+        "storage": storage_report(pruned, files),
+        "latency": measured["latency"],
+        "quality": {"fidelity": measured["fidelity"], "metric": None},
+        "engine": {
+            "name": "shears-pruning",
+            "version": __version__,
+            "format": job.kind.format,
+            "method": job.spec.method.name,
+            "scope": job.spec.scope,
+            "granularity": job.spec.granularity,
+            "schedule": job.spec.schedule,
+            **dict(job.spec.method.options),
+        },
+    }
+
+
+@dataclass
+class _Clock:
+    start: float = field(default_factory=time.perf_counter)
+    last: float = field(default_factory=time.perf_counter)
+    laps: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.last, 4)
+        self.last = now
+
+    def timings(self) -> dict[str, float]:
+        total = round(time.perf_counter() - self.start, 4)
+        return {**self.laps, "retrain_s": 0.0, "total_s": total}

@@ -1,0 +1,212 @@
+"""Sections about the weights: sparsity per layer, magnitudes, and storage per format."""
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pruning.html import values as v
+from pruning.html.bars import DENSE, PRUNED, Bar, Marker, hbar_chart
+from pruning.html.curves import histogram_chart
+from pruning.html.layout import details, figure, missing, section
+from pruning.html.magnitudes import Tensors, magnitude_histogram
+from pruning.html.svg import nice_max
+from pruning.html.tables import table
+
+MAX_BARS = 60  # a taller chart stops being read; the table below lists every layer
+
+
+def sparsity_section(report: Mapping[str, Any]) -> str:
+    sparsity = v.block(report, "sparsity")
+    layers = v.rows(sparsity, "layers")
+    lead = (
+        f"Target {v.percent(sparsity.get('target'))}, achieved "
+        f"{v.percent(sparsity.get('achieved'))} over {len(layers)} prunable tensors."
+    )
+    if not layers:
+        return section("sparsity", "Sparsity per layer", lead, missing("no per-layer sparsity"))
+    return section(
+        "sparsity",
+        "Sparsity per layer",
+        lead,
+        _sparsity_chart(sparsity, layers),
+        _sparsity_table(layers),
+    )
+
+
+def layer_sparsity(layer: Mapping[str, Any]) -> float | None:
+    stated = v.number(layer.get("sparsity"))
+    params, nonzeros = v.number(layer.get("parameters")), v.number(layer.get("nonzeros"))
+    if stated is None and params and nonzeros is not None:
+        return 1 - nonzeros / params
+    return stated
+
+
+def _sparsity_chart(sparsity: Mapping[str, Any], layers: list[Mapping[str, Any]]) -> str:
+    shown = _largest(layers)
+    bars = [
+        Bar(str(layer.get("name", "?")), layer_sparsity(layer) or 0.0, _sparsity_note(layer))
+        for layer in shown
+    ]
+    target = v.number(sparsity.get("target"))
+    markers = [Marker(target, f"target {target:.0%}")] if target is not None else []
+    caption = "Fraction of each tensor's weights that are zero; the dashed line is the target."
+    if len(shown) < len(layers):
+        caption += (
+            f" Showing the {len(shown)} largest of {len(layers)} tensors; the table lists all."
+        )
+    chart = hbar_chart(
+        "chart-sparsity",
+        "Sparsity per layer",
+        "Horizontal bars: share of zero weights in each prunable tensor, 0 to 100 percent.",
+        bars,
+        x_max=1.0,
+        x_format=lambda x: f"{x:.0%}",
+        x_label="sparsity (share of weights that are zero)",
+        markers=markers,
+    )
+    return figure(chart, caption)
+
+
+def _largest(layers: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    if len(layers) <= MAX_BARS:
+        return layers
+    by_size = sorted(
+        range(len(layers)), key=lambda i: -(v.number(layers[i].get("parameters")) or 0)
+    )
+    keep = sorted(by_size[:MAX_BARS])  # the largest, still in model order
+    return [layers[i] for i in keep]
+
+
+def _sparsity_note(layer: Mapping[str, Any]) -> str:
+    value = layer_sparsity(layer)
+    if value is None:
+        return v.NOT_MEASURED
+    return f"{value:.1%} of {v.count(layer.get('parameters'))}"
+
+
+def _sparsity_table(layers: list[Mapping[str, Any]]) -> str:
+    rows = [
+        [
+            str(layer.get("name", "?")),
+            v.shape(layer.get("shape")),
+            v.count(layer.get("parameters")),
+            v.count(layer.get("nonzeros")),
+            v.percent(layer_sparsity(layer)),
+        ]
+        for layer in layers
+    ]
+    return table(
+        "Every prunable tensor", ["Layer", "Shape", "Parameters", "Nonzeros", "Sparsity"], rows, 2
+    )
+
+
+def magnitude_section(before: Tensors | None, after: Tensors | None) -> str:
+    heading = "Weight magnitudes before and after"
+    hist = magnitude_histogram(before, after)
+    if hist is None:
+        return section("weights", heading, "", missing("the weights were not given to the report"))
+    chart = histogram_chart(
+        "chart-weights",
+        "Weight magnitude histogram, before and after pruning",
+        "Counts of |w| in equal-width bins, log-scaled; exact zeros in a separate column.",
+        hist,
+    )
+    caption = (
+        "Pruning empties the small-magnitude bins and moves those weights to the zero column. "
+        "Counts are on a log scale, summed over the given tensors."
+    )
+    return section("weights", heading, "", figure(chart, caption))
+
+
+def storage_section(report: Mapping[str, Any]) -> str:
+    storage = v.block(report, "storage")
+    formats = _format_sizes(storage)
+    dense = v.number(storage.get("dense_bytes"))
+    heading = "Storage per format"
+    if not formats or not dense:
+        return section("storage", heading, "", missing("no storage figures"))
+    floor = v.number(v.block(storage, "floor").get("bytes"))
+    lead = f"Dense float32: {v.size(dense)}." + (
+        f" Floor (computed, not a file): {v.size(floor)}, the mask's entropy plus 32 bits per "
+        "kept weight."
+        if floor
+        else ""
+    )
+    parts = [_storage_chart(formats, dense, floor), _storage_table(formats, dense, floor)]
+    per_tensor = v.rows(storage, "layers")
+    if per_tensor:
+        parts.append(_per_tensor_storage(per_tensor))
+    method = v.block(storage, "method")
+    if method:
+        parts.append(
+            details("How each figure was obtained", [(str(k), str(m)) for k, m in method.items()])
+        )
+    return section("storage", heading, lead, *parts)
+
+
+def _format_sizes(storage: Mapping[str, Any]) -> dict[str, float]:
+    sizes = {}
+    for name, raw in v.block(storage, "formats").items():
+        value = v.number(raw.get("bytes") if isinstance(raw, Mapping) else raw)
+        if value is not None:
+            sizes[str(name)] = value
+    return dict(sorted(sizes.items(), key=lambda item: item[1]))
+
+
+def _storage_chart(formats: dict[str, float], dense: float, floor: float | None) -> str:
+    bars = [Bar("dense float32", dense, f"{v.size(dense)} · 100%", DENSE)]
+    bars += [
+        Bar(name, b, f"{v.size(b)} · {b / dense:.1%} of dense", PRUNED)
+        for name, b in formats.items()
+    ]
+    markers = [Marker(floor, f"entropy floor {v.size(floor)}")] if floor else []
+    unit = 1024.0 ** min(3, int(math.log(max(dense, 1), 1024)))
+    chart = hbar_chart(
+        "chart-storage",
+        "Storage per format",
+        "Horizontal bars: bytes of each format, with dense float32 for reference "
+        "and a dashed line at the entropy floor.",
+        bars,
+        x_max=unit * nice_max(max([dense, *formats.values()]) / unit),
+        x_format=lambda b: v.size(b, compact=True),
+        unit=unit,
+        x_label="bytes",
+        markers=markers,
+    )
+    caption = (
+        "Measured sizes; _zip and _zstd are the same files compressed. The floor is n·H(p) "
+        "bits per tensor for the mask plus 32 bits per kept weight: it bounds formats that keep "
+        "raw float32 values, while compressors can dip below it by squeezing the values too."
+    )
+    return figure(chart, caption)
+
+
+def _per_tensor_storage(layers: list[Mapping[str, Any]]) -> str:
+    rows = [
+        [
+            str(layer.get("name", "?")),
+            v.percent(layer.get("density")),
+            v.size(layer.get("csr_bytes")),
+            v.size(layer.get("bitmask_bytes")),
+            v.size(_bytes_from_bits(layer.get("floor_bits"))),
+            str(layer.get("sparse_npz_encoding", v.NOT_MEASURED)),
+        ]
+        for layer in layers
+    ]
+    headers = ["Tensor", "Density", "CSR", "Bitmask", "Floor (bound)", "In sparse_npz as"]
+    return table("Per tensor: bytes of each encoding and the floor", headers, rows)
+
+
+def _bytes_from_bits(bits: object) -> float | None:
+    n = v.number(bits)
+    return None if n is None else n / 8
+
+
+def _storage_table(formats: dict[str, float], dense: float, floor: float | None) -> str:
+    rows = [["dense float32", v.count(dense), v.size(dense), "100.0%"]]
+    rows += [[name, v.count(b), v.size(b), v.percent(b / dense)] for name, b in formats.items()]
+    if floor:
+        rows.append(
+            ["entropy floor (bound)", v.count(floor), v.size(floor), v.percent(floor / dense)]
+        )
+    return table("Bytes per format", ["Format", "Bytes", "Size", "Of dense float32"], rows)

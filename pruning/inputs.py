@@ -1,0 +1,138 @@
+"""Synthetic inputs built from a model's signature: seeded standard normal for floats, zeros
+for integers and booleans (valid token ids / masks for most models)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pruning.errors import DataMismatch, InvalidSpec, UnsupportedModel
+from pruning.models.base import Array
+from pruning.tensors import TensorSpec
+
+FILL = "seeded standard normal for float inputs, zeros for integer and bool inputs"
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    name: str
+    dtype: np.dtype[Any]
+    dims: tuple[int, ...]
+    batch: str  # "variable": dim 0 takes any batch size; "fixed"; "none": a scalar input
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    inputs: list[ResolvedInput]
+    source: str
+
+    @property
+    def names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    def fixed_batch(self) -> int | None:
+        """The batch size the model insists on, if any input fixes it."""
+        return next((i.dims[0] for i in self.inputs if i.batch == "fixed"), None)
+
+    def feeds(self, batch_size: int, seed: int) -> dict[str, Array] | str:
+        """Inputs for ``batch_size`` samples, or the reason that batch size cannot be fed."""
+        for i in self.inputs:
+            if i.batch == "fixed" and i.dims[0] != batch_size:
+                return f"input {i.name!r} has a fixed batch dimension of {i.dims[0]}"
+        rng = np.random.default_rng(seed)
+        return {i.name: _fill(rng, i, batch_size) for i in self.inputs}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "fill": FILL,
+            "shapes": {
+                i.name: (["batch", *i.dims[1:]] if i.batch == "variable" else list(i.dims))
+                for i in self.inputs
+            },
+            "dtypes": {i.name: i.dtype.name for i in self.inputs},
+        }
+
+
+def resolve_inputs(
+    specs: Sequence[TensorSpec],
+    given: Mapping[str, tuple[int, ...]] | None,
+    exact_shapes: bool,
+) -> InputPlan:
+    """``exact_shapes``: the recorded shapes are constraints (ONNX), not examples (a traced
+    TorchScript module), so an int batch dimension is fixed rather than assumed variable."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - {s.name for s in specs})
+    if unknown:
+        raise InvalidSpec(
+            f"input_shapes names {unknown[0]!r}, which is not a model input; "
+            f"inputs are: {[s.name for s in specs]}",
+            field="input_shapes",
+        )
+    inputs = [_resolve(s, given.get(s.name), exact_shapes) for s in specs]
+    return InputPlan(inputs, "input_shapes" if given else "model signature")
+
+
+def _resolve(spec: TensorSpec, given: tuple[int, ...] | None, exact: bool) -> ResolvedInput:
+    dtype = _numpy_dtype(spec)
+    if given is not None:
+        _check_given(spec, given, exact)
+        fixed = (
+            exact and spec.shape is not None and bool(spec.shape) and isinstance(spec.shape[0], int)
+        )
+        return ResolvedInput(spec.name, dtype, given, _batch_kind(given, fixed))
+    if spec.shape is None:
+        raise InvalidSpec(
+            f"input {spec.name!r} has no recorded shape (scripted TorchScript keeps none); "
+            f'pass input_shapes with the batch size first, e.g. {{"{spec.name}": [1, 3, 32, 32]}}, '
+            f"or embed shears/inputs.json in the archive",
+            field="input_shapes",
+        )
+    for position, dim in enumerate(spec.shape[1:], start=1):
+        if not isinstance(dim, int):
+            raise InvalidSpec(
+                f"input {spec.name!r} has a symbolic dimension {dim!r} at position {position}; "
+                "pass input_shapes with concrete sizes for it",
+                field="input_shapes",
+            )
+    dims = tuple(d if isinstance(d, int) else 1 for d in spec.shape)
+    fixed = exact and bool(spec.shape) and isinstance(spec.shape[0], int)
+    return ResolvedInput(spec.name, dtype, dims, _batch_kind(dims, fixed))
+
+
+def _batch_kind(dims: tuple[int, ...], fixed: bool) -> str:
+    if not dims:
+        return "none"
+    return "fixed" if fixed else "variable"
+
+
+def _check_given(spec: TensorSpec, given: tuple[int, ...], exact: bool) -> None:
+    if not exact or spec.shape is None:
+        return
+    mismatch = len(given) != len(spec.shape) or any(
+        isinstance(d, int) and d != g for d, g in zip(spec.shape, given, strict=False)
+    )
+    if mismatch:
+        raise DataMismatch(
+            f"input_shapes gives {spec.name!r} shape {list(given)}, but the model declares "
+            f"{spec.shape}; give a shape that matches its fixed dimensions"
+        )
+
+
+def _numpy_dtype(spec: TensorSpec) -> np.dtype[Any]:
+    try:
+        return np.dtype(spec.dtype or "float32")
+    except TypeError as exc:
+        raise UnsupportedModel(
+            f"input {spec.name!r} has dtype {spec.dtype!r}, which Shears cannot synthesise"
+        ) from exc
+
+
+def _fill(rng: np.random.Generator, spec: ResolvedInput, batch_size: int) -> Array:
+    shape = spec.dims if spec.batch != "variable" else (batch_size, *spec.dims[1:])
+    if np.issubdtype(spec.dtype, np.floating):
+        return rng.standard_normal(shape).astype(spec.dtype)
+    return np.zeros(shape, spec.dtype)

@@ -1,0 +1,79 @@
+"""One interface over model formats: named prunable weights, a signature, a way to run, and
+``save()`` in the model's own format. Each format is one adapter module."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from pruning.errors import InvalidModel
+from pruning.tensors import Signature, WeightTensor
+
+Array = npt.NDArray[Any]
+
+
+class Runner(Protocol):
+    """A loaded model that maps named input arrays to its output arrays."""
+
+    def run(self, feeds: Mapping[str, Array]) -> list[Array]: ...
+
+    def close(self) -> None: ...
+
+
+class ModelAdapter(ABC):
+    format: ClassVar[str]
+    suffix: ClassVar[str]
+    runtime: ClassVar[str]
+    exact_shapes: ClassVar[bool]  # recorded input shapes are constraints, not examples
+
+    signature: Signature
+    opset: int | None = None
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path) -> ModelAdapter:
+        """Open and validate; raise InvalidModel / UnsupportedModel with a fix-it message."""
+
+    @abstractmethod
+    def parameter_count(self) -> int:
+        """Elements of all floating-point parameters (weights, biases, norms, embeddings)."""
+
+    @abstractmethod
+    def prunable_info(self) -> list[dict[str, Any]]:
+        """``{"name", "shape", "op"}`` for each prunable tensor, without copying weights."""
+
+    @abstractmethod
+    def prunable(self) -> list[WeightTensor]:
+        """The prunable weights as writable arrays; ``save()`` writes what they hold."""
+
+    @abstractmethod
+    def save(self, out_dir: Path) -> Path:
+        """Write the model, with the current weights, into ``out_dir``; return its path."""
+
+    @classmethod
+    @abstractmethod
+    def iter_parameters(cls, path: Path) -> Iterator[tuple[str, Array]]:
+        """Every floating-point parameter of a saved model, one at a time (for reports)."""
+
+    @classmethod
+    @abstractmethod
+    def open_runner(cls, path: Path, threads: int, input_names: list[str]) -> Runner:
+        """Load ``path`` for inference with ``threads`` intra-op threads."""
+
+
+def require_finite(tensors: list[WeightTensor]) -> None:
+    """NaN or infinite weights have no magnitude order; refuse them up front."""
+    step = 1 << 20
+    for t in tensors:
+        flat = t.flat
+        for start in range(0, flat.size, step):
+            if not np.isfinite(flat[start : start + step]).all():
+                raise InvalidModel(
+                    f"weight {t.name!r} contains NaN or infinite values; "
+                    "fix the model (e.g. re-export a checkpoint from before training diverged)"
+                )

@@ -1,0 +1,86 @@
+"""The report's sparsity section, read back from the saved artifact (not from memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pruning.models.base import Array
+from pruning.spec import PruneSpec
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    name: str
+    shape: list[int]
+    parameters: int
+    nonzeros: int
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    def to_json(self, target: float | None) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": self.shape,
+            "parameters": self.parameters,
+            "nonzeros": self.nonzeros,
+            "sparsity": 1.0 - self.nonzeros / self.parameters if self.parameters else 0.0,
+            "target": target,
+        }
+
+
+@dataclass(frozen=True)
+class PrunedLayers:
+    """What was pruned, by name: enough to report without holding the weights."""
+
+    names: list[str]
+    overrides: Mapping[str, float]
+    excluded: list[str]
+
+
+@dataclass(frozen=True)
+class ArtifactCensus:
+    layers: list[LayerStats]  # the pruned tensors, in plan order
+    total_parameters: int
+    total_zeros: int
+
+
+def census(parameters: Iterable[tuple[str, Array]], pruned: PrunedLayers) -> ArtifactCensus:
+    wanted = set(pruned.names)
+    found: dict[str, LayerStats] = {}
+    total = zeros = 0
+    for name, values in parameters:
+        nonzeros = int(np.count_nonzero(values))
+        total += int(values.size)
+        zeros += int(values.size) - nonzeros
+        if name in wanted:
+            shape = [int(d) for d in values.shape]
+            found[name] = LayerStats(name, shape, int(values.size), nonzeros)
+    missing = wanted - set(found)
+    if missing:  # the save step lost a tensor: a bug, not a user error
+        raise RuntimeError(f"pruned tensors missing from the saved model: {sorted(missing)}")
+    return ArtifactCensus([found[n] for n in pruned.names], total, zeros)
+
+
+def sparsity_section(
+    found: ArtifactCensus, pruned: PrunedLayers, spec: PruneSpec
+) -> dict[str, Any]:
+    selected = sum(s.parameters for s in found.layers)
+    nonzeros = sum(s.nonzeros for s in found.layers)
+    default = spec.sparsity if spec.scope == "layerwise" else None
+    total = found.total_parameters
+    return {
+        "target": spec.sparsity,
+        "achieved": 1.0 - nonzeros / selected if selected else 0.0,
+        "scope": spec.scope,
+        "selected_parameters": selected,
+        "layers": [s.to_json(pruned.overrides.get(s.name, default)) for s in found.layers],
+        "excluded": pruned.excluded,
+        "total_parameters": total,
+        "model_sparsity": found.total_zeros / total if total else 0.0,
+    }

@@ -1,0 +1,238 @@
+"""The PruneSpec as the engine reads it: plain JSON in, frozen dataclasses out.
+
+The service validates the contract with pydantic; the engine parses the same JSON again here
+so it can run on its own (CLI, tests) and so that anything it cannot do fails before work
+starts, naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pruning.errors import InvalidSpec, Unsupported
+from pruning.methods import SCORERS
+
+PLANNED_METHODS = ("obd", "sparsegpt", "wanda")
+SCOPES = ("global", "layerwise")
+# Fields of the contract whose features the engine does not run yet: accepted when null.
+NOT_YET = ("calibration", "retrain", "evaluation")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()  # as the method's Scorer declares in OPTIONS
+
+
+@dataclass(frozen=True)
+class LayerSelection:
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class LatencySpec:
+    batch_sizes: tuple[int, ...] = (1, 32)
+    threads: int = 1
+    warmup: int = 5
+    iterations: int = 50
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    method: MethodSpec
+    sparsity: float
+    scope: str = "global"
+    granularity: str = "unstructured"
+    layers: LayerSelection = field(default_factory=LayerSelection)
+    schedule: str = "one_shot"
+    latency: LatencySpec | None = field(default_factory=LatencySpec)
+    outputs: tuple[str, ...] = ("model",)
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None
+
+
+def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
+    """Read a PruneSpec dict (API.md), applying its defaults; raise InvalidSpec/Unsupported."""
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec("the spec must be a JSON object")
+    _refuse_unknown(raw)
+    return PruneSpec(
+        method=_method(raw.get("method", {"name": "magnitude"})),
+        sparsity=_fraction(raw.get("sparsity"), "sparsity"),
+        scope=_choice(raw.get("scope", "global"), SCOPES, "scope"),
+        granularity=_granularity(raw.get("granularity", {"kind": "unstructured"})),
+        layers=_layers(raw.get("layers") or {}),
+        schedule=_schedule(raw.get("schedule", {"kind": "one_shot"})),
+        latency=_latency(raw.get("latency", {})),
+        outputs=_outputs(raw.get("outputs", ["model"])),
+        input_shapes=_input_shapes(raw.get("input_shapes")),
+    )
+
+
+_KNOWN = {
+    "method",
+    "sparsity",
+    "scope",
+    "granularity",
+    "layers",
+    "schedule",
+    "latency",
+    "outputs",
+    "input_shapes",
+    *NOT_YET,
+}
+
+
+def _refuse_unknown(raw: Mapping[str, Any]) -> None:
+    for key in NOT_YET:
+        if raw.get(key) is not None:
+            raise Unsupported(
+                f"{key!r} is not supported by this engine yet; set it to null "
+                "(one-shot pruning without data)",
+                field=key,
+            )
+    for key, value in raw.items():
+        if key not in _KNOWN and value is not None:
+            raise InvalidSpec(f"unknown field {key!r} in the spec", field=key)
+
+
+def _method(raw: Any) -> MethodSpec:
+    obj = _object(raw, "method")
+    name = obj.get("name")
+    if name in PLANNED_METHODS:
+        raise Unsupported(
+            f"method {name!r} is not available yet; use one of: {', '.join(SCORERS)}",
+            field="method.name",
+        )
+    name = _choice(name, tuple(SCORERS), "method.name")
+    allowed = SCORERS[name].OPTIONS
+    options = []
+    for key, value in obj.items():
+        if key == "name" or value is None:
+            continue
+        if key not in allowed:
+            raise InvalidSpec(f"method {name!r} takes no option {key!r}", field=f"method.{key}")
+        if allowed[key] is int:
+            value = _int(value, f"method.{key}", 0)
+        options.append((key, value))
+    return MethodSpec(name=name, options=tuple(options))
+
+
+def _granularity(raw: Any) -> str:
+    kind = _object(raw, "granularity").get("kind")
+    if kind in ("n:m", "channel"):
+        raise Unsupported(
+            f"granularity {kind!r} is not available yet; use 'unstructured'",
+            field="granularity.kind",
+        )
+    return _choice(kind, ("unstructured",), "granularity.kind")
+
+
+def _schedule(raw: Any) -> str:
+    kind = _object(raw, "schedule").get("kind")
+    if kind in ("iterative", "gradual"):
+        raise Unsupported(
+            f"schedule {kind!r} needs retraining, which this engine does not run yet; "
+            "use 'one_shot'",
+            field="schedule.kind",
+        )
+    return _choice(kind, ("one_shot",), "schedule.kind")
+
+
+def _layers(raw: Any) -> LayerSelection:
+    obj = _object(raw, "layers")
+    overrides = _object(obj.get("overrides") or {}, "layers.overrides")
+    return LayerSelection(
+        include=_patterns(obj.get("include", ["*"]), "layers.include"),
+        exclude=_patterns(obj.get("exclude", []), "layers.exclude"),
+        overrides=tuple(
+            (str(pattern), _fraction(value, f"layers.overrides[{pattern!r}]"))
+            for pattern, value in overrides.items()
+        ),
+    )
+
+
+def _latency(raw: Any) -> LatencySpec | None:
+    if raw is None:
+        return None
+    obj = _object(raw, "latency")
+    default = LatencySpec()
+    sizes = obj.get("batch_sizes", list(default.batch_sizes))
+    if not isinstance(sizes, list) or not sizes:
+        raise InvalidSpec("latency.batch_sizes must be a non-empty list", field="latency")
+    return LatencySpec(
+        batch_sizes=tuple(_int(b, "latency.batch_sizes", 1) for b in sizes),
+        threads=_int(obj.get("threads", default.threads), "latency.threads", 1),
+        warmup=_int(obj.get("warmup", default.warmup), "latency.warmup", 0),
+        iterations=_int(obj.get("iterations", default.iterations), "latency.iterations", 1),
+    )
+
+
+KNOWN_OUTPUTS = ("model", "sparse_npz", "onnx_sparse")
+
+
+def _outputs(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
+        raise InvalidSpec("outputs must be a list of names", field="outputs")
+    for name in raw:
+        if name not in KNOWN_OUTPUTS:
+            raise Unsupported(
+                f"output {name!r} is unknown; choose from {', '.join(KNOWN_OUTPUTS)}",
+                field="outputs",
+            )
+    return tuple(raw) or ("model",)
+
+
+def _input_shapes(raw: Any) -> dict[str, tuple[int, ...]] | None:
+    if raw is None:
+        return None
+    obj = _object(raw, "input_shapes")
+    return {
+        str(name): tuple(_int(d, f"input_shapes[{name!r}]", 1) for d in _list(dims, name))
+        for name, dims in obj.items()
+    }
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidSpec(
+            f"input_shapes[{name!r}] must be a list of positive ints", field="input_shapes"
+        )
+    return value
+
+
+def _patterns(raw: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p for p in raw):
+        raise InvalidSpec(f"{where} must be a list of glob patterns", field=where)
+    return tuple(raw)
+
+
+def _object(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec(f"{where} must be an object", field=where)
+    return raw
+
+
+def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise InvalidSpec(
+            f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}", field=where
+        )
+    return str(value)
+
+
+def _fraction(value: Any, where: str) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not 0.0 <= value < 1.0:
+        raise InvalidSpec(f"{where} must be a number in [0, 1), got {value!r}", field=where)
+    return float(value)
+
+
+def _int(value: Any, where: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidSpec(f"{where} must be an integer >= {minimum}, got {value!r}", field=where)
+    return value

@@ -1,0 +1,82 @@
+"""The FastAPI application: `create_app(settings)`; uvicorn runs it (`shears api`)."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from service.limits import BodyLimit
+from service.metrics import HttpMetrics, HttpMetricsMiddleware
+from service.openapi import install_openapi
+from service.problems import install_problem_handlers
+from service.reconciler import Reconciler
+from service.routes import ROUTERS, STREAMED_UPLOADS
+from service.runtime import Services
+from service.tasks import TaskSender
+from shears_config import Settings, get_settings
+from storage import BlobStore, JobStore, connect
+from storage.blobs import clear_stale_temp_files
+
+log = logging.getLogger("shears.api")
+
+DESCRIPTION = """Prune ONNX and TorchScript models over HTTP.
+
+Upload a model, create a job with a PruneSpec, follow its progress and events, then fetch
+the pruned model and a report measured on it. Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Shears",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lambda app: _lifespan(app, settings),
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    install_problem_handlers(app)
+    install_openapi(app)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(BodyLimit, exempt=STREAMED_UPLOADS)
+    # Pruned weights are mostly zeros: a client that accepts gzip gets artifacts several
+    # times smaller on the wire (the report states each artifact's zip and zstd sizes).
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.add_middleware(HttpMetricsMiddleware, metrics=app.state.http_metrics)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    services = _open_services(settings)
+    app.state.services = services
+    reconciler = Reconciler(services.store, services.tasks, settings)
+    reconciling = asyncio.create_task(reconciler.run_forever(), name="shears-reconciler")
+    try:
+        yield
+    finally:
+        reconciling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reconciling
+        services.tasks.close()
+        services.database.engine.dispose()
+
+
+def _open_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite creates files, not folders
+    database = connect(settings.resolved_database_url)
+    blobs = BlobStore(settings.blob_dir)
+    removed = clear_stale_temp_files(blobs)
+    if removed:
+        log.info("removed %d partial upload(s) left by an earlier crash", removed)
+    return Services(
+        settings=settings,
+        database=database,
+        store=JobStore(database),
+        blobs=blobs,
+        tasks=TaskSender(settings),
+    )

@@ -1,0 +1,98 @@
+"""uploadModel: store the bytes, let a worker open them, wait a little for its verdict.
+
+The API never opens a model (TorchScript is code, and ONNX parsing belongs to the engine):
+a worker inspects it from the inspect queue and marks the row `ready` or `invalid`. A model
+that is refused leaves nothing behind: its row is deleted and its blob released.
+"""
+
+import asyncio
+import time
+
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from api_schemas import ModelFormat
+from service.blobs import release_blob
+from service.problems import BrokerUnavailable, Invalid
+from service.runtime import Services
+from service.uploads import Upload, display_name, receive_upload
+from storage import ModelRecord
+
+FIELDS = frozenset({"name", "format"})
+_FIRST_POLL_S = 0.05
+_MAX_POLL_S = 0.5
+
+
+async def upload_model(request: Request, services: Services, tenant: str) -> ModelRecord:
+    """The model row: `ready`, or still `validating` after `inspect_wait_s`."""
+    settings = services.settings
+    upload = await receive_upload(
+        request, services.store, services.blobs, settings.max_upload_bytes, FIELDS
+    )
+    try:
+        declared = _declared_format(upload)
+        _refuse_empty(upload)
+    except Invalid:
+        await run_in_threadpool(release_blob, services.store, services.blobs, upload.blob.sha256)
+        raise
+    name = display_name(upload.fields.get("name") or upload.filename, default="model")
+    record = await run_in_threadpool(
+        services.store.create_model, tenant, name, upload.blob.sha256, upload.blob.size_bytes
+    )
+    try:
+        hint = declared.value if declared else None
+        await run_in_threadpool(services.tasks.inspect_model, record.id, hint)
+    except BrokerUnavailable:
+        await _discard(services, record)
+        raise
+    record = await _wait_for_inspection(services, record, settings.inspect_wait_s)
+    await _refuse_if_invalid(services, record, declared)
+    return record
+
+
+def _declared_format(upload: Upload) -> ModelFormat | None:
+    value = upload.fields.get("format")
+    if not value:
+        return None
+    try:
+        return ModelFormat(value)
+    except ValueError as exc:
+        allowed = ", ".join(f.value for f in ModelFormat)
+        raise Invalid("format", f"{value!r} is not one of {allowed}") from exc
+
+
+def _refuse_empty(upload: Upload) -> None:
+    if upload.blob.size_bytes == 0:
+        raise Invalid("file", "the file is empty", "invalid_model")
+
+
+async def _wait_for_inspection(
+    services: Services, record: ModelRecord, wait_s: float
+) -> ModelRecord:
+    deadline = time.monotonic() + wait_s
+    pause = _FIRST_POLL_S
+    while record.status == "validating" and time.monotonic() < deadline:
+        await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+        pause = min(pause * 2, _MAX_POLL_S)
+        record = await run_in_threadpool(services.store.get_model, record.tenant, record.id)
+    return record
+
+
+async def _refuse_if_invalid(
+    services: Services, record: ModelRecord, declared: ModelFormat | None
+) -> None:
+    if record.status == "invalid":
+        await _discard(services, record)
+        raise Invalid("file", record.error or "the model could not be opened", "invalid_model")
+    if record.status == "ready" and declared is not None and record.format != declared.value:
+        await _discard(services, record)
+        raise Invalid(
+            "format",
+            f"declared {declared.value}, but the file is {record.format}",
+            "format_mismatch",
+        )
+
+
+async def _discard(services: Services, record: ModelRecord) -> None:
+    await run_in_threadpool(services.store.delete_model, record.tenant, record.id)
+    await run_in_threadpool(release_blob, services.store, services.blobs, record.sha256)

@@ -1,0 +1,49 @@
+"""/readyz: can this process serve requests now? Database, blob store and broker, each with
+a short timeout, so a load balancer learns of an outage in seconds."""
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from service.problems import BrokerUnavailable
+from service.runtime import Services
+
+CHECK_TIMEOUT_S = 5.0
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+async def check_readiness(services: Services) -> Readiness:
+    checks: dict[str, Callable[[], None]] = {
+        "database": services.database.ping,
+        "blob_store": lambda: _check_writable_dir(services),
+        "broker": services.tasks.ping,
+    }
+    results = await asyncio.gather(*(_run(check) for check in checks.values()))
+    return Readiness(
+        status="ready" if all(r == "ok" for r in results) else "unavailable",
+        checks=dict(zip(checks, results, strict=True)),
+    )
+
+
+async def _run(check: Callable[[], None]) -> str:
+    try:
+        await asyncio.wait_for(run_in_threadpool(check), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT_S:.0f}s"
+    except BrokerUnavailable as exc:
+        return exc.reason
+    except Exception as exc:  # any failure of a dependency means "not ready", with why
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+def _check_writable_dir(services: Services) -> None:
+    with tempfile.NamedTemporaryFile(dir=services.blobs.root / "tmp", prefix="ready-"):
+        pass

@@ -1,0 +1,83 @@
+"""Store rows -> the API contract. The only place that knows both shapes.
+
+A model row's `info` is written by the worker's inspection: `parameters`, `inputs`,
+`outputs` (name, dtype, shape) and `prunable` (name, shape, op), as in `api_schemas.Model`.
+"""
+
+from typing import Any
+
+from api_schemas import (
+    ArrayInfo,
+    Artifact,
+    Dataset,
+    Job,
+    JobError,
+    JobEvent,
+    JobProgress,
+    Model,
+)
+from storage import DatasetRecord, EventRecord, JobRecord, ModelRecord
+
+
+def model_view(record: ModelRecord) -> Model:
+    info: dict[str, Any] = record.info or {}
+    return Model.model_validate(
+        {
+            "id": record.id,
+            "name": record.name,
+            "format": record.format,
+            "status": record.status,
+            "size_bytes": record.size_bytes,
+            "sha256": record.sha256,
+            "parameters": info.get("parameters"),
+            "inputs": info.get("inputs", []),
+            "outputs": info.get("outputs", []),
+            "prunable": info.get("prunable", []),
+            "error": record.error,
+            "created_at": record.created_at,
+        }
+    )
+
+
+def dataset_view(record: DatasetRecord) -> Dataset:
+    return Dataset(
+        id=record.id,
+        name=record.name,
+        size_bytes=record.size_bytes,
+        sha256=record.sha256,
+        samples=record.samples,
+        arrays=[ArrayInfo.model_validate(a) for a in record.arrays],
+        created_at=record.created_at,
+    )
+
+
+def job_view(record: JobRecord) -> Job:
+    error = None
+    if record.error_code is not None:
+        error = JobError(code=record.error_code, message=record.error_message or "")
+    return Job.model_validate(
+        {
+            "id": record.id,
+            "model_id": record.model_id,
+            "status": record.status,
+            "progress": JobProgress(stage=record.stage, fraction=record.fraction),
+            "attempt": record.attempt,
+            "error": error,
+            "created_at": record.created_at,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "spec": record.spec,
+            "artifacts": [Artifact.model_validate(a) for a in record.artifacts],
+        }
+    )
+
+
+def event_view(record: EventRecord) -> JobEvent:
+    return JobEvent(
+        seq=record.seq,
+        at=record.at,
+        stage=record.stage,
+        fraction=record.fraction,
+        message=record.message,
+        data=record.data,
+    )

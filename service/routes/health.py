@@ -1,0 +1,44 @@
+"""Liveness, readiness and metrics: for orchestrators and Prometheus, not for clients."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from service import metrics
+from service.deps import ServicesDep
+from service.problems import problem_response, problems
+from service.readiness import Readiness, check_readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="health", summary="Liveness: the process answers")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    operation_id="readiness",
+    summary="Readiness: database, blob store and broker answer",
+    response_model=Readiness,
+    responses=problems(503),
+)
+async def readiness(services: ServicesDep) -> JSONResponse | Readiness:
+    result = await check_readiness(services)
+    if result.status == "ready":
+        return result
+    failed = "; ".join(f"{name}: {why}" for name, why in result.checks.items() if why != "ok")
+    return problem_response(
+        503, f"not ready: {failed}", "not_ready", extra={"checks": result.checks}
+    )
+
+
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics: jobs by status, HTTP requests by route and status",
+    response_class=PlainTextResponse,
+)
+def prometheus_metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
+    text = metrics.render(request.app.state.http_metrics, services.store.count_by_status())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

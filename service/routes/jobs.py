@@ -1,0 +1,136 @@
+"""/v1/jobs: create, list, get, cancel, events, report, artifacts."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from api_schemas import Job, JobCreate, JobEvent, JobStatus, Page, Report
+from service.artifacts import artifact_download, job_report, report_page
+from service.deps import BlobsDep, PageDep, ServicesDep, StoreDep, TenantDep
+from service.job_submission import submit_job
+from service.problems import problems
+from service.representations import event_view, job_view
+
+COLLECTION = "/v1/jobs"
+router = APIRouter(prefix=COLLECTION, tags=["jobs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=256,
+        description="Same key and body: the same job again (200), never a second one.",
+    ),
+]
+
+
+@router.post(
+    "",
+    operation_id="createJob",
+    status_code=202,
+    summary="Check a PruneSpec against the model and queue the job",
+    responses={
+        200: {"model": Job, "description": "The job an earlier request with this key made."},
+        **problems(404, 409, 413, 422, 503),
+    },
+)
+def create_job(
+    body: JobCreate,
+    response: Response,
+    services: ServicesDep,
+    tenant: TenantDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    submission = submit_job(services, tenant, body, idempotency_key)
+    response.status_code = 202 if submission.created else 200
+    response.headers["Location"] = f"{COLLECTION}/{submission.job.id}"
+    return job_view(submission.job)
+
+
+@router.get("", operation_id="listJobs", summary="List jobs, newest first")
+def list_jobs(
+    store: StoreDep, tenant: TenantDep, page: PageDep, status: JobStatus | None = None
+) -> Page[Job]:
+    records, next_cursor = store.list_jobs(tenant, page.limit, page.cursor, status)
+    return Page[Job](items=[job_view(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", operation_id="getJob", summary="Get a job", responses=problems(404))
+def get_job(job_id: str, store: StoreDep, tenant: TenantDep) -> Job:
+    return job_view(store.get_job(tenant, job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    operation_id="cancelJob",
+    summary="Cancel a job: a queued one at once, a running one by its worker",
+    responses={
+        202: {"model": Job, "description": "Running: its worker stops it shortly."},
+        **problems(404, 409),
+    },
+)
+def cancel_job(job_id: str, response: Response, store: StoreDep, tenant: TenantDep) -> Job:
+    record = store.request_cancel(tenant, job_id)
+    if record.status == "running":
+        response.status_code = 202
+    return job_view(record)
+
+
+@router.get(
+    "/{job_id}/events",
+    operation_id="listJobEvents",
+    summary="What the job did, in order; pass `next_cursor` back as `after`",
+    responses=problems(404),
+)
+def list_job_events(
+    job_id: str,
+    store: StoreDep,
+    tenant: TenantDep,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger `seq`.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> Page[JobEvent]:
+    store.get_job(tenant, job_id)  # 404 for unknown ids and other tenants' jobs
+    events = [event_view(e) for e in store.list_events(job_id, after=after, limit=limit)]
+    next_cursor = str(events[-1].seq) if len(events) == limit else None
+    return Page[JobEvent](items=events, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{job_id}/report",
+    operation_id="getJobReport",
+    summary="The report of a succeeded job",
+    responses=problems(404, 409),
+)
+def get_job_report(job_id: str, store: StoreDep, tenant: TenantDep) -> Report:
+    return job_report(store.get_job(tenant, job_id))
+
+
+@router.get(
+    "/{job_id}/report.html",
+    operation_id="getJobReportPage",
+    summary="The report as a self-contained HTML page with plots (no external resources)",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The report page."},
+        **problems(404, 409),
+    },
+)
+def get_job_report_page(
+    job_id: str, store: StoreDep, blobs: BlobsDep, tenant: TenantDep
+) -> Response:
+    return report_page(blobs, store.get_job(tenant, job_id))
+
+
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    operation_id="downloadJobArtifact",
+    summary="Download an artifact: `model` is the pruned model in the input's format",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The artifact."},
+        **problems(404),
+    },
+)
+def download_job_artifact(
+    job_id: str, name: str, store: StoreDep, blobs: BlobsDep, tenant: TenantDep
+) -> Response:
+    return artifact_download(blobs, store.get_job(tenant, job_id), name)

@@ -1,0 +1,78 @@
+"""/v1/models: upload, list, get, delete, download."""
+
+from fastapi import APIRouter, Request, Response
+
+from api_schemas import Model, Page
+from service import model_uploads
+from service.blobs import download, release_blob
+from service.deps import BlobsDep, PageDep, ServicesDep, StoreDep, TenantDep
+from service.problems import problems
+from service.representations import model_view
+from service.uploads import MAX_NAME_CHARS, openapi_form
+
+COLLECTION = "/v1/models"
+router = APIRouter(prefix=COLLECTION, tags=["models"])
+
+_UPLOAD_FORM = openapi_form(
+    format={"type": "string", "enum": ["onnx", "torchscript"], "description": "Checked."},
+    name={"type": "string", "maxLength": MAX_NAME_CHARS, "description": "Default: file name."},
+)
+
+
+@router.post(
+    "",
+    operation_id="uploadModel",
+    status_code=201,
+    summary="Upload a model (ONNX or TorchScript); a worker validates it",
+    responses={
+        202: {"model": Model, "description": "Stored, still `validating`: poll `Location`."},
+        **problems(400, 413, 415, 422, 503),
+    },
+    openapi_extra=_UPLOAD_FORM,
+)
+async def upload_model(
+    request: Request, response: Response, services: ServicesDep, tenant: TenantDep
+) -> Model:
+    record = await model_uploads.upload_model(request, services, tenant)
+    response.headers["Location"] = f"{COLLECTION}/{record.id}"
+    if record.status == "validating":
+        response.status_code = 202
+    return model_view(record)
+
+
+@router.get("", operation_id="listModels", summary="List models, newest first")
+def list_models(store: StoreDep, tenant: TenantDep, page: PageDep) -> Page[Model]:
+    records, next_cursor = store.list_models(tenant, page.limit, page.cursor)
+    return Page[Model](items=[model_view(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/{model_id}", operation_id="getModel", summary="Get a model", responses=problems(404))
+def get_model(model_id: str, store: StoreDep, tenant: TenantDep) -> Model:
+    return model_view(store.get_model(tenant, model_id))
+
+
+@router.delete(
+    "/{model_id}",
+    operation_id="deleteModel",
+    status_code=204,
+    summary="Delete a model that no queued or running job uses",
+    responses=problems(404, 409),
+)
+def delete_model(model_id: str, store: StoreDep, blobs: BlobsDep, tenant: TenantDep) -> None:
+    record = store.delete_model(tenant, model_id)
+    release_blob(store, blobs, record.sha256)
+
+
+@router.get(
+    "/{model_id}/content",
+    operation_id="downloadModel",
+    summary="Download the uploaded bytes",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The model file."},
+        **problems(404),
+    },
+)
+def download_model(model_id: str, store: StoreDep, blobs: BlobsDep, tenant: TenantDep) -> Response:
+    record = store.get_model(tenant, model_id)
+    return download(blobs, record.sha256, record.name, "application/octet-stream")

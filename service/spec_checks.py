@@ -1,0 +1,155 @@
+"""What createJob can check before queueing: the spec against the model's signature.
+
+Anything cheap to know now fails now, as a 4xx naming the field, instead of minutes later
+as a failed job. The model's signature comes from the worker's inspection (`ModelRecord.info`).
+"""
+
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatchcase
+from typing import Any
+
+from api_schemas import ProblemFieldError, PruneSpec
+from service.problems import ProblemError
+from storage import ModelRecord, NotFound
+
+_SHOWN_NAMES = 8
+
+
+def check_model_usable(model: ModelRecord) -> None:
+    if model.status == "validating":
+        raise ProblemError(
+            409,
+            "model_validating",
+            f"model {model.id!r} is still being validated; retry when its status is `ready`",
+        )
+    if model.status == "invalid":
+        raise ProblemError(
+            422,
+            "model_invalid",
+            f"model {model.id!r} is invalid: {model.error}",
+            errors=[ProblemFieldError(field="model_id", message="the model is invalid")],
+        )
+
+
+def check_spec(spec: PruneSpec, model: ModelRecord, dataset_exists: Callable[[str], bool]) -> None:
+    """Raise one 422 listing every problem found."""
+    info = model.info or {}
+    errors = [
+        *_layer_errors(spec, [t["name"] for t in info.get("prunable", [])]),
+        *_input_errors(spec, model.format, info.get("inputs", [])),
+        *_dataset_errors(spec, dataset_exists),
+        *_output_errors(spec, model.format),
+    ]
+    if errors:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        raise ProblemError(422, "invalid_spec", detail, errors=errors)
+
+
+def _layer_errors(spec: PruneSpec, prunable: list[str]) -> Iterator[ProblemFieldError]:
+    layers = spec.layers
+    patterns = [
+        *((f"spec.layers.include[{i}]", p) for i, p in enumerate(layers.include)),
+        *((f"spec.layers.exclude[{i}]", p) for i, p in enumerate(layers.exclude)),
+        *((f"spec.layers.overrides.{p}", p) for p in layers.overrides),
+    ]
+    unmatched = False
+    for field, pattern in patterns:
+        if not any(fnmatchcase(name, pattern) for name in prunable):
+            unmatched = True
+            yield ProblemFieldError(
+                field=field,
+                message=f"{pattern!r} matches no prunable tensor; available: {_some(prunable)}",
+            )
+    if unmatched:
+        return
+    selected = [
+        name
+        for name in prunable
+        if any(fnmatchcase(name, p) for p in layers.include)
+        and not any(fnmatchcase(name, p) for p in layers.exclude)
+    ]
+    if not selected:
+        yield ProblemFieldError(
+            field="spec.layers", message="include minus exclude leaves no tensor to prune"
+        )
+
+
+def _output_errors(spec: PruneSpec, fmt: str | None) -> Iterator[ProblemFieldError]:
+    if "onnx_sparse" in spec.outputs and fmt != "onnx":
+        yield ProblemFieldError(
+            field="spec.outputs",
+            message=f"'onnx_sparse' needs an ONNX model; this one is {fmt}: ask for 'sparse_npz'",
+        )
+
+
+def _input_errors(
+    spec: PruneSpec, fmt: str | None, inputs: list[dict[str, Any]]
+) -> Iterator[ProblemFieldError]:
+    known = {t["name"]: t.get("shape") for t in inputs}
+    given = spec.input_shapes or {}
+    for name, shape in given.items():
+        field = f"spec.input_shapes.{name}"
+        if name not in known:
+            yield ProblemFieldError(
+                field=field, message=f"not an input of the model; inputs: {_some(list(known))}"
+            )
+        elif fmt == "onnx" and not _shape_fits(shape, known[name]):
+            yield ProblemFieldError(
+                field=field, message=f"{shape} does not fit the model's input shape {known[name]}"
+            )
+    unknown = [n for n, s in known.items() if s is None and n not in given]
+    if fmt == "torchscript" and unknown:
+        yield ProblemFieldError(
+            field="spec.input_shapes",
+            message="a TorchScript model does not carry its input shapes; give them for "
+            f"{_some(unknown)}, e.g. {{{unknown[0]!r}: [1, 3, 32, 32]}}",
+        )
+
+
+def _shape_fits(shape: list[int], declared: list[int | str] | None) -> bool:
+    """ONNX fixes its integer dims; TorchScript's recorded shapes are only trace examples."""
+    if declared is None:
+        return True
+    if len(shape) != len(declared):
+        return False
+    return all(not isinstance(d, int) or d == s for s, d in zip(shape, declared, strict=True))
+
+
+def _dataset_errors(
+    spec: PruneSpec, dataset_exists: Callable[[str], bool]
+) -> Iterator[ProblemFieldError]:
+    """Every `dataset_id` anywhere in the spec (calibration, retrain, evaluation...)."""
+    for field, dataset_id in dataset_refs(spec.model_dump(mode="json")):
+        if not dataset_exists(dataset_id):
+            yield ProblemFieldError(field=field, message=f"no dataset {dataset_id!r}")
+
+
+def dataset_refs(node: Any, path: str = "spec") -> Iterator[tuple[str, str]]:
+    """(field, dataset id) for every `dataset_id` anywhere in a spec's JSON."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "dataset_id" and isinstance(value, str):
+                yield f"{path}.{key}", value
+            else:
+                yield from dataset_refs(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from dataset_refs(value, f"{path}[{i}]")
+
+
+def _some(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:_SHOWN_NAMES])
+    return shown + (f" (and {len(names) - _SHOWN_NAMES} more)" if len(names) > _SHOWN_NAMES else "")
+
+
+def dataset_lookup(get_dataset: Callable[[str], object]) -> Callable[[str], bool]:
+    def exists(dataset_id: str) -> bool:
+        try:
+            get_dataset(dataset_id)
+        except NotFound:
+            return False
+        return True
+
+    return exists

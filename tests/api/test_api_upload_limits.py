@@ -1,0 +1,73 @@
+"""The upload size limit holds while the bytes arrive, and nothing of a refused upload stays."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from api_http import assert_problem
+
+from tests.support.shears import ApiServer
+
+LIMIT = 100_000
+
+
+@pytest.fixture
+def small_limit_api(
+    start_api: Callable[[dict[str, str]], ApiServer], shears_env: Callable[..., dict[str, str]]
+) -> tuple[ApiServer, Path]:
+    env = shears_env(max_upload_bytes=LIMIT, inspect_wait_s=0.5)
+    return start_api(env), Path(env["SHEARS_DATA_DIR"])
+
+
+def leftovers(data_dir: Path) -> list[Path]:
+    blobs = data_dir / "blobs"
+    return [p for p in [*(blobs / "tmp").iterdir(), *(blobs / "sha256").rglob("*")] if p.is_file()]
+
+
+def multipart_chunks(size: int, boundary: str) -> Iterator[bytes]:
+    """A multipart body streamed chunk by chunk: no Content-Length, the server cannot know."""
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.onnx"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    for _ in range(size // 16_384):
+        yield b"\x07" * 16_384
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/datasets"])
+def test_an_oversized_streamed_upload_is_413_and_leaves_no_file(
+    small_limit_api: tuple[ApiServer, Path], path: str
+) -> None:
+    api, data_dir = small_limit_api
+    boundary = "shears-test-boundary"
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    with api.client() as http:
+        response = http.post(path, content=multipart_chunks(3 * LIMIT, boundary), headers=headers)
+        problem = assert_problem(response, 413, "payload_too_large")
+    assert str(LIMIT) in problem["detail"]
+    assert leftovers(data_dir) == []
+
+
+def test_an_upload_declaring_a_size_over_the_limit_is_413(
+    small_limit_api: tuple[ApiServer, Path],
+) -> None:
+    api, data_dir = small_limit_api
+    with api.client() as http:
+        response = http.post("/v1/models", files={"file": ("big.onnx", b"\x07" * (3 * LIMIT))})
+        assert_problem(response, 413, "payload_too_large")
+        assert http.get("/healthz").status_code == 200  # a new connection, still serving
+    assert leftovers(data_dir) == []
+
+
+def test_an_upload_at_the_limit_is_stored_and_awaits_validation(
+    small_limit_api: tuple[ApiServer, Path],
+) -> None:
+    api, _ = small_limit_api
+    with api.client() as http:
+        response = http.post("/v1/models", files={"file": ("ok.onnx", b"\x07" * LIMIT)})
+        # No worker in this stack: after `inspect_wait_s` the model is still validating.
+        assert response.status_code == 202, response.text
+        model = response.json()
+        assert model["status"] == "validating" and model["size_bytes"] == LIMIT
+        assert http.get(response.headers["location"]).json()["id"] == model["id"]

@@ -1,0 +1,64 @@
+"""docker-compose.yml against the Compose Specification's JSON Schema (no Docker engine runs
+on the development machines), plus the promises RELIABILITY.md makes about it."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from worker.celery_app import SOFT_SHUTDOWN_TIMEOUT_S
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text()))
+
+
+def test_compose_file_fits_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert SCHEMA.is_file(), f"the Compose schema is expected at {SCHEMA}"
+    # The schema is draft-07 (its README); its $schema URL lacks the "#" jsonschema expects.
+    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+
+
+def test_redis_keeps_an_append_only_file_and_never_evicts(compose: dict[str, Any]) -> None:
+    command = " ".join(compose["services"]["redis"]["command"])
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command
+    assert "healthcheck" in compose["services"]["redis"]
+
+
+def test_workers_scale_and_outlast_celerys_soft_shutdown(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["build"]["target"] == "worker"
+    assert worker["environment"]["REMAP_SIGTERM"] == "SIGQUIT"
+    assert _seconds(worker["stop_grace_period"]) > SOFT_SHUTDOWN_TIMEOUT_S + 30
+
+
+def test_api_and_workers_share_the_data_volume_broker_and_database(
+    compose: dict[str, Any],
+) -> None:
+    api, worker = compose["services"]["api"], compose["services"]["worker"]
+    assert api["build"]["target"] == "api"
+    assert "healthcheck" in api and "8000" in api["ports"][0]
+    for key in ("SHEARS_BROKER_URL", "SHEARS_DATABASE_URL", "SHEARS_DATA_DIR"):
+        assert api["environment"][key] == worker["environment"][key]
+    assert api["environment"]["SHEARS_HOST"] == "0.0.0.0"
+    assert set(api["volumes"]) == set(worker["volumes"]) == {"shears-data:/data"}
+    assert "shears-data" in compose["volumes"]
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, f"expected a duration in seconds, got {duration!r}"
+    return float(match.group(1))

@@ -1,0 +1,134 @@
+"""The sandboxed child: `python -m worker.child WORKDIR PROGRESS_FD PARENT_PID`.
+
+It runs one engine call on the files the parent placed in WORKDIR, streams progress as JSON
+lines on PROGRESS_FD, and leaves `result.json` or `error.json`. The parent has already set
+its resource limits, session and environment (worker/sandbox.py). TorchScript is code, so
+this is the only process that ever opens an uploaded model.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from worker import protocol
+
+_PR_SET_PDEATHSIG = 1
+
+Progress = Callable[[str, float, dict[str, Any] | None], None]
+
+
+def main(argv: list[str]) -> int:
+    workdir, progress_fd, parent_pid = Path(argv[0]), int(argv[1]), int(argv[2])
+    _die_with_parent(parent_pid)
+    request = protocol.read_json(workdir / protocol.REQUEST_FILE) or {}
+    with os.fdopen(progress_fd, "w", buffering=1) as stream:
+        try:
+            result = _run(request, workdir, _progress_writer(stream))
+        except BaseException as exc:  # every way out leaves an error.json
+            error = _classify(exc)
+            traceback.print_exc()
+            protocol.write_json(workdir / protocol.ERROR_FILE, error)
+            return 1
+    protocol.write_json(workdir / protocol.RESULT_FILE, result)
+    return 0
+
+
+def _run(request: dict[str, Any], workdir: Path, progress: Progress) -> dict[str, Any]:
+    kind = request.get("kind")
+    model = workdir / str(request["model"])
+    fmt = request.get("format")
+    if kind == "inspect":
+        from pruning import inspect_model
+
+        return {"info": inspect_model(model, fmt)}
+    if kind == "prune":
+        return _prune(request, workdir, model, fmt, progress)
+    raise ValueError(f"unknown request kind {kind!r}")
+
+
+def _prune(
+    request: dict[str, Any], workdir: Path, model: Path, fmt: str | None, progress: Progress
+) -> dict[str, Any]:
+    from pruning import prune
+
+    datasets = {name: workdir / rel for name, rel in dict(request.get("datasets") or {}).items()}
+    out_dir = workdir / protocol.OUTPUT_DIR
+    result = prune(model, dict(request["spec"]), out_dir, fmt, progress, datasets)
+    artifacts = {name: _relative(Path(path), workdir) for name, path in result.artifacts.items()}
+    return {"artifacts": artifacts, "report": result.report}
+
+
+def _relative(path: Path, workdir: Path) -> str:
+    resolved = (workdir / path).resolve() if not path.is_absolute() else path.resolve()
+    return str(resolved.relative_to(workdir.resolve()))
+
+
+def _progress_writer(stream: IO[str]) -> Progress:
+    def write(stage: str, fraction: float, data: dict[str, Any] | None = None) -> None:
+        line = {"stage": str(stage), "fraction": float(fraction), "data": data}
+        stream.write(json.dumps(line, default=protocol._jsonable) + "\n")
+
+    return write
+
+
+def _classify(exc: BaseException) -> dict[str, str]:
+    """Map an exception to API.md's error codes; the message is what a user reads."""
+    if _is_engine_error(exc):
+        return {"code": str(getattr(exc, "code", protocol.INTERNAL_ERROR)), "message": str(exc)}
+    if isinstance(exc, MemoryError) or _out_of_address_space(exc):
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        return {
+            "code": protocol.RESOURCE_EXHAUSTED,
+            "message": f"the job ran out of memory (limit {_human_bytes(limit)})",
+        }
+    return {"code": protocol.INTERNAL_ERROR, "message": f"{type(exc).__name__}: {exc}"}
+
+
+def _is_engine_error(exc: BaseException) -> bool:
+    try:
+        from pruning import EngineError
+    except ImportError:
+        return False
+    return isinstance(exc, EngineError)
+
+
+def _out_of_address_space(exc: BaseException) -> bool:
+    # Under RLIMIT_AS, loading a shared library (torch's) fails with ImportError or OSError
+    # rather than MemoryError: "failed to map segment" / "Cannot allocate memory".
+    text = str(exc)
+    return isinstance(exc, ImportError | OSError) and (
+        "failed to map segment" in text or "Cannot allocate memory" in text
+    )
+
+
+def _human_bytes(n: int) -> str:
+    if n == resource.RLIM_INFINITY:
+        return "none"
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """If the worker dies (hard time limit, OOM killer, kill -9), so does this child.
+
+    Linux only; elsewhere the parent's own kill on timeout and RLIMIT_CPU remain. The signal
+    fires when the *thread* that started us exits, so the parent starts children from a
+    long-lived thread (a pool process's main thread).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

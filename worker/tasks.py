@@ -1,0 +1,33 @@
+"""The Celery tasks: ids in, nothing out. The work is in plain functions (worker/runner.py,
+worker/inspection.py) that tests call directly. The API sends these by name."""
+
+import logging
+
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shears_config import TASK_INSPECT_MODEL, TASK_RUN_JOB
+from worker import inspection, runner
+from worker.context import get_context
+
+log = logging.getLogger(__name__)
+
+# A delivery refused because another one holds a still-valid lease is retried once that
+# lease would have expired: if its holder died (kill -9, OOM of the pool process), the job
+# resumes without waiting for the reconciler. A live holder renews, and the retry is refused.
+LEASED_RETRIES = 3
+
+
+@shared_task(name=TASK_RUN_JOB, bind=True, max_retries=LEASED_RETRIES)  # type: ignore[untyped-decorator]
+def run_job(self: Task, job_id: str) -> None:
+    outcome = runner.run_job(get_context(), job_id, timeout_errors=(SoftTimeLimitExceeded,))
+    if outcome.retry_after_s is not None and self.request.retries < LEASED_RETRIES:
+        raise self.retry(countdown=outcome.retry_after_s)
+
+
+@shared_task(name=TASK_INSPECT_MODEL)  # type: ignore[untyped-decorator]
+def inspect_model(model_id: str, format_hint: str | None = None) -> None:
+    try:
+        inspection.inspect_model(get_context(), model_id, format_hint)
+    except SoftTimeLimitExceeded:
+        get_context().store.set_model_invalid(model_id, "opening the model took too long")
