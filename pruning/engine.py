@@ -9,19 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from pruning.fidelity import measure_fidelity
+from pruning.formats import storage_report
 from pruning.inputs import InputPlan, resolve_inputs
 from pruning.latency import measure_latency
 from pruning.layers import plan_layers
 from pruning.masks import prune_in_place
 from pruning.methods import make_scorer
 from pruning.models import ModelAdapter, open_model
-from pruning.models.base import require_finite
+from pruning.models.base import Array, require_finite
+from pruning.outputs import check_outputs, write_html_report, write_sparse_outputs
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
-from pruning.formats import storage_report
-from pruning.models.base import Array
-from pruning.outputs import check_outputs, write_html_report, write_sparse_outputs
 from pruning.version import __version__
 
 
