@@ -54,7 +54,11 @@ def inspect_command(args: list[str]) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     spec = _spec(args)
-    with tqdm(total=100, file=sys.stderr, disable=args.quiet, unit="%", leave=False) as bar:
+    # Stages differ wildly in cost, so a rate or an ETA would mislead: show stage and elapsed.
+    bar_format = "{desc:<9}{percentage:3.0f}%|{bar}| {elapsed}"
+    with tqdm(
+        total=100, file=sys.stderr, disable=args.quiet, leave=False, bar_format=bar_format
+    ) as bar:
 
         def progress(stage: str, fraction: float, info: dict[str, Any] | None) -> None:
             bar.set_description(stage)
@@ -111,6 +115,7 @@ def summary(report: dict[str, Any], model: Path, report_path: Path) -> str:
     """A few lines a person reads: layers, storage, latency, fidelity."""
     lines = [f"pruned model: {model}", f"report:       {report_path}", ""]
     lines += _layer_table(report["sparsity"])
+    lines += [f"warning: {w}" for w in report["sparsity"].get("warnings", [])]
     lines += ["", *_storage_lines(report["storage"])]
     if report["latency"] is not None:
         lines += ["", *_latency_lines(report["latency"])]

@@ -139,7 +139,7 @@ def _report(
     files.update({name: path for name, path in artifacts.items() if name != "model"})
     return {
         "sparsity": sparsity_section(found, job.pruned, job.spec),
-        "storage": storage_report(pruned, files),
+        "storage": _labelled(storage_report(pruned, files)),
         "latency": measured["latency"],
         "quality": {"fidelity": measured["fidelity"], "metric": None},
         "engine": {
@@ -153,6 +153,16 @@ def _report(
             **dict(job.spec.method.options),
         },
     }
+
+
+def _labelled(storage: dict[str, Any]) -> dict[str, Any]:
+    """Say which file is which: inside a job, upload and artifact may share a file name."""
+    method = storage["method"]
+    for key, what in (("file", "the pruned model file"), ("dense_file", "the uploaded model")):
+        for suffix in ("", "_zip", "_zstd"):
+            if f"{key}{suffix}" in method:
+                method[f"{key}{suffix}"] = f"{what}: {method[f'{key}{suffix}']}"
+    return storage
 
 
 @dataclass

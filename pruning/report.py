@@ -83,4 +83,18 @@ def sparsity_section(
         "excluded": pruned.excluded,
         "total_parameters": total,
         "model_sparsity": found.total_zeros / total if total else 0.0,
+        "warnings": _collapsed_layers(found.layers, spec.scope),
     }
+
+
+def _collapsed_layers(layers: list[LayerStats], scope: str) -> list[str]:
+    """A layer with no weight left passes on only its bias: the model's output no longer
+    depends on what came before it. Global thresholds do this to layers whose weights are
+    small by initialisation (often the classifier), so say it loudly."""
+    hint = "exclude it or give it an override" if scope == "global" else "lower the target"
+    return [
+        f"{layer.name}: all {layer.parameters} weights are zero, so the layer's output no "
+        f"longer depends on its input; {hint}"
+        for layer in layers
+        if layer.parameters and layer.nonzeros == 0
+    ]

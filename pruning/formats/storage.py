@@ -36,7 +36,7 @@ METHOD = {
         "sum over tensors of one bit per element (np.packbits) plus the nonzero values in "
         "the tensor's dtype, encoded here from the arrays; no container"
     ),
-    "<artifact>": "size of that artifact file on disk",
+    "<artifact>": "size of that file on disk",
     "<artifact>_zip": f"size of a zip archive of that file (deflate, level {ZIP_LEVEL}), written",
     "<artifact>_zstd": f"size of one zstd frame (level {ZSTD_LEVEL}) of that file, compressed here",
     "ratios": "bytes of each format / dense_bytes",

@@ -7,7 +7,7 @@ from typing import Any
 from pruning.html import values as v
 from pruning.html.bars import DENSE, PRUNED, Bar, Marker, hbar_chart
 from pruning.html.curves import histogram_chart
-from pruning.html.layout import details, figure, missing, section
+from pruning.html.layout import details, figure, missing, note, section
 from pruning.html.magnitudes import Tensors, magnitude_histogram
 from pruning.html.svg import nice_max
 from pruning.html.tables import table
@@ -24,10 +24,12 @@ def sparsity_section(report: Mapping[str, Any]) -> str:
     )
     if not layers:
         return section("sparsity", "Sparsity per layer", lead, missing("no per-layer sparsity"))
+    warnings = [note(f"Warning: {w}") for w in sparsity.get("warnings") or [] if w]
     return section(
         "sparsity",
         "Sparsity per layer",
         lead,
+        *warnings,
         _sparsity_chart(sparsity, layers),
         _sparsity_table(layers),
     )

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from pruning import DataMismatch, LayerPatternUnmatched, PruneResult, prune
@@ -167,3 +168,15 @@ def test_integer_inputs_are_fed_zeros_and_embeddings_stay_dense(tmp_path: Path) 
     assert [x["name"] for x in result.report["sparsity"]["layers"]] == ["head.weight"]
     before, after = weights(path), weights(result.artifacts["model"])
     assert np.array_equal(before["embed.weight"], after["embed.weight"])
+
+
+def test_a_layer_pruned_away_entirely_is_reported_as_a_warning(tmp_path: Path) -> None:
+    mlp = make_mlp()
+    with torch.no_grad():
+        mlp[2].weight.mul_(1e-3)  # a classifier initialised far smaller than the layer before
+    model = export_onnx(mlp, tmp_path / "mlp.onnx")
+    report = prune(model, fast_spec(sparsity=0.8), tmp_path / "out").report
+    warnings = report["sparsity"]["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("2.weight: all 640 weights are zero")
+    layerwise = prune(model, fast_spec(sparsity=0.8, scope="layerwise"), tmp_path / "lw")
+    assert layerwise.report["sparsity"]["warnings"] == []
