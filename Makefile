@@ -13,7 +13,7 @@ VENV_CACHE ?= $(HOME)/.cache/shears/venv-$(LOCK_HASH)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test venv lint typecheck bench clean
+.PHONY: run test venv lint typecheck bench clean openapi
 
 venv: $(VENV)/.shears-ready
 
@@ -61,6 +61,10 @@ system-deps:
 	  echo "the tests need:$$missing (apt-get install$$missing)" >&2
 	  exit 1
 	fi
+
+# Clients are generated from the committed spec; a test fails when the app and the file differ.
+openapi: venv
+	$(PY) -m service.openapi > openapi.json
 
 bench: venv
 	$(PY) bench/global_magnitude.py

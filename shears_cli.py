@@ -12,6 +12,10 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("worker.cli", "main", "a Celery worker that runs pruning jobs"),
     "prune": ("pruning.cli", "prune_command", "prune a model file locally, no server"),
     "inspect": ("pruning.cli", "inspect_command", "describe a model file as JSON, no server"),
+    "submit": ("shears_client.cli", "submit", "upload, prune on a server, fetch the results"),
+    "jobs": ("shears_client.cli", "jobs", "list a server's recent jobs"),
+    "report": ("shears_client.cli", "report", "print a job's report, or save its page"),
+    "keys": ("shears_config.api_keys", "keys_command", "`keys new TENANT`: a new API key"),
 }
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -22,7 +22,57 @@ class RandomMethod(BaseModel):
     seed: int = Field(default=0, ge=0)
 
 
-Method = Annotated[MagnitudeMethod | RandomMethod, Field(discriminator="name")]
+class ObdMethod(BaseModel):
+    """Optimal Brain Damage (LeCun et al. 1989): saliency h_ii * w_i^2 / 2, with the Hessian
+    diagonal from the empirical Fisher (squared per-sample gradients) or Hutchinson's
+    estimator. Needs `calibration`."""
+
+    model_config = _STRICT
+    name: Literal["obd"] = "obd"
+    hessian: Literal["fisher", "hutchinson"] = "fisher"
+    damp: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1000.0,
+        description="Dampening: h_ii + damp * mean(h) per layer; steadies a noisy estimate.",
+    )
+
+
+class WandaMethod(BaseModel):
+    """Wanda (Sun et al. 2023): score |w_ij| * ||x_j||_2, compared within each output row, so
+    every row (and layer) is pruned to the same fraction whatever `scope` says. Needs
+    `calibration`."""
+
+    model_config = _STRICT
+    name: Literal["wanda"] = "wanda"
+
+
+class SparseGPTMethod(BaseModel):
+    """SparseGPT (Frantar & Alistarh 2023): layerwise OBS with weight update, layers in order,
+    each layer to its own fraction (layerwise whatever `scope` says). Needs `calibration`."""
+
+    model_config = _STRICT
+    name: Literal["sparsegpt"] = "sparsegpt"
+    blocksize: int = Field(default=128, ge=1, le=4096, description="Columns per lazy block.")
+    percdamp: float = Field(
+        default=0.01, gt=0.0, le=1.0, description="Dampening, a fraction of mean(diag(H))."
+    )
+
+
+Method = Annotated[
+    MagnitudeMethod | RandomMethod | ObdMethod | WandaMethod | SparseGPTMethod,
+    Field(discriminator="name"),
+]
+LOSS_BASED_METHODS = ("obd", "wanda", "sparsegpt")
+
+
+class CalibrationSpec(BaseModel):
+    """Calibration data for data-driven methods: a dataset whose arrays are keyed by the
+    model's input names (plus optional `labels`/`targets`); the first `samples` are used."""
+
+    model_config = _STRICT
+    dataset_id: str = Field(min_length=1, max_length=128)
+    samples: int = Field(default=128, ge=1, le=100_000)
 
 
 class UnstructuredGranularity(BaseModel):
@@ -32,7 +82,43 @@ class UnstructuredGranularity(BaseModel):
     kind: Literal["unstructured"] = "unstructured"
 
 
-Granularity = Annotated[UnstructuredGranularity, Field(discriminator="kind")]
+class NMGranularity(BaseModel):
+    """Exactly `n` zeros in every group of `m` consecutive weights along the input dimension
+    (2:4 with sparsity 0.5 is the pattern of NVIDIA's sparse tensor cores). The input
+    dimension: for Conv the flattened `in_channels * kh * kw` of each output channel; for Gemm
+    the last axis of B when `transB=1` (torch Linear) and axis 0 otherwise; for MatMul with a
+    constant B, axis 0 of B; for TorchScript Linear/Conv the flattened dims after the first.
+    `sparsity` must equal n/m; a layer whose input dimension is not a multiple of m is left
+    dense and named in the report."""
+
+    model_config = _STRICT
+    kind: Literal["n:m"] = "n:m"
+    n: int = Field(default=2, ge=1, le=31, description="Zeros in each group of m.")
+    m: int = Field(default=4, ge=2, le=32, description="Group length along the input dim.")
+
+    @model_validator(mode="after")
+    def _n_below_m(self) -> "NMGranularity":
+        if self.n >= self.m:
+            raise ValueError(f"n must be less than m, got n={self.n}, m={self.m}")
+        return self
+
+
+class ChannelGranularity(BaseModel):
+    """Remove whole output channels (Conv) and output features (Gemm/MatMul), and shrink the
+    layers that consume them: the returned ONNX model is physically smaller. `sparsity` is the
+    fraction of channels removed from every channel group; `importance` ranks channels by the
+    L1 or L2 norm of their weights (Li et al. 2017, "Pruning Filters for Efficient ConvNets").
+    Channels tied by residual additions or concatenations are pruned together; groups that
+    cannot be cut safely stay dense and the report says why."""
+
+    model_config = _STRICT
+    kind: Literal["channel"] = "channel"
+    importance: Literal["l1", "l2"] = "l1"
+
+
+Granularity = Annotated[
+    UnstructuredGranularity | NMGranularity | ChannelGranularity, Field(discriminator="kind")
+]
 
 
 class OneShotSchedule(BaseModel):
@@ -121,8 +207,28 @@ class PruneSpec(BaseModel):
     schedule: Schedule = Field(default_factory=OneShotSchedule)
     latency: LatencySpec = Field(default_factory=LatencySpec)
     outputs: list[OutputFormat] = Field(default_factory=_default_outputs, min_length=1)
+    calibration: CalibrationSpec | None = Field(
+        default=None, description="Required by `obd`, `wanda` and `sparsegpt`."
+    )
     input_shapes: dict[str, list[Annotated[int, Field(ge=1)]]] | None = Field(
         default=None,
         description="Concrete input shapes (batch first) for models whose signature does not "
         'carry them, e.g. TorchScript: `{"x": [1, 3, 32, 32]}`.',
     )
+
+    @model_validator(mode="after")
+    def _structured_sparsity(self) -> "PruneSpec":
+        granularity = self.granularity
+        if isinstance(granularity, NMGranularity | ChannelGranularity) and self.layers.overrides:
+            raise ValueError(
+                f"granularity {granularity.kind!r} prunes every selected layer alike; "
+                "drop layers.overrides"
+            )
+        if isinstance(granularity, NMGranularity):
+            ratio = granularity.n / granularity.m
+            if abs(self.sparsity - ratio) > 1e-9:
+                raise ValueError(
+                    f"granularity n:m zeroes exactly n/m = {ratio:g} of the weights; "
+                    f"set sparsity to {ratio:g}, not {self.sparsity:g}"
+                )
+        return self

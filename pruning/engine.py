@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pruning.calibration.run import needs_calibration, prune_calibrated
 from pruning.fidelity import measure_fidelity
 from pruning.formats import storage_report
 from pruning.inputs import InputPlan, resolve_inputs
@@ -21,6 +22,8 @@ from pruning.outputs import check_outputs, write_html_report, write_sparse_outpu
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
+from pruning.structured.hardware import explain, explain_no_gain
+from pruning.structured.prune import StructuredOutcome, prune_structured
 from pruning.version import __version__
 
 
@@ -41,6 +44,8 @@ class _Job:
     inputs: InputPlan
     outputs: list[str]
     pruned: PrunedLayers
+    calibration: dict[str, Any] | None = None  # what calibrated methods used, for the report
+    structure: dict[str, Any] | None = None  # n:m / channel: what was cut or left, and why
 
 
 def prune(
@@ -53,12 +58,14 @@ def prune(
 ) -> PruneResult:
     """Prune ``model_path`` as ``spec`` (API.md's PruneSpec JSON) says, writing into ``out_dir``.
 
-    ``datasets`` maps dataset ids to ``.npz`` paths for data-driven features (calibration,
-    evaluation); specs that use them are refused as ``unsupported`` until those land.
+    ``datasets`` maps dataset ids to ``.npz`` paths for the spec's ``calibration`` (the
+    loss-based and activation-based methods).
     """
     clock = _Clock()
     step = Progress(progress)
-    job = _prune_and_save(Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock)
+    job = _prune_and_save(
+        Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock, datasets or {}
+    )
     measured = _benchmark(job, step)
     clock.lap("benchmark_s")
     step("report")
@@ -77,7 +84,13 @@ def prune(
 
 
 def _prune_and_save(
-    path: Path, spec: PruneSpec, out_dir: Path, fmt: str | None, step: Progress, clock: _Clock
+    path: Path,
+    spec: PruneSpec,
+    out_dir: Path,
+    fmt: str | None,
+    step: Progress,
+    clock: _Clock,
+    datasets: Mapping[str, Path],
 ) -> _Job:
     """Everything that holds the weights in memory; they are released when this returns."""
     step("load")
@@ -89,16 +102,25 @@ def _prune_and_save(
     plan = plan_layers(tensors, spec.layers)
     clock.lap("load_s")
     step("prune", 0.0, {"layers": len(plan.selected)})
-    scorer = make_scorer(spec.method.name, dict(spec.method.options))
-    prune_in_place(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
+    calibration = None
+    structured: StructuredOutcome | None = None
+    if needs_calibration(spec):
+        calibration = prune_calibrated(model, plan, spec, inputs, datasets, step)
+    elif spec.granularity != "unstructured":
+        scorer = make_scorer(spec.method.name, dict(spec.method.options))
+        structured = prune_structured(model, plan, spec, scorer, inputs)
+    else:
+        scorer = make_scorer(spec.method.name, dict(spec.method.options))
+        prune_in_place(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
     clock.lap("prune_s")
     step("save")
     out_dir.mkdir(parents=True, exist_ok=True)
-    artifact = model.save(out_dir)
+    artifact = structured.save(model, out_dir) if structured else model.save(out_dir)
     clock.lap("save_s")
     pruned = PrunedLayers([t.name for t in plan.selected], plan.overrides, plan.excluded)
     outputs = [o.name for o in model.signature.outputs]
-    return _Job(spec, type(model), path, artifact, inputs, outputs, pruned)
+    structure = structured.report if structured else None
+    return _Job(spec, type(model), path, artifact, inputs, outputs, pruned, calibration, structure)
 
 
 def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
@@ -140,8 +162,10 @@ def _report(
     return {
         "sparsity": sparsity_section(found, job.pruned, job.spec),
         "storage": _labelled(storage_report(pruned, files)),
-        "latency": measured["latency"],
+        "latency": _explained(measured["latency"], job),
         "quality": {"fidelity": measured["fidelity"], "metric": None},
+        "calibration": job.calibration,
+        "structure": job.structure,
         "engine": {
             "name": "shears-pruning",
             "version": __version__,
@@ -153,6 +177,17 @@ def _report(
             **dict(job.spec.method.options),
         },
     }
+
+
+def _explained(latency: dict[str, Any] | None, job: _Job) -> dict[str, Any] | None:
+    """Add what the hardware can exploit for this granularity (the measurement is the same)."""
+    if latency is None:
+        return None
+    smaller = bool((job.structure or {}).get("physically_smaller", True))
+    latency["explanation"] = explain(job.spec.granularity, smaller)
+    if latency.get("note") and job.spec.granularity != "unstructured":
+        latency["note"] = explain_no_gain(job.spec.granularity, smaller)
+    return latency
 
 
 def _labelled(storage: dict[str, Any]) -> dict[str, Any]:

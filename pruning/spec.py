@@ -13,18 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pruning.errors import InvalidSpec, Unsupported
-from pruning.methods import SCORERS
+from pruning.methods import METHODS
 
-PLANNED_METHODS = ("obd", "sparsegpt", "wanda")
+PLANNED_METHODS: tuple[str, ...] = ()
 SCOPES = ("global", "layerwise")
 # Fields of the contract whose features the engine does not run yet: accepted when null.
-NOT_YET = ("calibration", "retrain", "evaluation")
+NOT_YET = ("retrain", "evaluation")
 
 
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
     options: tuple[tuple[str, Any], ...] = ()  # as the method's Scorer declares in OPTIONS
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    dataset_id: str
+    samples: int = 128
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class PruneSpec:
     latency: LatencySpec | None = field(default_factory=LatencySpec)
     outputs: tuple[str, ...] = ("model",)
     input_shapes: Mapping[str, tuple[int, ...]] | None = None
+    nm: tuple[int, int] | None = None  # (n, m) when granularity is "n:m"
+    channel_importance: str = "l1"  # "l1" | "l2" when granularity is "channel"
+    calibration: CalibrationSpec | None = None
 
 
 def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
@@ -60,16 +69,21 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
     if not isinstance(raw, Mapping):
         raise InvalidSpec("the spec must be a JSON object")
     _refuse_unknown(raw)
+    granularity = _object(raw.get("granularity", {"kind": "unstructured"}), "granularity")
+    sparsity = _fraction(raw.get("sparsity"), "sparsity")
     return PruneSpec(
         method=_method(raw.get("method", {"name": "magnitude"})),
-        sparsity=_fraction(raw.get("sparsity"), "sparsity"),
+        sparsity=sparsity,
         scope=_choice(raw.get("scope", "global"), SCOPES, "scope"),
-        granularity=_granularity(raw.get("granularity", {"kind": "unstructured"})),
+        granularity=_granularity(granularity),
+        nm=_nm(granularity, sparsity),
+        channel_importance=_importance(granularity),
         layers=_layers(raw.get("layers") or {}),
         schedule=_schedule(raw.get("schedule", {"kind": "one_shot"})),
         latency=_latency(raw.get("latency", {})),
         outputs=_outputs(raw.get("outputs", ["model"])),
         input_shapes=_input_shapes(raw.get("input_shapes")),
+        calibration=_calibration(raw.get("calibration")),
     )
 
 
@@ -83,6 +97,7 @@ _KNOWN = {
     "latency",
     "outputs",
     "input_shapes",
+    "calibration",
     *NOT_YET,
 }
 
@@ -105,11 +120,11 @@ def _method(raw: Any) -> MethodSpec:
     name = obj.get("name")
     if name in PLANNED_METHODS:
         raise Unsupported(
-            f"method {name!r} is not available yet; use one of: {', '.join(SCORERS)}",
+            f"method {name!r} is not available yet; use one of: {', '.join(METHODS)}",
             field="method.name",
         )
-    name = _choice(name, tuple(SCORERS), "method.name")
-    allowed = SCORERS[name].OPTIONS
+    name = _choice(name, tuple(METHODS), "method.name")
+    allowed = METHODS[name].OPTIONS
     options = []
     for key, value in obj.items():
         if key == "name" or value is None:
@@ -118,18 +133,53 @@ def _method(raw: Any) -> MethodSpec:
             raise InvalidSpec(f"method {name!r} takes no option {key!r}", field=f"method.{key}")
         if allowed[key] is int:
             value = _int(value, f"method.{key}", 0)
+        elif not isinstance(value, allowed[key]) and not (allowed[key] is float and _real(value)):
+            raise InvalidSpec(
+                f"method.{key} must be a {allowed[key].__name__}, got {value!r}",
+                field=f"method.{key}",
+            )
         options.append((key, value))
     return MethodSpec(name=name, options=tuple(options))
 
 
-def _granularity(raw: Any) -> str:
-    kind = _object(raw, "granularity").get("kind")
-    if kind in ("n:m", "channel"):
-        raise Unsupported(
-            f"granularity {kind!r} is not available yet; use 'unstructured'",
-            field="granularity.kind",
+def _calibration(raw: Any) -> CalibrationSpec | None:
+    if raw is None:
+        return None
+    obj = _object(raw, "calibration")
+    dataset_id = obj.get("dataset_id")
+    if not isinstance(dataset_id, str) or not dataset_id:
+        raise InvalidSpec("calibration.dataset_id must be a dataset id", field="calibration")
+    return CalibrationSpec(dataset_id, _int(obj.get("samples", 128), "calibration.samples", 1))
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _granularity(raw: Mapping[str, Any]) -> str:
+    return _choice(raw.get("kind"), ("unstructured", "n:m", "channel"), "granularity.kind")
+
+
+def _nm(raw: Mapping[str, Any], sparsity: float) -> tuple[int, int] | None:
+    """(n, m) with n zeros in every m weights; the sparsity it implies must be the spec's."""
+    if raw.get("kind") != "n:m":
+        return None
+    n = _int(raw.get("n", 2), "granularity.n", 1)
+    m = _int(raw.get("m", 4), "granularity.m", 2)
+    if n >= m or m > 32:
+        raise InvalidSpec(f"n:m needs 1 <= n < m <= 32, got {n}:{m}", field="granularity")
+    if abs(sparsity - n / m) > 1e-9:
+        raise InvalidSpec(
+            f"n:m zeroes exactly n/m = {n / m:g} of the weights; set sparsity to {n / m:g}",
+            field="sparsity",
         )
-    return _choice(kind, ("unstructured",), "granularity.kind")
+    return n, m
+
+
+def _importance(raw: Mapping[str, Any]) -> str:
+    if raw.get("kind") != "channel":
+        return "l1"
+    return _choice(raw.get("importance", "l1"), ("l1", "l2"), "granularity.importance")
 
 
 def _schedule(raw: Any) -> str:

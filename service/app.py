@@ -70,7 +70,7 @@ def _open_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite creates files, not folders
     database = connect(settings.resolved_database_url)
     blobs = BlobStore(settings.blob_dir)
-    removed = clear_stale_temp_files(blobs)
+    removed = clear_stale_temp_files(blobs, settings.stale_upload_s)
     if removed:
         log.info("removed %d partial upload(s) left by an earlier crash", removed)
     return Services(

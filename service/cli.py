@@ -32,7 +32,7 @@ def api(args: list[str]) -> int:
     options = _parser("shears api", "the HTTP API alone").parse_args(args)
     _log_like_uvicorn()
     settings = get_settings()
-    bind = _bind(options, settings)
+    bind = _loopback_unless_keys(_bind(options, settings), settings)
     uvicorn.run(create_app(settings), host=bind.host, port=bind.port, log_level="info")
     return 0
 

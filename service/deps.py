@@ -1,6 +1,5 @@
 """Dependencies the routes declare: the running services, the caller's tenant, a page."""
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from service.problems import Invalid, ProblemError
 from service.runtime import Services
 from service.tasks import TaskSender
 from shears_config import Settings
+from shears_config.api_keys import tenant_of
 from storage import BlobStore, JobStore
 from storage.ids import decode_cursor
 
@@ -62,11 +62,7 @@ def current_tenant(
     if not settings.api_keys:
         return DEFAULT_TENANT
     presented = credentials.credentials if credentials else ""
-    tenant = None
-    for key, owner in settings.api_keys.items():
-        # Compare against every key in constant time: no early exit to time.
-        if hmac.compare_digest(key.encode(), presented.encode()):
-            tenant = owner
+    tenant = tenant_of(presented, settings.api_keys)  # keys are held as digests only
     if tenant is None:
         raise ProblemError(
             401,

@@ -50,3 +50,16 @@ def _rewrite_errors(responses: dict[str, Any]) -> None:
             response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
     if "422" in responses:
         responses["422"]["description"] = problems(422)[422]["description"]
+
+
+def document_text() -> str:
+    """The committed `openapi.json`: what `make openapi` writes and a test compares."""
+    import json
+
+    from service.app import create_app
+
+    return json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(document_text(), end="")

@@ -23,8 +23,6 @@ from shears_config import Settings
 from storage import JobRecord, JobStore
 from storage.database import utcnow
 
-MIN_RESEND_S = 300.0
-
 log = logging.getLogger("shears.reconciler")
 
 
@@ -33,8 +31,14 @@ class Reconciler:
         self.store = store
         self.tasks = tasks
         self.interval_s = settings.reconcile_interval_s
-        self.queued_after = timedelta(seconds=max(settings.visibility_timeout_s, MIN_RESEND_S))
-        self.lost_resend_gap = timedelta(seconds=max(settings.lease_s, MIN_RESEND_S))
+        # Never sooner than the broker could deliver it (its visibility window with Redis;
+        # the embedded transport has none), and at most once per `reconcile_min_resend_s`.
+        window = settings.reconcile_queued_after_s
+        if window is None:
+            window = 0.0 if settings.uses_embedded_broker else settings.visibility_timeout_s
+        min_gap = settings.reconcile_min_resend_s
+        self.queued_after = timedelta(seconds=max(window, min_gap))
+        self.lost_resend_gap = timedelta(seconds=max(settings.lease_s, min_gap))
 
     def run_once(self, now: datetime | None = None) -> list[str]:
         """One pass; returns the ids re-sent. Stops at the first broker failure."""

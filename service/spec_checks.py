@@ -9,8 +9,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from api_schemas import ProblemFieldError, PruneSpec
+from api_schemas.spec import LOSS_BASED_METHODS
 from service.problems import ProblemError
-from storage import ModelRecord, NotFound
+from storage import DatasetRecord, ModelRecord, NotFound
 
 _SHOWN_NAMES = 8
 
@@ -31,13 +32,17 @@ def check_model_usable(model: ModelRecord) -> None:
         )
 
 
-def check_spec(spec: PruneSpec, model: ModelRecord, dataset_exists: Callable[[str], bool]) -> None:
-    """Raise one 422 listing every problem found."""
+def check_spec(
+    spec: PruneSpec, model: ModelRecord, dataset_exists: Callable[[str], object]
+) -> None:
+    """Raise one 422 listing every problem found. ``dataset_exists`` answers a falsy value for
+    an unknown id, and the ``DatasetRecord`` where it has one (its arrays are checked)."""
     info = model.info or {}
     errors = [
         *_layer_errors(spec, [t["name"] for t in info.get("prunable", [])]),
         *_input_errors(spec, model.format, info.get("inputs", [])),
         *_dataset_errors(spec, dataset_exists),
+        *_calibration_errors(spec, model, dataset_exists),
         *_output_errors(spec, model.format),
     ]
     if errors:
@@ -116,12 +121,68 @@ def _shape_fits(shape: list[int], declared: list[int | str] | None) -> bool:
 
 
 def _dataset_errors(
-    spec: PruneSpec, dataset_exists: Callable[[str], bool]
+    spec: PruneSpec, dataset_exists: Callable[[str], object]
 ) -> Iterator[ProblemFieldError]:
     """Every `dataset_id` anywhere in the spec (calibration, retrain, evaluation...)."""
     for field, dataset_id in dataset_refs(spec.model_dump(mode="json")):
         if not dataset_exists(dataset_id):
             yield ProblemFieldError(field=field, message=f"no dataset {dataset_id!r}")
+
+
+def _calibration_errors(
+    spec: PruneSpec, model: ModelRecord, lookup: Callable[[str], object]
+) -> Iterator[ProblemFieldError]:
+    """Loss-based methods need calibration data whose arrays feed the model's inputs."""
+    if spec.method.name in LOSS_BASED_METHODS and spec.calibration is None:
+        yield ProblemFieldError(
+            field="spec.calibration",
+            message=f"method {spec.method.name!r} needs calibration data: "
+            '{"dataset_id": "ds_...", "samples": 128}',
+        )
+    if spec.method.name in LOSS_BASED_METHODS and spec.granularity.kind != "unstructured":
+        yield ProblemFieldError(
+            field="spec.granularity",
+            message=f"method {spec.method.name!r} prunes unstructured only for now",
+        )
+    if spec.calibration is None:
+        return
+    dataset = lookup(spec.calibration.dataset_id)
+    if not isinstance(dataset, DatasetRecord):
+        return  # an unknown id is already reported by _dataset_errors
+    arrays = {a["name"]: a for a in dataset.arrays}
+    given = spec.input_shapes or {}
+    for entry in (model.info or {}).get("inputs", []):
+        shape = given.get(entry["name"]) or entry.get("shape")
+        yield from _array_errors(entry["name"], entry.get("dtype"), shape, arrays)
+
+
+def _array_errors(
+    name: str, dtype: str | None, shape: list[Any] | None, arrays: dict[str, dict[str, Any]]
+) -> Iterator[ProblemFieldError]:
+    field = "spec.calibration.dataset_id"
+    array = arrays.get(name)
+    if array is None:
+        yield ProblemFieldError(
+            field=field,
+            message=f"the dataset has no array {name!r} (an input of the model); "
+            f"arrays: {_some(sorted(arrays))}",
+        )
+        return
+    if dtype is not None and array["dtype"] != dtype:
+        yield ProblemFieldError(
+            field=field, message=f"array {name!r} is {array['dtype']}; the model expects {dtype}"
+        )
+    trailing = list(array["shape"][1:])
+    expected = list(shape[1:]) if shape else None
+    if expected is not None and (
+        len(trailing) != len(expected)
+        or any(isinstance(e, int) and e != t for e, t in zip(expected, trailing, strict=True))
+    ):
+        shown = ", ".join(str(d) for d in expected)
+        yield ProblemFieldError(
+            field=field,
+            message=f"array {name!r} has shape {array['shape']}; expected [samples, {shown}]",
+        )
 
 
 def dataset_refs(node: Any, path: str = "spec") -> Iterator[tuple[str, str]]:
@@ -144,12 +205,13 @@ def _some(names: list[str]) -> str:
     return shown + (f" (and {len(names) - _SHOWN_NAMES} more)" if len(names) > _SHOWN_NAMES else "")
 
 
-def dataset_lookup(get_dataset: Callable[[str], object]) -> Callable[[str], bool]:
-    def exists(dataset_id: str) -> bool:
+def dataset_lookup(get_dataset: Callable[[str], object]) -> Callable[[str], object]:
+    """The dataset's record, or None when the tenant has no such dataset."""
+
+    def exists(dataset_id: str) -> object:
         try:
-            get_dataset(dataset_id)
+            return get_dataset(dataset_id)
         except NotFound:
-            return False
-        return True
+            return None
 
     return exists

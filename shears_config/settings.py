@@ -3,8 +3,10 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shears_config.api_keys import at_rest
 
 
 class Settings(BaseSettings):
@@ -36,9 +38,33 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     api_keys: dict[str, str] = Field(
         default_factory=dict,
-        description='API key -> tenant, e.g. {"k3y…": "acme"}. Empty: no authentication, '
-        'one tenant ("default"), and `shears serve` binds to 127.0.0.1 only.',
+        description='API key digest -> tenant, e.g. {"sha256:9f86…": "acme"} (`shears keys new '
+        "acme` prints one; a plain key is hashed on load). Empty: no authentication, one "
+        'tenant ("default"), and `shears serve` and `shears api` bind to 127.0.0.1 only.',
     )
+    stale_upload_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A partial upload file untouched this long is removed; files of a dead "
+        "API process are removed at once.",
+    )
+    reconcile_min_resend_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="The reconciler re-sends a stuck job at most once per this many seconds.",
+    )
+    reconcile_queued_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Re-send a job still `queued` after this long (Redis flushed, message "
+        "lost); default: the broker's visibility window, when Redis would redeliver it anyway.",
+    )
+
+    @field_validator("api_keys", mode="after")
+    @classmethod
+    def _hash_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        # Hashed before anything can print the settings: no repr or log shows a usable key.
+        return {at_rest(key): tenant for key, tenant in keys.items()}
 
     @property
     def resolved_database_url(self) -> str:

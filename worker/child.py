@@ -80,9 +80,9 @@ def _progress_writer(stream: IO[str]) -> Progress:
 
 def _classify(exc: BaseException) -> dict[str, str]:
     """Map an exception to API.md's error codes; the message is what a user reads."""
-    if _is_engine_error(exc):
+    if _is_engine_error(exc) and not _allocation_failed(exc):
         return {"code": str(getattr(exc, "code", protocol.INTERNAL_ERROR)), "message": str(exc)}
-    if isinstance(exc, MemoryError) or _out_of_address_space(exc):
+    if isinstance(exc, MemoryError) or _out_of_address_space(exc) or _allocation_failed(exc):
         limit = resource.getrlimit(resource.RLIMIT_AS)[0]
         return {
             "code": protocol.RESOURCE_EXHAUSTED,
@@ -106,6 +106,27 @@ def _out_of_address_space(exc: BaseException) -> bool:
     return isinstance(exc, ImportError | OSError) and (
         "failed to map segment" in text or "Cannot allocate memory" in text
     )
+
+
+# What ONNX Runtime and torch say when an allocation fails under RLIMIT_AS; the engine may
+# have wrapped it (a model that fails on its inputs is a DataMismatch), so look down the chain.
+_ALLOCATION_FAILURES = (
+    "Failed to allocate memory",
+    "bad_alloc",
+    "can't allocate memory",
+    "Cannot allocate memory",
+)
+
+
+def _allocation_failed(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, MemoryError) or any(m in str(seen) for m in _ALLOCATION_FAILURES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _human_bytes(n: int) -> str:

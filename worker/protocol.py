@@ -33,6 +33,9 @@ MODEL_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 class ChildError:
     code: str
     message: str
+    # Killed from outside (SIGKILL: an operator, the kernel's OOM killer): worth another
+    # attempt, while the attempt cap stops one that is killed every time.
+    rerun: bool = False
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

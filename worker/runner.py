@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunOutcome:
     """What this delivery did: `succeeded`, `failed`, `cancelled`, `refused` (detail: the
-    store's reason) or `lease_lost` (another delivery owns the job; nothing was written)."""
+    store's reason), `lease_lost` (another delivery owns the job; nothing was written) or
+    `rerun` (the child was killed from outside; the next attempt follows)."""
 
     status: str
     detail: str | None = None
@@ -86,9 +87,25 @@ def _run_claimed(ctx: WorkerContext, claim: Claim) -> RunOutcome:
         if isinstance(ending, Stopped):
             return _stopped(ctx, claim, ending)
         watch.flush()
+        if isinstance(ending, ChildError) and _may_rerun(ctx, claim, ending):
+            return _rerun(ctx, claim, ending)
         if isinstance(ending, ChildError):
             return _finish_failed(ctx, claim, ending)
         return _succeed(ctx, claim, ending, model_format, workdir)
+
+
+def _may_rerun(ctx: WorkerContext, claim: Claim, error: ChildError) -> bool:
+    return error.rerun and claim.job.attempt < ctx.settings.max_attempts
+
+
+def _rerun(ctx: WorkerContext, claim: Claim, error: ChildError) -> RunOutcome:
+    """The child was killed from outside: free the lease so the next delivery (the task's
+    retry, or the reconciler) claims the next attempt at once. At the cap, it fails."""
+    _release(ctx, claim)
+    log.warning(
+        "job %s: attempt %d lost its child (%s)", claim.job.id, claim.job.attempt, error.message
+    )
+    return RunOutcome("rerun", error.code, retry_after_s=0.0)
 
 
 def _prepare_inputs(

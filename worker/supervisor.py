@@ -5,6 +5,7 @@ hundred milliseconds whether to stop (cancel requested, lease lost). Whatever ha
 child's process group is dead when `run_child` returns.
 """
 
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,4 +114,5 @@ def _killed_by_signal(number: int, limits: Limits) -> ChildError:
     return ChildError(
         protocol.RESOURCE_EXHAUSTED,
         f"the job's process was killed by signal {number} ({signal_name(number)}), {why}",
+        rerun=number == signal.SIGKILL,
     )

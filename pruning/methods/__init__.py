@@ -10,8 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pruning.methods.base import Scorer
+from pruning.methods.calibrated import CalibratedMethod
 from pruning.methods.magnitude import MagnitudeScorer
+from pruning.methods.obd import ObdMethod
 from pruning.methods.random import RandomScorer
+from pruning.methods.sparsegpt import SparseGPTMethod
+from pruning.methods.wanda import WandaMethod
 
 SCORERS: dict[str, type[Scorer]] = {
     MagnitudeScorer.name: MagnitudeScorer,
@@ -19,8 +23,27 @@ SCORERS: dict[str, type[Scorer]] = {
 }
 
 
+# Methods that need calibration data (see methods/calibrated.py): they prune whole layers.
+CALIBRATED: dict[str, type[CalibratedMethod]] = {
+    ObdMethod.name: ObdMethod,
+    SparseGPTMethod.name: SparseGPTMethod,
+    WandaMethod.name: WandaMethod,
+}
+# Every method the spec may name, with its OPTIONS.
+METHODS: dict[str, type[Scorer] | type[CalibratedMethod]] = {**SCORERS, **CALIBRATED}
+
+
 def make_scorer(name: str, options: Mapping[str, Any]) -> Scorer:
     return SCORERS[name](**options)
 
 
-__all__ = ["SCORERS", "MagnitudeScorer", "RandomScorer", "Scorer", "make_scorer"]
+__all__ = [
+    "CALIBRATED",
+    "METHODS",
+    "SCORERS",
+    "CalibratedMethod",
+    "MagnitudeScorer",
+    "RandomScorer",
+    "Scorer",
+    "make_scorer",
+]

@@ -8,7 +8,7 @@ OPERATIONS = {
     "uploadModel", "listModels", "getModel", "deleteModel", "downloadModel",
     "uploadDataset", "listDatasets", "getDataset", "deleteDataset",
     "createJob", "listJobs", "getJob", "cancelJob", "listJobEvents", "getJobReport",
-    "downloadJobArtifact", "health", "readiness", "metrics",
+    "getJobReportPage", "downloadJobArtifact", "health", "readiness", "metrics",
 }  # fmt: skip
 
 

@@ -21,7 +21,8 @@ def small_limit_api(
 
 def leftovers(data_dir: Path) -> list[Path]:
     blobs = data_dir / "blobs"
-    return [p for p in [*(blobs / "tmp").iterdir(), *(blobs / "sha256").rglob("*")] if p.is_file()]
+    partial = [p for p in (blobs / "tmp").rglob("upload-*") if p.is_file()]
+    return [*partial, *(p for p in (blobs / "sha256").rglob("*") if p.is_file())]
 
 
 def multipart_chunks(size: int, boundary: str) -> Iterator[bytes]:

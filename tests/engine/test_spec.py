@@ -40,8 +40,6 @@ def test_full_api_example_parses() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"method": {"name": "wanda"}}, "method.name"),
-        ({"granularity": {"kind": "n:m", "n": 2, "m": 4}}, "granularity.kind"),
         ({"schedule": {"kind": "gradual", "steps": 10}}, "schedule.kind"),
         ({"retrain": {"epochs": 1}}, "retrain"),
         ({"outputs": ["model", "csr"]}, "outputs"),

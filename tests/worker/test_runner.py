@@ -138,9 +138,11 @@ def test_child_over_the_time_limit_ends_failed_timeout(
     assert engine_children(os.getpid()) == []
 
 
-def test_child_killed_by_a_signal_ends_failed_resource_exhausted(
-    ctx: WorkerContext, onnx_model_file: Path, in_background
+def test_child_killed_by_a_signal_at_the_attempt_cap_ends_failed_resource_exhausted(
+    make_ctx, onnx_model_file: Path, in_background
 ) -> None:
+    # Below the cap a killed child is re-run (tests/faults); the last attempt fails the job.
+    ctx = make_ctx(max_attempts=1)
     job = add_job(ctx, add_ready_model(ctx, onnx_model_file), fast_spec())
     running = in_background(run_job, ctx, job.id)
 

@@ -1,0 +1,103 @@
+"""Layer inputs of an ONNX model: the tensors feeding each weight's node are exposed as extra
+graph outputs and read from ONNX Runtime, so any model ORT can run can be calibrated (the
+approach of ORT's own quantization calibrator). The session is built from the current
+weights, so a layer pruned a moment ago shapes the inputs of the layers after it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from pruning.calibration.geometry import LayerGeometry, conv_geometry
+from pruning.errors import Unsupported
+from pruning.models.base import Array
+from pruning.models.onnx_model import OnnxModel, session_for
+
+Capture = Callable[[Mapping[str, Array]], dict[str, torch.Tensor]]
+
+
+class OnnxLayerInputs:
+    def __init__(self, model: OnnxModel) -> None:
+        self.model = model
+        self._sources: dict[str, str] = {}  # weight name -> name of the tensor feeding it
+        self.geometry: dict[str, LayerGeometry] = {}
+        for node in model.proto.graph.node:
+            for tensor in model.prunable():
+                if tensor.name in node.input and tensor.name not in self.geometry:
+                    self.geometry[tensor.name] = _geometry(node, tensor.name)
+                    self._sources[tensor.name] = node.input[0]
+
+    def open(self, names: Sequence[str], threads: int = 1) -> Capture:
+        """A function from feeds to the inputs of the layers ``names``, current weights."""
+        proto = current_proto(self.model)
+        graph_inputs = {i.name for i in proto.graph.input}
+        present = {o.name for o in proto.graph.output}
+        wanted = sorted({self._sources[n] for n in names} - graph_inputs)
+        for source in wanted:
+            if source not in present:
+                proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(source))
+        session = session_for(proto.SerializeToString(), threads)
+
+        def capture(feeds: Mapping[str, Array]) -> dict[str, torch.Tensor]:
+            got = dict(zip(wanted, session.run(wanted, dict(feeds)), strict=True)) if wanted else {}
+            got.update({k: v for k, v in feeds.items() if k in graph_inputs})
+            return {n: torch.from_numpy(np.asarray(got[self._sources[n]])) for n in names}
+
+        return capture
+
+
+def current_proto(model: OnnxModel) -> onnx.ModelProto:
+    """A copy of the graph holding the weights as they are now (pruned or not)."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.proto)
+    inits = {init.name: init for init in proto.graph.initializer}
+    for tensor in model.prunable():
+        inits[tensor.name].CopyFrom(numpy_helper.from_array(tensor.values, tensor.name))
+    return proto
+
+
+def _geometry(node: onnx.NodeProto, weight: str) -> LayerGeometry:
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    position = list(node.input).index(weight)
+    if node.op_type == "Conv" and position == 1:
+        return _conv(node, attrs, weight)
+    if node.op_type == "Gemm" and position == 1 and not attrs.get("transA", 0):
+        return LayerGeometry("linear", transposed=not attrs.get("transB", 0))
+    if node.op_type == "MatMul" and position == 1:
+        return LayerGeometry("linear", transposed=True)
+    raise Unsupported(
+        f"layer {weight!r} ({node.op_type} operand {position}) has no input-feature layout "
+        "that calibration understands; exclude it with layers.exclude",
+        field="layers",
+    )
+
+
+def _conv(node: onnx.NodeProto, attrs: dict[str, object], weight: str) -> LayerGeometry:
+    kernel = attrs.get("kernel_shape")
+    if attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise Unsupported(
+            f"layer {weight!r}: grouped or auto-padded convolutions are not calibrated yet; "
+            "exclude it with layers.exclude",
+            field="layers",
+        )
+    if not isinstance(kernel, list) or len(kernel) != 2:
+        raise Unsupported(
+            f"layer {weight!r}: only 2-D convolutions are calibrated; exclude it",
+            field="layers",
+        )
+    return conv_geometry(
+        tuple(kernel),
+        tuple(attrs.get("strides", [1, 1])),  # type: ignore[arg-type]
+        _pads(attrs.get("pads", [0, 0, 0, 0])),
+        tuple(attrs.get("dilations", [1, 1])),  # type: ignore[arg-type]
+    )
+
+
+def _pads(pads: object) -> tuple[int, ...]:
+    """ONNX pads are (begin_h, begin_w, end_h, end_w); ours (top, left, bottom, right)."""
+    values = [int(p) for p in pads]  # type: ignore[attr-defined]
+    return (values[0], values[1], values[2], values[3])

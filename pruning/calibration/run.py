@@ -1,0 +1,63 @@
+"""The engine's entry for methods that need calibration data: load and check the dataset,
+run the method on the selected tensors, and describe what was used for the report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pruning.calibration.dataset import load_calibration, require_calibration
+from pruning.calibration.outputs import compare_on_data, first_outputs
+from pruning.errors import Unsupported
+from pruning.inputs import InputPlan
+from pruning.layers import LayerPlan
+from pruning.methods import CALIBRATED
+from pruning.methods.calibrated import CalibratedJob
+from pruning.models.base import ModelAdapter
+from pruning.progress import Progress
+from pruning.spec import PruneSpec
+
+
+def needs_calibration(spec: PruneSpec) -> bool:
+    return spec.method.name in CALIBRATED
+
+
+def prune_calibrated(
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path],
+    step: Progress,
+) -> dict[str, Any]:
+    """Prune ``plan.selected`` in place; return the report's ``calibration`` block."""
+    name = spec.method.name
+    path = require_calibration(name, spec.calibration, datasets)
+    if spec.granularity != "unstructured":
+        raise Unsupported(
+            f"method {name!r} prunes unstructured only; use granularity 'unstructured'",
+            field="granularity",
+        )
+    assert spec.calibration is not None  # require_calibration checked it
+    start = time.perf_counter()
+    data = load_calibration(
+        path, spec.calibration.dataset_id, spec.calibration.samples, inputs.inputs
+    )
+    load_s = time.perf_counter() - start
+    method = CALIBRATED[name](**dict(spec.method.options))
+    job = CalibratedJob(
+        model=model,
+        tensors=list(plan.selected),
+        sparsity=spec.sparsity,
+        scope=spec.scope,
+        overrides=dict(plan.overrides),
+        data=data,
+        input_names=inputs.names,
+        progress=lambda fraction: step("prune", fraction, {"method": name}),
+    )
+    dense = first_outputs(model, data, inputs.names)
+    notes = method.prune(job)
+    fidelity = compare_on_data(dense, first_outputs(model, data, inputs.names), data)
+    return {**data.describe(), "data_load_s": round(load_s, 4), **notes, "fidelity": fidelity}

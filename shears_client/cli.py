@@ -1,0 +1,195 @@
+"""`shears submit | jobs | report`: the service from a shell or a CI step.
+
+Exit codes, so a pipeline can branch on them: 0 done (or submitted, without --wait), 1 the job
+failed or was cancelled, 2 the server refused the request (a 4xx: it says why), 3 the server
+could not be reached or failed (5xx).
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from shears_client.http import ApiError, ShearsClient, iter_lines
+
+DONE, JOB_FAILED, REFUSED, UNREACHABLE = 0, 1, 2, 3
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class UsageError(Exception):
+    """Flags that do not make a request; exit code 2 like argparse's own errors."""
+
+
+def submit(argv: list[str]) -> int:
+    args = _submit_parser().parse_args(argv)
+    return _guarded(args, lambda client: _submit(client, args))
+
+
+def jobs(argv: list[str]) -> int:
+    parser = _base_parser("shears jobs", "list recent jobs, newest first")
+    parser.add_argument(
+        "--status", choices=["queued", "running", "succeeded", "failed", "cancelled"]
+    )
+    parser.add_argument("--limit", type=int, default=20)
+    args = parser.parse_args(argv)
+
+    def run(client: ShearsClient) -> int:
+        for job in client.list_jobs(args.status, args.limit):
+            print(*iter_lines(job))
+        return DONE
+
+    return _guarded(args, run)
+
+
+def report(argv: list[str]) -> int:
+    parser = _base_parser("shears report", "print a job's report (JSON), or save its page")
+    parser.add_argument("job_id")
+    parser.add_argument("--html", type=Path, help="save the report page (with plots) here")
+    args = parser.parse_args(argv)
+
+    def run(client: ShearsClient) -> int:
+        if args.html:
+            client.save_report_page(args.job_id, args.html)
+            print(f"report page saved to {args.html}")
+        else:
+            print(json.dumps(client.report(args.job_id), indent=2))
+        return DONE
+
+    return _guarded(args, run)
+
+
+def _submit(client: ShearsClient, args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    model = client.upload_model(args.model, args.format)
+    if model["status"] != "ready":
+        print(f"model refused: {model.get('error')}", file=sys.stderr)
+        return REFUSED
+    job = client.create_job(model["id"], spec, args.idempotency_key)
+    print(f"job {job['id']} {job['status']} (model {model['id']})", file=sys.stderr)
+    if not args.wait:
+        print(job["id"])
+        return DONE
+    job = _follow(client, job["id"], quiet=args.quiet)
+    if job["status"] != "succeeded":
+        error = job.get("error") or {}
+        print(
+            f"job {job['id']} {job['status']}: {error.get('code')}: {error.get('message')}",
+            file=sys.stderr,
+        )
+        return JOB_FAILED
+    out = args.output or Path(f"shears-{job['id']}")
+    _fetch(client, job, out)
+    print(out)
+    return DONE
+
+
+def _follow(client: ShearsClient, job_id: str, quiet: bool) -> dict[str, Any]:
+    bar_format = "{desc:<10}{percentage:3.0f}%|{bar}| {elapsed}"
+    with tqdm(total=100, file=sys.stderr, disable=quiet, bar_format=bar_format) as bar:
+
+        def show(event: dict[str, Any]) -> None:
+            bar.set_description(event["stage"])
+            bar.update(max(0, round(event["fraction"] * 100) - bar.n))
+
+        return client.wait(job_id, show)
+
+
+def _fetch(client: ShearsClient, job: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for artifact in job["artifacts"]:
+        # Names come from the server's artifact list, which the worker restricts to
+        # lowercase identifiers; never a path.
+        name = Path(artifact["name"]).name
+        suffix = {
+            "onnx": ".onnx",
+            "torchscript": ".pt",
+            "json": ".json",
+            "npz": ".npz",
+            "html": ".html",
+        }.get(artifact["format"], "")
+        client.download(job["id"], artifact["name"], out / f"{name}{suffix}")
+
+
+def _spec(args: argparse.Namespace) -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(args.spec.read_text()) if args.spec else {}
+    if args.sparsity is not None:
+        spec["sparsity"] = args.sparsity
+    if "sparsity" not in spec:
+        raise UsageError("give --sparsity or a --spec file with `sparsity`")
+    if args.method:
+        spec["method"] = {"name": args.method}
+    if args.scope:
+        spec["scope"] = args.scope
+    if args.exclude:
+        spec.setdefault("layers", {})["exclude"] = args.exclude
+    if args.outputs:
+        spec["outputs"] = args.outputs.split(",")
+    if args.input_shape:
+        spec["input_shapes"] = dict(_shape(text) for text in args.input_shape)
+    return spec
+
+
+def _shape(text: str) -> tuple[str, list[int]]:
+    name, _, dims = text.partition("=")
+    try:
+        return name, [int(d) for d in dims.split(",")]
+    except ValueError:
+        raise UsageError(f"--input-shape wants NAME=1,3,32,32, not {text!r}") from None
+
+
+def _guarded(args: argparse.Namespace, run: Callable[[ShearsClient], int]) -> int:
+    client = ShearsClient(args.server, args.api_key)
+    try:
+        return run(client)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return REFUSED
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for field in exc.problem.get("errors") or []:
+            print(f"  {field.get('field')}: {field.get('message')}", file=sys.stderr)
+        return REFUSED if exc.status < 500 else UNREACHABLE
+    except httpx.TransportError as exc:
+        print(f"error: cannot reach {args.server}: {exc}", file=sys.stderr)
+        return UNREACHABLE
+    finally:
+        client.close()
+
+
+def _base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("SHEARS_URL", DEFAULT_URL),
+        help=f"API base URL (env SHEARS_URL, default {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("SHEARS_API_KEY"),
+        help="bearer key (env SHEARS_API_KEY)",
+    )
+    return parser
+
+
+def _submit_parser() -> argparse.ArgumentParser:
+    p = _base_parser("shears submit", "upload a model, prune it on the server, fetch results")
+    p.add_argument("model", type=Path, help="an ONNX or TorchScript file")
+    p.add_argument("--sparsity", type=float)
+    p.add_argument("--method", help="magnitude, random, ... (default magnitude)")
+    p.add_argument("--scope", choices=["global", "layerwise"])
+    p.add_argument("--exclude", action="append", help="glob of tensors to leave dense")
+    p.add_argument("--outputs", help="comma-separated, e.g. model,sparse_npz")
+    p.add_argument("--input-shape", action="append", help="NAME=1,3,32,32 (TorchScript)")
+    p.add_argument("--spec", type=Path, help="a PruneSpec JSON file; flags override it")
+    p.add_argument("--format", choices=["onnx", "torchscript"], help="default: detected")
+    p.add_argument("--idempotency-key", help="resubmitting with the same key is safe")
+    p.add_argument("--wait", action="store_true", help="follow the job and fetch results")
+    p.add_argument("-o", "--output", type=Path, help="where --wait saves artifacts")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p

@@ -1,0 +1,102 @@
+"""`shears submit / jobs / report` as a CI step runs them: a real process against a real
+server, judged by exit code, files and what it prints."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.support.shears import ApiServer
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shears(*args: str, server: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shears_cli", *args, "--server", server, "--quiet"]
+        if args[0] == "submit"
+        else [sys.executable, "-m", "shears_cli", *args, "--server", server],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_submit_wait_prunes_and_fetches_every_artifact(
+    server: ApiServer, model_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    done = shears(
+        "submit",
+        str(model_file),
+        "--sparsity",
+        "0.5",
+        "--outputs",
+        "model,sparse_npz",
+        "--wait",
+        "-o",
+        str(out),
+        server=server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out)
+    assert {p.name for p in out.iterdir()} == {
+        "model.onnx",
+        "sparse_npz.npz",
+        "report.json",
+        "report_html.html",
+    }
+    report = json.loads((out / "report.json").read_text())
+    assert report["sparsity"]["achieved"] == pytest.approx(0.5, abs=0.01)
+    session = ort.InferenceSession(str(out / "model.onnx"))
+    batch = np.zeros((2, *session.get_inputs()[0].shape[1:]), np.float32)
+    assert session.run(None, {session.get_inputs()[0].name: batch})[0].shape[0] == 2
+
+
+def test_submit_of_a_bad_spec_exits_2_naming_the_field(server: ApiServer, model_file: Path) -> None:
+    done = shears(
+        "submit",
+        str(model_file),
+        "--sparsity",
+        "0.5",
+        "--exclude",
+        "nothing*",
+        "--wait",
+        server=server.url,
+    )
+    assert done.returncode == 2
+    assert "spec.layers.exclude[0]" in done.stderr
+
+
+def test_unreachable_server_exits_3(model_file: Path) -> None:
+    done = shears("submit", str(model_file), "--sparsity", "0.5", server="http://127.0.0.1:9")
+    assert done.returncode == 3
+    assert "cannot reach" in done.stderr
+
+
+def test_jobs_lists_and_report_prints_a_finished_job(
+    server: ApiServer, model_file: Path, tmp_path: Path
+) -> None:
+    submitted = shears("submit", str(model_file), "--sparsity", "0.3", server=server.url)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert job_id.startswith("job_")
+    listed = shears("jobs", server=server.url)
+    assert listed.returncode == 0 and job_id in listed.stdout
+    page = tmp_path / "page.html"
+    for _ in range(120):
+        shown = shears("report", job_id, "--html", str(page), server=server.url)
+        if shown.returncode == 0:
+            break
+        assert "409" in shown.stderr  # not finished yet: a conflict, said plainly
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    printed = shears("report", job_id, server=server.url)
+    assert json.loads(printed.stdout)["sparsity"]["target"] == 0.3
