@@ -16,7 +16,7 @@ import pytest
 from api_http import SharedStack, upload_model
 
 from tests.support import models
-from tests.support.processes import ProcessRegistry
+from tests.support.processes import scoped_registry
 from tests.support.shears import (
     shears_env,
     start_api,
@@ -28,19 +28,12 @@ from tests.support.shears import (
 @pytest.fixture(scope="session")
 def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
     root = tmp_path_factory.mktemp("shared-stack")
-    registry = ProcessRegistry(log_dir=root / "logs")
     env = shears_env(root / "data", inspect_wait_s=60)
-    try:
+    with scoped_registry(root / "logs") as registry:
         worker = start_worker(registry, env, queues=("shears.inspect",), wait=False)
         api = start_api(registry, env)
         wait_until_worker_ready(worker)
         yield SharedStack(api=api, data_dir=root / "data")
-    except BaseException:
-        for title, log in registry.report():
-            print(f"--- {title}\n{log}")
-        raise
-    finally:
-        registry.stop_all()
 
 
 @pytest.fixture

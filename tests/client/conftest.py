@@ -5,22 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ProcessRegistry
+from tests.support.processes import scoped_registry
 from tests.support.shears import ApiServer, shears_env, start_serve
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     root = tmp_path_factory.mktemp("client-server")
-    registry = ProcessRegistry(log_dir=root / "logs")
-    try:
+    with scoped_registry(root / "logs") as registry:
         yield start_serve(registry, shears_env(root / "data"))
-    except BaseException:
-        for title, log in registry.report():
-            print(f"--- {title}\n{log}")
-        raise
-    finally:
-        registry.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,13 @@ from shears_config import Settings
 from tests.support import shears
 from tests.support.api_client import create_job, upload_model, wait_for_job, wait_for_model
 from tests.support.models import fast_spec
-from tests.support.processes import ManagedProcess, ProcessRegistry, free_port, python_argv
+from tests.support.processes import (
+    ManagedProcess,
+    ProcessRegistry,
+    free_port,
+    python_argv,
+    scoped_registry,
+)
 from tests.support.shears import ApiServer
 
 pytestmark = pytest.mark.integration
@@ -60,9 +66,8 @@ def two_tenants(
     acme, globex = new_key("acme"), new_key("globex")
     assert all(k.startswith("sha256:") for k in [*acme.entry, *globex.entry])
     root = tmp_path_factory.mktemp("tenants")
-    registry = ProcessRegistry(log_dir=root / "logs")
     env = shears.shears_env(root / "data", api_keys=json.dumps({**acme.entry, **globex.entry}))
-    try:
+    with scoped_registry(root / "logs") as registry:
         worker = shears.start_worker(registry, env)
         api = shears.start_api(registry, env)
         with (
@@ -71,12 +76,6 @@ def two_tenants(
         ):
             ids = _acme_resources(a, onnx_model_file)
             yield TwoTenants(api, worker, a, g, ids, (acme.key, globex.key))
-    except BaseException:
-        for title, log in registry.report():
-            print(f"--- {title}\n{log}")
-        raise
-    finally:
-        registry.stop_all()
 
 
 def _acme_resources(http: httpx.Client, model_file: Path) -> dict[str, str]:

@@ -19,7 +19,7 @@ from tests.security import hostile
 from tests.support import shears
 from tests.support.api_client import upload_model, wait_for_model
 from tests.support.models import fast_spec
-from tests.support.processes import ProcessRegistry
+from tests.support.processes import scoped_registry
 from tests.support.redis_server import RedisServer
 from tests.support.shears import ApiServer, Stack
 
@@ -30,19 +30,12 @@ pytestmark = pytest.mark.integration
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Redis, the API and one worker for the module: uploads are validated for real."""
     root = tmp_path_factory.mktemp("hostile")
-    registry = ProcessRegistry(log_dir=root / "logs")
-    try:
+    with scoped_registry(root / "logs") as registry:
         redis_server = RedisServer(registry=registry, data_dir=root / "redis").start()
         env = shears.shears_env(root / "data", broker_url=redis_server.url)
         worker = shears.start_worker(registry, env)
         api = shears.start_api(registry, env)
         yield Stack(env=env, data_dir=root / "data", api=api, workers=[worker])
-    except BaseException:
-        for title, log in registry.report():
-            print(f"--- {title}\n{log}")
-        raise
-    finally:
-        registry.stop_all()
 
 
 @pytest.fixture(scope="module")

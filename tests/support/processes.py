@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,3 +218,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
+
+
+@contextlib.contextmanager
+def scoped_registry(log_dir: Path) -> Iterator[ProcessRegistry]:
+    """Processes for a module- or session-scoped fixture: all stopped at the end, and their
+    logs printed when starting them failed (a function-scoped test gets them in its report
+    from the `processes` fixture instead)."""
+    registry = ProcessRegistry(log_dir=log_dir)
+    try:
+        yield registry
+    except BaseException:
+        for title, log in registry.report():
+            print(f"--- {title}\n{log}")
+        raise
+    finally:
+        registry.stop_all()
