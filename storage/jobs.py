@@ -57,14 +57,7 @@ class JobStore:
         return ModelRecord(**row)
 
     def get_model(self, tenant: str | None, model_id: str) -> ModelRecord:
-        query = models.select().where(models.c.id == model_id)
-        if tenant is not None:
-            query = query.where(models.c.tenant == tenant)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        if row is None:
-            raise NotFound(f"model {model_id!r} not found")
-        return ModelRecord(**row)
+        return ModelRecord(**self._row(models, tenant, model_id, "model"))
 
     def list_models(
         self, tenant: str, limit: int, cursor: str | None
@@ -142,14 +135,7 @@ class JobStore:
         return DatasetRecord(**row)
 
     def get_dataset(self, tenant: str | None, dataset_id: str) -> DatasetRecord:
-        query = datasets.select().where(datasets.c.id == dataset_id)
-        if tenant is not None:
-            query = query.where(datasets.c.tenant == tenant)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        if row is None:
-            raise NotFound(f"dataset {dataset_id!r} not found")
-        return DatasetRecord(**row)
+        return DatasetRecord(**self._row(datasets, tenant, dataset_id, "dataset"))
 
     def list_datasets(
         self, tenant: str, limit: int, cursor: str | None
@@ -227,14 +213,7 @@ class JobStore:
         return bool(deleted)
 
     def get_job(self, tenant: str | None, job_id: str) -> JobRecord:
-        query = jobs.select().where(jobs.c.id == job_id)
-        if tenant is not None:
-            query = query.where(jobs.c.tenant == tenant)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        if row is None:
-            raise NotFound(f"job {job_id!r} not found")
-        return JobRecord(**row)
+        return JobRecord(**self._row(jobs, tenant, job_id, "job"))
 
     def list_jobs(
         self, tenant: str, limit: int, cursor: str | None, status: str | None = None
@@ -487,6 +466,17 @@ class JobStore:
         return bool(done)
 
     # -- internals ----------------------------------------------------------------------
+    def _row(self, table: sa.Table, tenant: str | None, row_id: str, kind: str) -> Any:
+        """One row by id; another tenant's row is NotFound, like a missing one."""
+        query = table.select().where(table.c.id == row_id)
+        if tenant is not None:
+            query = query.where(table.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"{kind} {row_id!r} not found")
+        return row
+
     @staticmethod
     def _held(job_id: str, owner: str) -> tuple[Any, ...]:
         return (jobs.c.id == job_id, jobs.c.status == "running", jobs.c.lease_owner == owner)
