@@ -40,8 +40,8 @@ class ObdMethod(BaseModel):
 
 class WandaMethod(BaseModel):
     """Wanda (Sun et al. 2023): score |w_ij| * ||x_j||_2, compared within each output row, so
-    every row (and layer) is pruned to the same fraction whatever `scope` says. Needs
-    `calibration`."""
+    every row (and layer) is pruned to the same fraction whatever `scope` says; with
+    `granularity: n:m`, within every m consecutive inputs of a row. Needs `calibration`."""
 
     model_config = _STRICT
     name: Literal["wanda"] = "wanda"
@@ -49,7 +49,8 @@ class WandaMethod(BaseModel):
 
 class SparseGPTMethod(BaseModel):
     """SparseGPT (Frantar & Alistarh 2023): layerwise OBS with weight update, layers in order,
-    each layer to its own fraction (layerwise whatever `scope` says). Needs `calibration`."""
+    each layer to its own fraction (layerwise whatever `scope` says); with `granularity: n:m`,
+    each group's mask is chosen as the sweep reaches it. Needs `calibration`."""
 
     model_config = _STRICT
     name: Literal["sparsegpt"] = "sparsegpt"
@@ -59,11 +60,25 @@ class SparseGPTMethod(BaseModel):
     )
 
 
+class TaylorMethod(BaseModel):
+    """First-order Taylor importance (Molchanov et al. 2017, 2019): removing weights changes
+    the loss by about -sum(g * w). With `granularity: channel` a channel's score is
+    |sum over its weights of g * w|; unstructured, each weight's |g * w|; both accumulated over
+    the calibration samples, one gradient per sample. The loss is cross-entropy with the
+    dataset's `labels` (MSE with float `targets`), or with the model's own predictions when
+    it has neither (the report says which). Needs `calibration`."""
+
+    model_config = _STRICT
+    name: Literal["taylor"] = "taylor"
+
+
 Method = Annotated[
-    MagnitudeMethod | RandomMethod | ObdMethod | WandaMethod | SparseGPTMethod,
+    MagnitudeMethod | RandomMethod | ObdMethod | WandaMethod | SparseGPTMethod | TaylorMethod,
     Field(discriminator="name"),
 ]
-LOSS_BASED_METHODS = ("obd", "wanda", "sparsegpt")
+LOSS_BASED_METHODS = ("obd", "wanda", "sparsegpt", "taylor")
+# Loss-based methods that also rank whole channels (`granularity: channel`).
+CHANNEL_METHODS = ("taylor",)
 
 
 class CalibrationSpec(BaseModel):
@@ -107,7 +122,8 @@ class ChannelGranularity(BaseModel):
     """Remove whole output channels (Conv) and output features (Gemm/MatMul), and shrink the
     layers that consume them: the returned ONNX model is physically smaller. `sparsity` is the
     fraction of channels removed from every channel group; `importance` ranks channels by the
-    L1 or L2 norm of their weights (Li et al. 2017, "Pruning Filters for Efficient ConvNets").
+    L1 or L2 norm of their weights (Li et al. 2017, "Pruning Filters for Efficient ConvNets"),
+    unless `method` is `taylor`, whose loss-based score (with calibration data) ranks them.
     Channels tied by residual additions or concatenations are pruned together; groups that
     cannot be cut safely stay dense and the report says why."""
 
@@ -208,7 +224,7 @@ class PruneSpec(BaseModel):
     latency: LatencySpec = Field(default_factory=LatencySpec)
     outputs: list[OutputFormat] = Field(default_factory=_default_outputs, min_length=1)
     calibration: CalibrationSpec | None = Field(
-        default=None, description="Required by `obd`, `wanda` and `sparsegpt`."
+        default=None, description="Required by `obd`, `wanda`, `sparsegpt` and `taylor`."
     )
     input_shapes: dict[str, list[Annotated[int, Field(ge=1)]]] | None = Field(
         default=None,

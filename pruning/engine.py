@@ -104,7 +104,10 @@ def _prune_and_save(
     step("prune", 0.0, {"layers": len(plan.selected)})
     calibration = None
     structured: StructuredOutcome | None = None
-    if needs_calibration(spec):
+    if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
+        structured = prune_structured(model, plan, spec, None, inputs, datasets)
+        calibration = structured.calibration
+    elif needs_calibration(spec):
         calibration = prune_calibrated(model, plan, spec, inputs, datasets, step)
     elif spec.granularity != "unstructured":
         scorer = make_scorer(spec.method.name, dict(spec.method.options))

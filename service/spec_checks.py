@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from api_schemas import ProblemFieldError, PruneSpec
-from api_schemas.spec import LOSS_BASED_METHODS
+from api_schemas.spec import CHANNEL_METHODS, LOSS_BASED_METHODS
 from service.problems import ProblemError
 from storage import DatasetRecord, ModelRecord, NotFound
 
@@ -139,10 +139,14 @@ def _calibration_errors(
             message=f"method {spec.method.name!r} needs calibration data: "
             '{"dataset_id": "ds_...", "samples": 128}',
         )
-    if spec.method.name in LOSS_BASED_METHODS and spec.granularity.kind != "unstructured":
+    if (
+        spec.method.name in LOSS_BASED_METHODS
+        and spec.method.name not in CHANNEL_METHODS
+        and spec.granularity.kind == "channel"
+    ):
         yield ProblemFieldError(
             field="spec.granularity",
-            message=f"method {spec.method.name!r} prunes unstructured only for now",
+            message=f"method {spec.method.name!r} prunes 'unstructured' or 'n:m', not 'channel'",
         )
     if spec.calibration is None:
         return

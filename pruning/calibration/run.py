@@ -10,7 +10,7 @@ from typing import Any
 
 from pruning.calibration.dataset import load_calibration, require_calibration
 from pruning.calibration.outputs import compare_on_data, first_outputs
-from pruning.errors import Unsupported
+from pruning.errors import InvalidSpec
 from pruning.inputs import InputPlan
 from pruning.layers import LayerPlan
 from pruning.methods import CALIBRATED
@@ -18,6 +18,7 @@ from pruning.methods.calibrated import CalibratedJob
 from pruning.models.base import ModelAdapter
 from pruning.progress import Progress
 from pruning.spec import PruneSpec
+from pruning.structured.nm_layout import input_on_axis0
 
 
 def needs_calibration(spec: PruneSpec) -> bool:
@@ -35,11 +36,7 @@ def prune_calibrated(
     """Prune ``plan.selected`` in place; return the report's ``calibration`` block."""
     name = spec.method.name
     path = require_calibration(name, spec.calibration, datasets)
-    if spec.granularity != "unstructured":
-        raise Unsupported(
-            f"method {name!r} prunes unstructured only; use granularity 'unstructured'",
-            field="granularity",
-        )
+    _check_granularity(spec, plan)
     assert spec.calibration is not None  # require_calibration checked it
     start = time.perf_counter()
     data = load_calibration(
@@ -56,8 +53,20 @@ def prune_calibrated(
         data=data,
         input_names=inputs.names,
         progress=lambda fraction: step("prune", fraction, {"method": name}),
+        nm=spec.nm,
+        nm_columns=frozenset(input_on_axis0(model)) if spec.nm else frozenset(),
     )
     dense = first_outputs(model, data, inputs.names)
     notes = method.prune(job)
     fidelity = compare_on_data(dense, first_outputs(model, data, inputs.names), data)
     return {**data.describe(), "data_load_s": round(load_s, 4), **notes, "fidelity": fidelity}
+
+
+def _check_granularity(spec: PruneSpec, plan: LayerPlan) -> None:
+    """Scores are per weight, so unstructured and n:m both apply (channel granularity is
+    routed to ``pruning.structured`` before this); n:m prunes every layer alike."""
+    if spec.granularity == "n:m" and plan.overrides:
+        raise InvalidSpec(
+            "granularity 'n:m' prunes every selected layer alike; drop layers.overrides",
+            field="layers.overrides",
+        )

@@ -76,15 +76,21 @@ def nm_mask(
         return None, NMLayer(tensor.name, rows, inputs, False, reason)
     scores: FloatArray = np.empty(tensor.numel, scorer.score_dtype(tensor))
     scorer.score(tensor, 0, scores)
-    matrix = _as_matrix(scores.reshape(tensor.values.shape), columns)
-    groups = matrix.reshape(rows, inputs // m, m)
+    flat = nm_matrix_mask(_as_matrix(scores.reshape(tensor.values.shape), columns), n, m)
+    shaped = flat.T if columns else flat
+    return shaped.reshape(tensor.values.shape), NMLayer(tensor.name, rows, inputs, True)
+
+
+def nm_matrix_mask(scores: Any, n: int, m: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """True at the ``n`` lowest scores of every ``m`` consecutive columns of each row of a
+    ``[outputs, inputs]`` score matrix (``inputs`` a multiple of ``m``)."""
+    rows, inputs = scores.shape
+    groups = np.asarray(scores).reshape(rows, inputs // m, m)
     # A stable sort keeps ties in position order, so masks are deterministic.
     lowest = np.argsort(groups, axis=-1, kind="stable")[..., :n]
     mask = np.zeros(groups.shape, np.bool_)
     np.put_along_axis(mask, lowest, True, axis=-1)
-    flat = mask.reshape(rows, inputs)
-    shaped = flat.T if columns else flat
-    return shaped.reshape(tensor.values.shape), NMLayer(tensor.name, rows, inputs, True)
+    return mask.reshape(rows, inputs)
 
 
 def _matrix_shape(shape: tuple[int, ...], columns: bool) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from pruning.methods.magnitude import MagnitudeScorer
 from pruning.methods.obd import ObdMethod
 from pruning.methods.random import RandomScorer
 from pruning.methods.sparsegpt import SparseGPTMethod
+from pruning.methods.taylor import TaylorMethod
 from pruning.methods.wanda import WandaMethod
 
 SCORERS: dict[str, type[Scorer]] = {
@@ -27,6 +28,7 @@ SCORERS: dict[str, type[Scorer]] = {
 CALIBRATED: dict[str, type[CalibratedMethod]] = {
     ObdMethod.name: ObdMethod,
     SparseGPTMethod.name: SparseGPTMethod,
+    TaylorMethod.name: TaylorMethod,
     WandaMethod.name: WandaMethod,
 }
 # Every method the spec may name, with its OPTIONS.

@@ -5,11 +5,12 @@ weight tensor, so they are not ``Scorer``s. Each one prunes ``job.tensors`` in p
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pruning.calibration.dataset import CalibrationData
+from pruning.masks.nm import NMLayer
 from pruning.models.base import ModelAdapter
 from pruning.tensors import WeightTensor
 
@@ -24,6 +25,8 @@ class CalibratedJob:
     data: CalibrationData
     input_names: list[str]
     progress: Callable[[float], None]
+    nm: tuple[int, int] | None = None  # (n, m) for granularity n:m, else unstructured
+    nm_columns: frozenset[str] = frozenset()  # tensors stored [in, out] (see masks/nm.py)
 
     def fraction(self, tensor: WeightTensor) -> float:
         return self.overrides.get(tensor.name, self.sparsity)
@@ -36,3 +39,29 @@ class CalibratedMethod(ABC):
     @abstractmethod
     def prune(self, job: CalibratedJob) -> dict[str, Any]:
         """Prune ``job.tensors`` in place; return notes for the report's calibration block."""
+
+
+def nm_layer(name: str, rows: int, inputs: int, m: int) -> NMLayer:
+    """Whether a ``[rows, inputs]`` weight can take n:m groups; if not, it is left dense."""
+    if inputs % m:
+        reason = f"input dimension {inputs} is not a multiple of m={m}; left dense"
+        return NMLayer(name, rows, inputs, False, reason)
+    return NMLayer(name, rows, inputs, True)
+
+
+def nm_notes(nm: tuple[int, int], layers: Sequence[NMLayer]) -> dict[str, Any]:
+    """The report's account of an n:m run: the pattern and every layer left dense, and why."""
+    n, m = nm
+    return {
+        "scope_applied": f"{n}:{m}: n lowest of every m consecutive inputs of each output row",
+        "nm": {
+            "n": n,
+            "m": m,
+            "layers_left_dense": [
+                {"name": layer.name, "reason": layer.reason} for layer in layers if not layer.pruned
+            ],
+            "sparse_tensor_core_layers": [
+                layer.name for layer in layers if layer.tensor_core_ready(n, m)
+            ],
+        },
+    }

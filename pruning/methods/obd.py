@@ -4,7 +4,8 @@ s_i = h_ii * w_i^2 / 2. The Hessian diagonal is estimated either by the empirica
 the mean of squared per-sample gradients (the Gauss-Newton approximation that holds near a
 minimum of a log-likelihood), or by Hutchinson's estimator E[z * (H z)] with Rademacher z
 (Hutchinson 1990; Yao et al. 2020, "PyHessian"), using Hessian-vector products. Saliencies
-are then ordinary scores: ``scope`` and ``layers.overrides`` apply as for magnitude."""
+are then ordinary scores: ``scope`` and ``layers.overrides`` apply as for magnitude, and with
+n:m granularity each group of m keeps its m - n most salient weights (``masks/nm.py``)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from pruning.calibration.gradients import differentiable
 from pruning.calibration.losses import hessian_diagonal
 from pruning.errors import InvalidSpec
 from pruning.masks import prune_in_place
+from pruning.masks.nm import prune_nm
 from pruning.methods.base import IntArray, Scorer
-from pruning.methods.calibrated import CalibratedJob, CalibratedMethod
+from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_notes
 from pruning.tensors import FloatArray, WeightTensor
 
 HESSIANS = ("fisher", "hutchinson")
@@ -50,9 +52,12 @@ class ObdMethod(CalibratedMethod):
         }
         calibration_s = time.perf_counter() - start
         job.progress(0.5)
-        prune_in_place(
-            job.tensors, SaliencyScorer(saliency), job.sparsity, job.scope, job.overrides
-        )
+        scorer = SaliencyScorer(saliency)
+        if job.nm is None:
+            prune_in_place(job.tensors, scorer, job.sparsity, job.scope, job.overrides)
+        else:
+            layers = prune_nm(job.tensors, scorer, *job.nm, job.nm_columns)
+            notes = {**notes, **nm_notes(job.nm, layers)}
         job.progress(1.0)
         return {
             "calibration_s": round(calibration_s, 4),

@@ -4,7 +4,10 @@ each layer, H = 2 X X^T / n from its calibration inputs, dampened; the upper Cho
 of H^-1 gives, column by column, the OBS error w_q / [H^-1]_qq and its update of the columns
 not yet processed (eq. 3-4, the L-OBS/OBC family). Masks are chosen per block of columns
 from w^2 / [H^-1]_qq^2 (adaptive mask selection, sec. 3.3). Layers are processed in order and
-each one's H is built from the inputs produced by the already-pruned layers before it."""
+each one's H is built from the inputs produced by the already-pruned layers before it.
+With n:m granularity (Algorithm 1's prunen/prunem), the mask of every m consecutive columns is
+chosen when the sweep reaches them, from the weights as updated so far: the n lowest
+w^2 / [H^-1]_jj^2 of each row."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from pruning.calibration.capture import layer_inputs
 from pruning.calibration.geometry import split_rows
 from pruning.calibration.stats import input_hessian
 from pruning.errors import InvalidSpec
-from pruning.methods.calibrated import CalibratedJob, CalibratedMethod
+from pruning.masks.nm import NMLayer
+from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer, nm_notes
 
 
 class SparseGPTMethod(CalibratedMethod):
@@ -36,38 +40,54 @@ class SparseGPTMethod(CalibratedMethod):
     def prune(self, job: CalibratedJob) -> dict[str, Any]:
         inputs = layer_inputs(job.model, job.input_names)
         calibration_s = solve_s = 0.0
+        layers: list[NMLayer] = []
         for index, tensor in enumerate(job.tensors):
+            matrix = inputs.geometry[tensor.name].matrix(tensor.values)
+            if job.nm is not None:
+                layers.append(nm_layer(tensor.name, matrix.shape[0], matrix.shape[1], job.nm[1]))
+                if not layers[-1].pruned:  # left dense, named in the report
+                    job.progress((index + 1) / len(job.tensors))
+                    continue
             start = time.perf_counter()
             hessian = input_hessian(inputs, tensor.name, job.data)
             middle = time.perf_counter()
-            matrix = inputs.geometry[tensor.name].matrix(tensor.values)
             weights = torch.from_numpy(np.array(matrix, np.float32))
             pruned = sparsegpt_layer(
-                weights, hessian, job.fraction(tensor), self.blocksize, self.percdamp
+                weights, hessian, job.fraction(tensor), self.blocksize, self.percdamp, job.nm
             )
             matrix[...] = pruned.numpy().astype(matrix.dtype)
             calibration_s += middle - start
             solve_s += time.perf_counter() - middle
             job.progress((index + 1) / len(job.tensors))
+        notes = {"scope_applied": "layerwise"} if job.nm is None else nm_notes(job.nm, layers)
         return {
             "calibration_s": round(calibration_s, 4),
             "solve_s": round(solve_s, 4),
-            "scope_applied": "layerwise",
+            **notes,
             "blocksize": self.blocksize,
             "percdamp": self.percdamp,
         }
 
 
 def sparsegpt_layer(
-    weights: torch.Tensor, hessian: torch.Tensor, fraction: float, blocksize: int, percdamp: float
+    weights: torch.Tensor,
+    hessian: torch.Tensor,
+    fraction: float,
+    blocksize: int,
+    percdamp: float,
+    nm: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """The pruned ``[rows, cols]`` weights: exactly round(fraction * size) zeros."""
+    """The pruned ``[rows, cols]`` weights: exactly round(fraction * size) zeros, or with
+    ``nm = (n, m)`` exactly n zeros in every m consecutive columns of each row."""
     # Work on W^T, so that each input column the algorithm visits is one contiguous row.
     wt = weights.T.float().contiguous()
     h = hessian.clone().float()
     dead = torch.diag(h) == 0  # inputs that are always zero carry no information
     h[dead, dead] = 1.0
-    wt[dead, :] = 0.0
+    if nm is None:
+        wt[dead, :] = 0.0
+    else:  # zeroing them would break the exact n per group; they are pruned first instead
+        blocksize = -(-blocksize // nm[1]) * nm[1]  # whole groups per block
     h.diagonal().add_(percdamp * torch.mean(torch.diag(h)))
     hinv = _upper_cholesky_of_inverse(h)
     cols, rows = wt.shape
@@ -76,7 +96,7 @@ def sparsegpt_layer(
     for number, i1 in enumerate(range(0, cols, blocksize)):
         i2 = min(i1 + blocksize, cols)
         k = int(ends[number + 1] - ends[number])  # ... spread over blocks by their width
-        errors = _prune_block(wt[i1:i2], hinv[i1:i2, i1:i2], k)
+        errors = _prune_block(wt[i1:i2], hinv[i1:i2, i1:i2], k, nm, dead[i1:i2])
         wt[i2:] -= hinv[i1:i2, i2:].T @ errors  # lazy batch update (sec. 3.4)
     return wt.T
 
@@ -92,19 +112,39 @@ def _upper_cholesky_of_inverse(h: torch.Tensor) -> torch.Tensor:
     return upper
 
 
-def _prune_block(block: torch.Tensor, hinv1: torch.Tensor, k: int) -> torch.Tensor:
+def _prune_block(
+    block: torch.Tensor,
+    hinv1: torch.Tensor,
+    k: int,
+    nm: tuple[int, int] | None,
+    dead: torch.Tensor,
+) -> torch.Tensor:
     """OBS over one block of input columns (rows of ``block``, a view of W^T, updated in
-    place): choose k weights, zero them, move their error onto the block's later columns;
-    return the scaled errors ``(w - q) / [H^-1]_qq`` for the columns after the block."""
-    saliency = block.pow(2) / torch.diag(hinv1).pow(2)[:, None]  # OBS eq. 3, w^2 / [H^-1]^2
-    mask = torch.zeros(block.numel(), dtype=torch.bool)
-    if k:
-        mask[torch.topk(saliency.flatten(), k, largest=False).indices] = True
-    mask = mask.reshape(block.shape)
+    place): choose the weights to prune (k of the block, or n of every m columns), zero them,
+    move their error onto the block's later columns; return the scaled errors
+    ``(w - q) / [H^-1]_qq`` for the columns after the block."""
+    diagonal = torch.diag(hinv1)
+    mask = torch.zeros(block.shape, dtype=torch.bool)
+    if nm is None and k:
+        saliency = _saliency(block, diagonal, dead)
+        mask.view(-1)[torch.topk(saliency.flatten(), k, largest=False).indices] = True
     errors = torch.empty_like(block)
     for i in range(block.shape[0]):
+        if nm is not None and i % nm[1] == 0:
+            group = slice(i, i + nm[1])
+            saliency = _saliency(block[group], diagonal[group], dead[group])
+            lowest = torch.topk(saliency, nm[0], dim=0, largest=False).indices
+            mask[group].scatter_(0, lowest, True)
         q = block[i].masked_fill(mask[i], 0.0)
         torch.div(block[i] - q, hinv1[i, i], out=errors[i])
         block[i:].addr_(hinv1[i, i:], errors[i], alpha=-1.0)  # OBS eq. 4, rank-1 update
         block[i] = q
     return errors
+
+
+def _saliency(columns: torch.Tensor, diagonal: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+    """OBS eq. 3, w^2 / [H^-1]_qq^2 per weight of ``columns`` (rows of W^T); a weight on a
+    dead input costs nothing to remove."""
+    saliency = columns.pow(2) / diagonal.pow(2)[:, None]
+    saliency[dead] = 0.0
+    return saliency

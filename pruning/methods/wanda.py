@@ -2,7 +2,9 @@
 Language Models", eq. 1): the score of weight w_ij is |w_ij| * ||X_j||_2, the norm of input
 feature j over all calibration tokens, and weights are compared within each output row
 (sec. 3, "per output" comparison group). Every row, so every layer, is pruned to the layer's
-fraction: ``scope`` does not apply (a global threshold would undo the per-row comparison)."""
+fraction: ``scope`` does not apply (a global threshold would undo the per-row comparison).
+With n:m granularity the comparison group shrinks to every m consecutive inputs of a row,
+the n lowest scores pruned (Wanda sec. 3, "structured N:M sparsity", 2:4 and 4:8)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import numpy as np
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.geometry import split_rows
 from pruning.calibration.stats import column_sq_norms
-from pruning.methods.calibrated import CalibratedJob, CalibratedMethod
+from pruning.masks.nm import NMLayer, nm_matrix_mask
+from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer, nm_notes
 from pruning.tensors import FloatArray
 
 
@@ -26,12 +29,17 @@ class WandaMethod(CalibratedMethod):
         inputs = layer_inputs(job.model, job.input_names)
         norms = column_sq_norms(inputs, [t.name for t in job.tensors], job.data)
         calibration_s = time.perf_counter() - start
+        layers: list[NMLayer] = []
         for index, tensor in enumerate(job.tensors):
             matrix = inputs.geometry[tensor.name].matrix(tensor.values)
             scores = np.abs(matrix) * np.sqrt(norms[tensor.name].numpy())[None, :]
-            prune_rows(matrix, scores, job.fraction(tensor))
+            if job.nm is None:
+                prune_rows(matrix, scores, job.fraction(tensor))
+            else:
+                layers.append(prune_groups(tensor.name, matrix, scores, *job.nm))
             job.progress((index + 1) / len(job.tensors))
-        return {"calibration_s": round(calibration_s, 4), "scope_applied": "per output row"}
+        notes = {"scope_applied": "per output row"} if job.nm is None else nm_notes(job.nm, layers)
+        return {"calibration_s": round(calibration_s, 4), **notes}
 
 
 def prune_rows(matrix: FloatArray, scores: Any, fraction: float) -> None:
@@ -43,3 +51,11 @@ def prune_rows(matrix: FloatArray, scores: Any, fraction: float) -> None:
     mask = np.zeros((rows, cols), np.bool_)
     np.put_along_axis(mask, order, prune, axis=1)
     matrix[mask] = 0
+
+
+def prune_groups(name: str, matrix: FloatArray, scores: Any, n: int, m: int) -> NMLayer:
+    """Zero the n lowest-scoring weights of every m consecutive inputs of each row."""
+    layer = nm_layer(name, matrix.shape[0], matrix.shape[1], m)
+    if layer.pruned:
+        matrix[nm_matrix_mask(scores, n, m)] = 0
+    return layer

@@ -1,9 +1,13 @@
 """How important each channel is: the L1 or L2 norm of the weights that produce it, summed over
 the layers of its group (Li et al. 2017, "Pruning Filters for Efficient ConvNets", sec. 3.1:
 the sum of absolute kernel weights; L2 as in He et al. 2018, "Soft Filter Pruning"), taken on
-the filters with a following BatchNorm folded in."""
+the filters with a following BatchNorm folded in. A loss-based ranking (``taylor``) arrives as
+precomputed scores per weight and output channel, summed over the group the same way."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +16,8 @@ from pruning.structured.dependency import Source
 from pruning.structured.graph import OnnxGraph, attribute
 
 FloatArray = npt.NDArray[np.float64]
+ChannelScores = Mapping[str, npt.NDArray[Any]]  # weight name -> one score per output channel
+Importance = str | ChannelScores  # "l1" / "l2", or precomputed scores
 
 
 def channel_rows(graph: OnnxGraph, source: Source) -> FloatArray:
@@ -39,12 +45,23 @@ def folded_rows(graph: OnnxGraph, source: Source) -> FloatArray:
     return rows * scale[:, None]
 
 
-def group_importance(graph: OnnxGraph, sources: list[Source], norm: str) -> FloatArray:
+def group_importance(graph: OnnxGraph, sources: list[Source], importance: Importance) -> FloatArray:
     total = np.zeros(sources[0].channels, np.float64)
     for source in sources:
-        rows = folded_rows(graph, source)
-        total += np.abs(rows).sum(axis=1) if norm == "l1" else np.sqrt((rows**2).sum(axis=1))
+        rows = folded_rows(graph, source) if isinstance(importance, str) else None
+        total += channel_scores(importance, source.weight, rows)
     return total
+
+
+def channel_scores(importance: Importance, name: str, rows: npt.NDArray[Any] | None) -> FloatArray:
+    """One score per output channel of weight ``name``: the norm of its ``rows`` (one row per
+    channel), or the precomputed scores."""
+    if not isinstance(importance, str):
+        return np.asarray(importance[name], np.float64)
+    assert rows is not None
+    values = np.asarray(rows, np.float64)
+    norms = np.abs(values).sum(axis=1) if importance == "l1" else np.sqrt((values**2).sum(axis=1))
+    return np.asarray(norms, np.float64)
 
 
 def channels_to_keep(scores: FloatArray, sparsity: float) -> npt.NDArray[np.int64]:

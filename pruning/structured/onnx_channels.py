@@ -22,7 +22,7 @@ from pruning.structured.channels import IntArray
 from pruning.structured.cutters import CUTTERS
 from pruning.structured.dependency import Dependencies, Source, analyse
 from pruning.structured.graph import OnnxGraph
-from pruning.structured.importance import channels_to_keep, group_importance
+from pruning.structured.importance import Importance, channels_to_keep, group_importance
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class ChannelPruning:
 
 
 def prune_onnx_channels(
-    proto: onnx.ModelProto, selected: Collection[str], sparsity: float, importance: str
+    proto: onnx.ModelProto, selected: Collection[str], sparsity: float, importance: Importance
 ) -> ChannelPruning:
     """A physically smaller copy of ``proto``: ``sparsity`` of the channels of every safe
     group whose layers are all in ``selected`` removed, with every consumer shrunk."""
@@ -77,7 +77,11 @@ def prune_onnx_channels(
 
 
 def _decide(
-    graph: OnnxGraph, deps: Dependencies, selected: set[str], sparsity: float, importance: str
+    graph: OnnxGraph,
+    deps: Dependencies,
+    selected: set[str],
+    sparsity: float,
+    importance: Importance,
 ) -> tuple[list[GroupOutcome], dict[int, IntArray]]:
     members: dict[int, list[Source]] = defaultdict(list)
     reasons: dict[int, str] = {}

@@ -4,6 +4,7 @@ other module's channels zeroed). Returns the report's ``structure`` block and sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pruning.masks.nm import prune_nm
 from pruning.methods.base import Scorer
 from pruning.models.base import ModelAdapter
 from pruning.spec import PruneSpec
+from pruning.structured.channel_importance import ChannelRanking, channel_ranking
 from pruning.structured.hardware import explain
 from pruning.structured.nm_layout import input_on_axis0
 from pruning.structured.onnx_channels import prune_onnx_channels
@@ -29,6 +31,7 @@ from pruning.structured.torchscript_shrink import shrink_sequential
 class StructuredOutcome:
     report: dict[str, Any]
     proto: onnx.ModelProto | None = field(default=None, repr=False)  # a new, smaller graph
+    calibration: dict[str, Any] | None = None  # the data a loss-based ranking used
 
     def save(self, model: ModelAdapter, out_dir: Path) -> Path:
         if self.proto is None:
@@ -39,8 +42,14 @@ class StructuredOutcome:
 
 
 def prune_structured(
-    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, scorer: Scorer, inputs: InputPlan
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    scorer: Scorer | None,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path] | None = None,
 ) -> StructuredOutcome:
+    """``scorer`` ranks weights for n:m; channels are ranked as ``channel_ranking`` says."""
     if plan.overrides:
         raise InvalidSpec(
             f"granularity {spec.granularity!r} prunes every selected layer alike; "
@@ -48,8 +57,12 @@ def prune_structured(
             field="layers.overrides",
         )
     if spec.granularity == "n:m":
+        assert scorer is not None
         return _nm(model, plan, spec, scorer)
-    return _channels(model, plan, spec, inputs)
+    ranking = channel_ranking(model, plan, spec, inputs, datasets or {})
+    outcome = _channels(model, plan, spec, inputs, ranking)
+    outcome.calibration = ranking.calibration
+    return outcome
 
 
 def _nm(model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, scorer: Scorer) -> StructuredOutcome:
@@ -81,14 +94,14 @@ def _nm(model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, scorer: Scorer) -
 
 
 def _channels(
-    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan
+    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan, rank: ChannelRanking
 ) -> StructuredOutcome:
     proto: Any = getattr(model, "proto", None)
-    base = {"kind": "channel", "importance": spec.channel_importance, "scope": "per group"}
+    base = {"kind": "channel", "importance": rank.label, "scope": "per group"}
     if proto is None:
-        return StructuredOutcome({**base, **_torchscript_channels(model, plan, spec, inputs)})
+        return StructuredOutcome({**base, **_torchscript_channels(model, plan, spec, inputs, rank)})
     names = [t.name for t in plan.selected]
-    result = prune_onnx_channels(proto, names, spec.sparsity, spec.channel_importance)
+    result = prune_onnx_channels(proto, names, spec.sparsity, rank.importance)
     report = {
         **base,
         "physically_smaller": result.parameters_after < result.parameters_before,
@@ -100,14 +113,14 @@ def _channels(
 
 
 def _torchscript_channels(
-    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan
+    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan, rank: ChannelRanking
 ) -> dict[str, Any]:
     """Shrink a standard Sequential chain; otherwise zero the channels (no speedup)."""
     before = model.parameter_count()
-    groups = _shrink(model, plan, spec, inputs)
+    groups = _shrink(model, plan, spec, inputs, rank)
     smaller = groups is not None
     if groups is None:
-        groups = zero_channels(plan.selected, spec.sparsity, spec.channel_importance)
+        groups = zero_channels(plan.selected, spec.sparsity, rank.importance)
     return {
         "physically_smaller": smaller,
         "groups": groups,
@@ -117,7 +130,7 @@ def _torchscript_channels(
 
 
 def _shrink(
-    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan
+    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan, rank: ChannelRanking
 ) -> list[dict[str, Any]] | None:
     module: Any = getattr(model, "module", None)
     feeds = inputs.feeds(1, seed=0)
@@ -125,7 +138,7 @@ def _shrink(
         return None
     example = torch.from_numpy(next(iter(feeds.values())))
     names = {t.name for t in plan.selected}
-    return shrink_sequential(module, example, spec.sparsity, spec.channel_importance, names)
+    return shrink_sequential(module, example, spec.sparsity, rank.importance, names)
 
 
 __all__ = ["StructuredOutcome", "prune_structured"]

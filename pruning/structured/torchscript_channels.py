@@ -1,9 +1,10 @@
 """Channel pruning of TorchScript: the output channels are zeroed, not removed.
 
 A TorchScript archive is code; shrinking a layer safely needs every reader of its outputs,
-which the archive does not state as data. So the channels of lowest L1/L2 norm of each
-selected layer are zeroed (same shapes, valid model, no speedup), and the report says so. The
-last selected layer is left dense: its outputs are taken to be the model's outputs.
+which the archive does not state as data. So the channels of lowest importance (L1/L2 norm or
+Taylor) of each selected layer are zeroed (same shapes, valid model, no speedup), and the
+report says so. The last selected layer is left dense: its outputs are taken to be the
+model's outputs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from pruning.structured.importance import channels_to_keep
+from pruning.structured.importance import Importance, channel_scores, channels_to_keep
 from pruning.tensors import WeightTensor
 
 
 def zero_channels(
-    tensors: Sequence[WeightTensor], sparsity: float, norm: str
+    tensors: Sequence[WeightTensor], sparsity: float, importance: Importance
 ) -> list[dict[str, Any]]:
     outcomes = []
     for index, tensor in enumerate(tensors):
@@ -28,11 +29,7 @@ def zero_channels(
             reason = "last layer: its channels are taken to be the model's outputs"
             outcomes.append(_outcome(tensor, channels, channels, reason))
             continue
-        as_float = np.asarray(rows, np.float64)
-        scores = (
-            np.abs(as_float).sum(axis=1) if norm == "l1" else np.sqrt((as_float**2).sum(axis=1))
-        )
-        keep = channels_to_keep(scores, sparsity)
+        keep = channels_to_keep(channel_scores(importance, tensor.name, rows), sparsity)
         drop = np.setdiff1d(np.arange(channels), keep)
         rows[drop] = 0
         outcomes.append(_outcome(tensor, channels, int(keep.size), None))

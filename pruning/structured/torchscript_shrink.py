@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pruning.errors import UnsupportedModel
-from pruning.structured.importance import channels_to_keep
+from pruning.structured.importance import Importance, channel_scores, channels_to_keep
 
 LAYERS = ("Conv1d", "Conv2d", "Linear")
 NORMS = ("BatchNorm1d", "BatchNorm2d")
@@ -42,7 +42,7 @@ def shrink_sequential(
     module: torch.jit.ScriptModule,
     example: torch.Tensor,
     sparsity: float,
-    norm: str,
+    importance: Importance,
     selected: Collection[str],
 ) -> list[dict[str, Any]] | None:
     """Shrink in place and return the groups, or None when the module is not such a chain."""
@@ -59,7 +59,7 @@ def shrink_sequential(
         return None
     with torch.no_grad():
         dense_shape = module(example).shape
-        outcomes = [_apply(children, cut, sparsity, norm, selected) for cut in plan]
+        outcomes = [_apply(children, cut, sparsity, importance, selected) for cut in plan]
         if module(example).shape != dense_shape:  # never hand back a model of another signature
             raise UnsupportedModel("shrinking the TorchScript layers changed the output shape")
     return outcomes
@@ -93,7 +93,11 @@ def _plan(
 
 
 def _apply(
-    children: dict[str, Any], cut: _Cut, sparsity: float, norm: str, selected: Collection[str]
+    children: dict[str, Any],
+    cut: _Cut,
+    sparsity: float,
+    importance: Importance,
+    selected: Collection[str],
 ) -> dict[str, Any]:
     layer = children[cut.layer]
     weight = layer.weight.detach()
@@ -102,9 +106,8 @@ def _apply(
     outcome = {"layers": [name], "channels": channels, "kept": channels, "pruned": False}
     if name not in selected:
         return {**outcome, "reason": f"layer {name!r} is not selected by layers.include/exclude"}
-    rows = weight.reshape(channels, -1).double()
-    scores = rows.abs().sum(1) if norm == "l1" else rows.pow(2).sum(1).sqrt()
-    keep = torch.from_numpy(channels_to_keep(scores.numpy(), sparsity))
+    rows = weight.reshape(channels, -1).double().numpy()
+    keep = torch.from_numpy(channels_to_keep(channel_scores(importance, name, rows), sparsity))
     _set(layer, "weight", weight[keep], parameter=True)
     if layer.bias is not None:
         _set(layer, "bias", layer.bias.detach()[keep], parameter=True)

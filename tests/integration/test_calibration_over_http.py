@@ -15,6 +15,7 @@ from tests.support.models import INPUT_FEATURES, TORCHSCRIPT_INPUT_SHAPES, fast_
 from tests.support.shears import Stack
 
 pytestmark = pytest.mark.integration
+TORCHSCRIPT_INPUTS = {"input_shapes": TORCHSCRIPT_INPUT_SHAPES}
 
 METHODS = ({"name": "wanda"}, {"name": "sparsegpt"}, {"name": "obd"})
 
@@ -67,6 +68,64 @@ def test_each_loss_based_method_prunes_onnx_and_torchscript_with_calibration_dat
             assert report["calibration"]["calibration_s"] >= 0
 
 
+def _zeros_per_group(weights: dict[str, np.ndarray], m: int) -> dict[str, list[int]]:
+    """The distinct zero counts per run of m inputs in each (outputs, inputs) weight."""
+    return {
+        name: sorted(set((w.reshape(w.shape[0], -1, m) == 0).sum(axis=-1).ravel().tolist()))
+        for name, w in weights.items()
+        if name.endswith("weight")
+    }
+
+
+def _onnx_weights(content: bytes) -> dict[str, np.ndarray]:
+    import onnx
+
+    graph = onnx.load_from_string(content).graph
+    return {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+
+
+def _torchscript_weights(content: bytes) -> dict[str, np.ndarray]:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+        module = torch.jit.load(io.BytesIO(content))
+    return {name: value.numpy() for name, value in module.state_dict().items()}
+
+
+def test_sparsegpt_and_wanda_write_exactly_2_of_4_into_onnx_and_torchscript(
+    stack: Stack, onnx_model_file: Path, torchscript_model_file: Path
+) -> None:
+    nm = {"kind": "n:m", "n": 2, "m": 4}
+    with stack.client() as http:
+        onnx_model = _ready(http, onnx_model_file)
+        script_model = _ready(http, torchscript_model_file)
+        onnx_data = _upload_dataset(http, x=_inputs())
+        script_data = _upload_dataset(http, input=_inputs())
+        cases = [
+            (onnx_model, onnx_data, {"name": "sparsegpt"}, {}, _onnx_weights),
+            (
+                script_model,
+                script_data,
+                {"name": "wanda"},
+                TORCHSCRIPT_INPUTS,
+                _torchscript_weights,
+            ),
+        ]
+        for model, data, method, extra, read in cases:
+            calibration = {"dataset_id": data["id"], "samples": 16}
+            spec = fast_spec(method=method, calibration=calibration, granularity=nm, **extra)
+            done = wait_for_job(http, create_job(http, model["id"], spec)["id"], timeout=120.0)
+            assert done["status"] == "succeeded", done
+            report = http.get(f"/v1/jobs/{done['id']}/report").json()
+            assert report["calibration"]["nm"]["layers_left_dense"] == []
+            artifact = http.get(f"/v1/jobs/{done['id']}/artifacts/model")
+            zeros = _zeros_per_group(read(artifact.content), 4)
+            assert zeros == {"0.weight": [2], "2.weight": [2]}, (method, zeros)
+
+
 def _problem(http: httpx.Client, model_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     response = http.post("/v1/jobs", json={"model_id": model_id, "spec": spec})
     assert response.status_code == 422, response.text
@@ -97,10 +156,11 @@ def test_calibration_data_that_does_not_fit_the_model_is_a_422_naming_the_array(
         assert problem["errors"][0]["field"] == "spec.calibration"
         assert "needs calibration data" in problem["detail"]
 
-        structured = fast_spec(
+        channels = fast_spec(
             method={"name": "wanda"},
             calibration={"dataset_id": misnamed["id"]},
-            granularity={"kind": "n:m", "n": 2, "m": 4},
+            granularity={"kind": "channel"},
         )
-        fields = [e["field"] for e in _problem(http, model["id"], structured)["errors"]]
-        assert "spec.granularity" in fields
+        problem = _problem(http, model["id"], channels)
+        assert "spec.granularity" in [e["field"] for e in problem["errors"]]
+        assert "not 'channel'" in problem["detail"]
