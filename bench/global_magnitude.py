@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchdoc import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Global magnitude pruning"
@@ -220,14 +222,7 @@ def _verdict(ok: bool) -> str:
 
 
 def write_doc(text: str) -> None:
-    old = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
-        tail = rest[rest.index("\n## ") + 1 :] if "\n## " in rest else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip() + "\n\n" + text
-    DOC.write_text(new.rstrip() + "\n")
+    replace_section(SECTION, text)
 
 
 def report(rows: list[dict[str, Any]], command: str, load: tuple[float, float]) -> str:

@@ -30,6 +30,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+
 from tests.support import shears  # noqa: E402
 from tests.support.models import fast_spec, tiny_onnx  # noqa: E402
 from tests.support.processes import ProcessRegistry  # noqa: E402
@@ -215,14 +217,7 @@ def _statuses(uploads: list[tuple[int, float]]) -> str:
 
 
 def write_section(text: str) -> None:
-    doc = DOC.read_text()
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        following = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + (doc[following + 1 :] if following != -1 else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc)
+    replace_section(SECTION, text)
 
 
 def main() -> None:

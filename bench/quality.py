@@ -36,6 +36,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+
 from pruning import prune  # noqa: E402
 from pruning.methods.sparsegpt import sparsegpt_layer  # noqa: E402
 
@@ -344,12 +346,7 @@ def write_nm_subsection(lines: list[str]) -> None:
 
 
 def write_section(lines: list[str]) -> None:
-    text = DOC.read_text()
-    start = text.find(SECTION)
-    if start >= 0:
-        following = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + (text[following + 1 :] if following >= 0 else "")
-    DOC.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n")
+    replace_section(SECTION, "\n".join(lines))
 
 
 if __name__ == "__main__":

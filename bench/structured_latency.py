@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
+from benchdoc import replace_section
 from sklearn.datasets import load_digits
 from torch import nn
 
@@ -321,14 +322,7 @@ def _taylor_lines(rows: list[dict[str, Any]]) -> str:
 
 
 def write_doc(text: str) -> None:
-    old = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
-        tail = rest[rest.index("\n## ") + 1 :] if "\n## " in rest else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    DOC.write_text(new)
+    replace_section(SECTION, text)
 
 
 def main() -> None:
