@@ -77,7 +77,7 @@ def _bind(options: argparse.Namespace, settings: Settings) -> Bind:
 
 def _loopback_unless_keys(bind: Bind, settings: Settings) -> Bind:
     """Without API keys anyone who reaches the port owns every model: keep it on this host."""
-    if settings.api_keys or _is_loopback(bind.host):
+    if settings.api_keys or settings.open_without_keys or _is_loopback(bind.host):
         return bind
     print(
         f"shears: no API keys configured (SHEARS_API_KEYS): binding to {LOOPBACK} instead of "

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         "acme` prints one; a plain key is hashed on load). Empty: no authentication, one "
         'tenant ("default"), and `shears serve` and `shears api` bind to 127.0.0.1 only.',
     )
+    open_without_keys: bool = Field(
+        default=False,
+        description="Listen on the given host even without API keys: only where something "
+        "else limits who reaches the port (a container whose port is published on the "
+        "host's loopback, as docker-compose.yml does by default).",
+    )
     stale_upload_s: float = Field(
         default=600.0,
         gt=0,

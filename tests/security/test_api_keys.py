@@ -164,6 +164,18 @@ def test_api_without_keys_binds_loopback_and_says_so(
     assert f"Uvicorn running on http://127.0.0.1:{port}" in api.process.log()
 
 
+def test_open_without_keys_listens_where_asked_for_a_container(
+    processes: ProcessRegistry, shears_env: Callable[..., dict[str, str]]
+) -> None:
+    port = free_port()
+    argv = python_argv("-m", "shears_cli", "api", "--host", "0.0.0.0", "--port", str(port))
+    env = shears_env(open_without_keys="true")
+    api = ApiServer(process=processes.start("api", argv, env), port=port)
+    api.process.wait_for(api.healthy, timeout=90, what="healthy on /healthz")
+    assert "binding to 127.0.0.1" not in api.process.log()
+    assert f"Uvicorn running on http://0.0.0.0:{port}" in api.process.log()
+
+
 def test_idempotency_keys_are_per_tenant(two_tenants: TwoTenants, onnx_model_file: Path) -> None:
     t = two_tenants
     globex_model = upload_model(t.globex, onnx_model_file)
