@@ -24,7 +24,6 @@ import platform
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+from benchmodels import export_onnx  # noqa: E402
 
 from pruning import prune  # noqa: E402
 from pruning.methods.sparsegpt import sparsegpt_layer  # noqa: E402
@@ -171,21 +171,6 @@ def train(kind: type[nn.Module], x: np.ndarray, y: np.ndarray, epochs: int) -> n
     return net.eval()
 
 
-def export(net: nn.Module, example: np.ndarray, path: Path) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (torch.from_numpy(example[:1]),),
-            str(path),
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-            dynamo=False,
-        )
-    return path
-
-
 def logits(model: Path, x: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     return np.asarray(session.run(None, {"x": x})[0])
@@ -304,10 +289,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         images = x_train.reshape(-1, 1, 8, 8)
-        cnn = export(train(DigitsCNN, images, y_train, 15), images, work / "cnn.onnx")
+        cnn = export_onnx(train(DigitsCNN, images, y_train, 15), images, work / "cnn.onnx", "y")
         np.savez(work / "cnn.npz", x=images[:CALIBRATION], labels=y_train[:CALIBRATION])
         tokens = x_train.reshape(-1, 8, 8)
-        attn = export(train(DigitsAttention, tokens, y_train, 30), tokens, work / "attn.onnx")
+        attn = export_onnx(
+            train(DigitsAttention, tokens, y_train, 30), tokens, work / "attn.onnx", "y"
+        )
         np.savez(work / "attn.npz", x=tokens[:CALIBRATION], labels=y_train[:CALIBRATION])
         models = [
             ("digits-cnn", cnn, work / "cnn.npz", x_test.reshape(-1, 1, 8, 8), y_test),

@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from benchdoc import replace_section
+from benchmodels import export_onnx
 from sklearn.datasets import load_digits
 from torch import nn
 
@@ -118,21 +118,6 @@ def _settle_batch_norm(net: nn.Module, xs: torch.Tensor) -> nn.Module:
         for batch in xs.split(256):
             net(batch)
     return net.eval()
-
-
-def export(net: nn.Module, example: np.ndarray, path: Path) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (torch.from_numpy(example[:1]),),
-            str(path),
-            dynamo=False,
-            input_names=["x"],
-            output_names=["logits"],
-            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    return path
 
 
 def predict(path: Path, x: np.ndarray) -> np.ndarray:
@@ -339,9 +324,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         torch.manual_seed(0)  # the initial weights too: reruns train the same nets
-        conv = export(train(ResidualConvNet(), images, y, args.epochs), images, work / "conv.onnx")
+        conv = export_onnx(
+            train(ResidualConvNet(), images, y, args.epochs), images, work / "conv.onnx", "logits"
+        )
         torch.manual_seed(0)
-        mlp = export(train(make_mlp(), flat, y, args.epochs), flat, work / "mlp.onnx")
+        mlp = export_onnx(
+            train(make_mlp(), flat, y, args.epochs), flat, work / "mlp.onnx", "logits"
+        )
         rows = bench_model("convnet", conv, images, y, args.iterations, work)
         rows += bench_model("mlp", mlp, flat, y, args.iterations, work)
     command = "python bench/structured_latency.py" + (
