@@ -44,7 +44,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: venv system-deps lint typecheck
+test: venv system-deps node-deps lint typecheck
 	$(PY) -m pytest
 
 # Integration tests start a private redis-server, and the report test opens the page in a
@@ -54,6 +54,9 @@ system-deps:
 	@missing=""
 	command -v redis-server >/dev/null || missing="$$missing redis-server"
 	command -v chromium >/dev/null || missing="$$missing chromium"
+	# The TypeScript client test runs openapi-typescript and tsc (tests/clients/).
+	command -v node >/dev/null || missing="$$missing nodejs npm"
+	command -v node >/dev/null && { command -v npm >/dev/null || missing="$$missing npm"; }
 	[ -z "$$missing" ] && exit 0
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
@@ -61,6 +64,16 @@ system-deps:
 	  echo "the tests need:$$missing (apt-get install$$missing)" >&2
 	  exit 1
 	fi
+
+# openapi-typescript and tsc, pinned by clients/typescript/package-lock.json; reinstalled
+# when the lock changes.
+TS_CLIENT := clients/typescript
+.PHONY: node-deps
+node-deps: system-deps $(TS_CLIENT)/node_modules/.shears-ready
+
+$(TS_CLIENT)/node_modules/.shears-ready: $(TS_CLIENT)/package-lock.json $(TS_CLIENT)/package.json
+	(cd $(TS_CLIENT) && npm ci --no-audit --no-fund)
+	touch $@
 
 # Clients are generated from the committed spec; a test fails when the app and the file differ.
 openapi: venv

@@ -14,7 +14,10 @@ from api_schemas.jobs import (
 from api_schemas.models import Model, ModelFormat, ModelStatus, PrunableTensor
 from api_schemas.report import Report
 from api_schemas.spec import (
+    EvaluationSpec,
+    GradualSchedule,
     Granularity,
+    IterativeSchedule,
     LatencySpec,
     LayerSelection,
     MagnitudeMethod,
@@ -22,21 +25,30 @@ from api_schemas.spec import (
     OneShotSchedule,
     PruneSpec,
     RandomMethod,
+    RetrainSpec,
     Schedule,
     UnstructuredGranularity,
 )
+from api_schemas.webhook_events import JobWebhook
+from api_schemas.webhooks import CallbackState, CallbackStatus, WebhookEventType
 
 __all__ = [
     "ArrayInfo",
     "Artifact",
+    "CallbackState",
+    "CallbackStatus",
     "Dataset",
+    "EvaluationSpec",
+    "GradualSchedule",
     "Granularity",
+    "IterativeSchedule",
     "Job",
     "JobCreate",
     "JobError",
     "JobEvent",
     "JobProgress",
     "JobStatus",
+    "JobWebhook",
     "LatencySpec",
     "LayerSelection",
     "MagnitudeMethod",
@@ -52,7 +64,9 @@ __all__ = [
     "PruneSpec",
     "RandomMethod",
     "Report",
+    "RetrainSpec",
     "Schedule",
     "TensorInfo",
     "UnstructuredGranularity",
+    "WebhookEventType",
 ]

@@ -4,9 +4,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from api_schemas.common import example
 from api_schemas.spec import PruneSpec
+from api_schemas.webhooks import CallbackSecret, CallbackStatus, CallbackUrl
 
 
 class JobStatus(StrEnum):
@@ -24,20 +26,46 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"model_id": "mdl_3f9a1c2b7d4e", "spec": {"sparsity": 0.8}}]
+            "examples": [
+                {
+                    "model_id": "mdl_3f9a1c2b7d4e0a51",
+                    "spec": {"method": {"name": "magnitude"}, "sparsity": 0.8},
+                }
+            ]
         },
     )
 
     model_id: str = Field(min_length=1, max_length=64)
     spec: PruneSpec
+    callback_url: CallbackUrl | None = None
+    # validate_default: the check must run when the secret is missing.
+    callback_secret: CallbackSecret | None = Field(default=None, validate_default=True)
+
+    @field_validator("callback_secret", mode="after")
+    @classmethod
+    def _secret_with_url(
+        cls, secret: CallbackSecret | None, info: ValidationInfo
+    ) -> CallbackSecret | None:
+        has_url = info.data.get("callback_url") is not None
+        if has_url and secret is None:
+            raise ValueError("required with callback_url: the key that signs each delivery")
+        if secret is not None and not has_url and "callback_url" in info.data:
+            raise ValueError("given without callback_url")
+        return secret
 
 
 class JobProgress(BaseModel):
+    model_config = example({"stage": "latency", "fraction": 0.62})
+
     stage: str
     fraction: float = Field(ge=0.0, le=1.0)
 
 
 class JobError(BaseModel):
+    model_config = example(
+        {"code": "timeout", "message": "the job ran past its 3600 s limit and was stopped"}
+    )
+
     code: str = Field(
         description="Stable error code, e.g. `invalid_model`, `timeout`, "
         "`worker_lost`, `resource_exhausted`."
@@ -46,6 +74,15 @@ class JobError(BaseModel):
 
 
 class Artifact(BaseModel):
+    model_config = example(
+        {
+            "name": "model",
+            "format": "onnx",
+            "size_bytes": 814306,
+            "sha256": "e3b98a4da31a127d4bde6e43033f66ba274cab0eb7eb1c70ec41402bf6273dd8",
+        }
+    )
+
     name: str
     format: str
     size_bytes: int
@@ -57,17 +94,25 @@ class Job(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "job_8c1d2e3f4a5b",
-                    "model_id": "mdl_3f9a1c2b7d4e",
-                    "status": "running",
-                    "progress": {"stage": "prune", "fraction": 0.4},
+                    "id": "job_8c1d2e3f4a5b6c7d",
+                    "model_id": "mdl_3f9a1c2b7d4e0a51",
+                    "status": "succeeded",
+                    "progress": {"stage": "report", "fraction": 1.0},
                     "attempt": 1,
                     "error": None,
-                    "created_at": "2026-11-25T08:00:00Z",
-                    "started_at": "2026-11-25T08:00:01Z",
-                    "finished_at": None,
+                    "created_at": "2026-11-25T08:02:00Z",
+                    "started_at": "2026-11-25T08:02:01Z",
+                    "finished_at": "2026-11-25T08:02:19Z",
                     "spec": {"method": {"name": "magnitude"}, "sparsity": 0.8},
-                    "artifacts": [],
+                    "artifacts": [
+                        {
+                            "name": "model",
+                            "format": "onnx",
+                            "size_bytes": 814306,
+                            "sha256": "e3b98a4da31a127d4bde6e43033f66ba"
+                            "274cab0eb7eb1c70ec41402bf6273dd8",
+                        }
+                    ],
                 }
             ]
         }
@@ -84,9 +129,26 @@ class Job(BaseModel):
     finished_at: datetime | None
     spec: PruneSpec
     artifacts: list[Artifact]
+    callback_url: str | None = Field(
+        default=None, description="Where the webhook goes when the job ends; null: none."
+    )
+    callback: CallbackStatus | None = Field(
+        default=None, description="The webhook's delivery; null when the job has no callback."
+    )
 
 
 class JobEvent(BaseModel):
+    model_config = example(
+        {
+            "seq": 3,
+            "at": "2026-11-25T08:02:03Z",
+            "stage": "prune",
+            "fraction": 0.1,
+            "message": "prune",
+            "data": {"layers": 2},
+        }
+    )
+
     seq: int
     at: datetime
     stage: str

@@ -3,9 +3,9 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from api_schemas.common import TensorInfo
+from api_schemas.common import TensorInfo, example
 
 
 class ModelFormat(StrEnum):
@@ -22,30 +22,31 @@ class ModelStatus(StrEnum):
 
 
 class PrunableTensor(BaseModel):
+    model_config = example({"name": "fc1.weight", "shape": [256, 784], "op": "Gemm"})
+
     name: str
     shape: list[int]
     op: str = Field(description="The operator or module type that uses the tensor.")
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "mdl_3f9a1c2b7d4e",
-                    "name": "mnist-mlp",
-                    "format": "onnx",
-                    "status": "ready",
-                    "size_bytes": 1075632,
-                    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-                    "parameters": 268650,
-                    "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 784]}],
-                    "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
-                    "prunable": [{"name": "fc1.weight", "shape": [256, 784], "op": "Gemm"}],
-                    "error": None,
-                    "created_at": "2026-11-25T08:00:00Z",
-                }
-            ]
+    model_config = example(
+        {
+            "id": "mdl_3f9a1c2b7d4e0a51",
+            "name": "mnist-mlp.onnx",
+            "format": "onnx",
+            "status": "ready",
+            "size_bytes": 814306,
+            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "parameters": 203530,
+            "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 784]}],
+            "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
+            "prunable": [
+                {"name": "fc1.weight", "shape": [256, 784], "op": "Gemm"},
+                {"name": "fc2.weight", "shape": [10, 256], "op": "Gemm"},
+            ],
+            "error": None,
+            "created_at": "2026-11-25T08:00:00Z",
         }
     )
 

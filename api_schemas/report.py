@@ -4,13 +4,69 @@ Core fields are typed so generated clients can rely on them; the engine may add 
 block allows extra keys), which pass through unchanged.
 """
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 _OPEN = ConfigDict(extra="allow")
 
 
+def _open(example: dict[str, Any]) -> ConfigDict:
+    """Extra keys allowed; the example appears in the OpenAPI schema."""
+    return ConfigDict(extra="allow", json_schema_extra={"examples": [example]})
+
+
+# One report of a global magnitude job at 0.8 on a 784-256-10 MLP, block by block.
+_FC1 = {
+    "name": "fc1.weight",
+    "shape": [256, 784],
+    "parameters": 200704,
+    "nonzeros": 40141,
+    "sparsity": 0.8,
+}
+_FC2 = {
+    "name": "fc2.weight",
+    "shape": [10, 256],
+    "parameters": 2560,
+    "nonzeros": 512,
+    "sparsity": 0.8,
+}
+_SPARSITY = {"target": 0.8, "achieved": 0.8, "layers": [_FC1, _FC2]}
+_STORAGE = {
+    "dense_bytes": 813056,
+    "formats": {"csr": 326296, "bitmask": 188020, "file": 814306, "file_zip": 361542},
+}
+_BATCH_1 = {
+    "batch_size": 1,
+    "dense_ms": {"p50": 0.061, "p95": 0.074},
+    "pruned_ms": {"p50": 0.06, "p95": 0.072},
+    "speedup": 1.02,
+}
+_BATCH_32 = {
+    "batch_size": 32,
+    "dense_ms": {"p50": 0.412, "p95": 0.455},
+    "pruned_ms": {"p50": 0.405, "p95": 0.449},
+    "speedup": 1.02,
+}
+_LATENCY = {"runtime": "onnxruntime 1.32.0", "threads": 1, "results": [_BATCH_1, _BATCH_32]}
+_FIDELITY = {"output_cosine": 0.9987, "max_abs_diff": 0.4132, "top1_agreement": 0.986}
+_METRIC = {
+    "name": "accuracy",
+    "dataset_id": "ds_5b2e8f0c1a9d3e47",
+    "samples": 360,
+    "dense": 0.9791,
+    "pruned": 0.9763,
+    "delta": -0.0028,
+    "runtime": "onnxruntime 1.32.0",
+    "in_sample": False,
+    "note": "argmax of the first output over its last axis compared with 'labels'",
+}
+_QUALITY = {"fidelity": _FIDELITY, "metric": _METRIC}
+_TIMINGS = {"load_s": 0.21, "prune_s": 0.08, "retrain_s": 0.0, "benchmark_s": 1.94}
+
+
 class LayerSparsity(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_FC1)
     name: str
     shape: list[int]
     parameters: int
@@ -19,26 +75,26 @@ class LayerSparsity(BaseModel):
 
 
 class SparsityReport(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_SPARSITY)
     target: float
     achieved: float
     layers: list[LayerSparsity]
 
 
 class StorageReport(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_STORAGE)
     dense_bytes: int
     formats: dict[str, int]
 
 
 class Percentiles(BaseModel):
-    model_config = _OPEN
+    model_config = _open({"p50": 0.061, "p95": 0.074})
     p50: float
     p95: float
 
 
 class LatencyResult(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_BATCH_1)
     batch_size: int
     dense_ms: Percentiles
     pruned_ms: Percentiles
@@ -46,45 +102,119 @@ class LatencyResult(BaseModel):
 
 
 class LatencyReport(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_LATENCY)
     runtime: str
     threads: int
     results: list[LatencyResult]
 
 
 class Fidelity(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_FIDELITY)
     output_cosine: float
     max_abs_diff: float
     top1_agreement: float | None
 
 
 class MetricReport(BaseModel):
-    model_config = _OPEN
+    """The spec's `evaluation` metric of the uploaded (`dense`) and the saved pruned model,
+    each run from its file by `runtime` on the same `samples` of the dataset."""
+
+    model_config = _open(_METRIC)
     name: str
     dataset_id: str
+    samples: int
     dense: float
     pruned: float
+    delta: float
+    runtime: str
+    in_sample: bool  # the evaluation data is also the retrain or calibration data
+    note: str
 
 
 class QualityReport(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_QUALITY)
     fidelity: Fidelity
     metric: MetricReport | None = None
 
 
 class Timings(BaseModel):
-    model_config = _OPEN
+    model_config = _open(_TIMINGS)
     load_s: float
     prune_s: float
     retrain_s: float
     benchmark_s: float
 
 
+_POINT = {"step": 114, "epoch": 3, "loss": 0.0731, "sparsity": 0.9, "val_loss": 0.0912}
+_EVENT = {"step": 38, "epoch": 1.0, "sparsity": 0.4837}
+
+
+class TrainingPoint(BaseModel):
+    """One point of the training curve: at each epoch's end (with `val_loss`, and
+    `val_accuracy` when the data has labels, if some data was held out) and at each pruning
+    event (with `event`, its index)."""
+
+    model_config = _open(_POINT)
+    step: int
+    epoch: float
+    loss: float
+    sparsity: float
+
+
+class PruningEvent(BaseModel):
+    model_config = _open(_EVENT)
+    step: int
+    epoch: float
+    sparsity: float
+
+
+class TrainingReport(BaseModel):
+    """How the pruned model was fine-tuned, masks fixed: schedule, optimizer, data, curve."""
+
+    model_config = _open(
+        {
+            "schedule": {"kind": "iterative", "rounds": 3},
+            "optimizer": "adam",
+            "lr": 0.001,
+            "batch_size": 32,
+            "epochs": 3,
+            "loss": "cross_entropy",
+            "samples": {"train": 1200, "validation": 120},
+            "steps": 114,
+            "pruning_events": [_EVENT],
+            "curve": [_POINT],
+            "batch_norm": "no batch norm layers",
+            "trained": ["0.weight", "0.bias"],
+            "frozen": [],
+            "time_s": 4.2,
+        }
+    )
+    schedule: dict[str, Any]
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+    loss: str
+    samples: dict[str, int]
+    steps: int
+    pruning_events: list[PruningEvent]
+    curve: list[TrainingPoint]
+    time_s: float
+
+
 class Report(BaseModel):
-    model_config = _OPEN
+    model_config = _open(
+        {
+            "sparsity": _SPARSITY,
+            "storage": _STORAGE,
+            "latency": _LATENCY,
+            "quality": _QUALITY,
+            "timings": _TIMINGS,
+        }
+    )
     sparsity: SparsityReport
     storage: StorageReport
     latency: LatencyReport
     quality: QualityReport
     timings: Timings
+    training: TrainingReport | None = None

@@ -1,25 +1,51 @@
 """PruneSpec: what a job should do to a model. Unions are discriminated by a literal tag."""
 
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-_STRICT = ConfigDict(extra="forbid")
+
+def _contract(*examples: dict[str, Any]) -> ConfigDict:
+    """Unknown keys are refused; the examples appear in the OpenAPI schema."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
+
+
+def _raise_at(title: str, *problems: tuple[tuple[str, ...] | str, str]) -> None:
+    """A validation error located at the offending field (`retrain.epochs`), not at the
+    model that found it, so the API's 422 names the field a client must change."""
+    details = [
+        InitErrorDetails(
+            type=PydanticCustomError("value_error", "{reason}", {"reason": message}),
+            loc=(loc,) if isinstance(loc, str) else loc,
+            input=None,
+        )
+        for loc, message in problems
+    ]
+    raise ValidationError.from_exception_data(title, details)
 
 
 class MagnitudeMethod(BaseModel):
     """Zero the weights of smallest absolute value (Han et al. 2015)."""
 
-    model_config = _STRICT
-    name: Literal["magnitude"] = "magnitude"
+    model_config = _contract({"name": "magnitude"})
+    name: Literal["magnitude"] = Field(default="magnitude", description="Method tag.")
 
 
 class RandomMethod(BaseModel):
     """Zero weights uniformly at random: the baseline any method must beat."""
 
-    model_config = _STRICT
-    name: Literal["random"] = "random"
-    seed: int = Field(default=0, ge=0)
+    model_config = _contract({"name": "random", "seed": 0})
+    name: Literal["random"] = Field(default="random", description="Method tag.")
+    seed: int = Field(default=0, ge=0, description="Seed of the random choice.")
 
 
 class ObdMethod(BaseModel):
@@ -27,9 +53,11 @@ class ObdMethod(BaseModel):
     diagonal from the empirical Fisher (squared per-sample gradients) or Hutchinson's
     estimator. Needs `calibration`."""
 
-    model_config = _STRICT
-    name: Literal["obd"] = "obd"
-    hessian: Literal["fisher", "hutchinson"] = "fisher"
+    model_config = _contract({"name": "obd", "hessian": "fisher", "damp": 1.0})
+    name: Literal["obd"] = Field(default="obd", description="Method tag.")
+    hessian: Literal["fisher", "hutchinson"] = Field(
+        default="fisher", description="How the Hessian diagonal is estimated."
+    )
     damp: float = Field(
         default=1.0,
         ge=0.0,
@@ -43,8 +71,8 @@ class WandaMethod(BaseModel):
     every row (and layer) is pruned to the same fraction whatever `scope` says; with
     `granularity: n:m`, within every m consecutive inputs of a row. Needs `calibration`."""
 
-    model_config = _STRICT
-    name: Literal["wanda"] = "wanda"
+    model_config = _contract({"name": "wanda"})
+    name: Literal["wanda"] = Field(default="wanda", description="Method tag.")
 
 
 class SparseGPTMethod(BaseModel):
@@ -52,8 +80,8 @@ class SparseGPTMethod(BaseModel):
     each layer to its own fraction (layerwise whatever `scope` says); with `granularity: n:m`,
     each group's mask is chosen as the sweep reaches it. Needs `calibration`."""
 
-    model_config = _STRICT
-    name: Literal["sparsegpt"] = "sparsegpt"
+    model_config = _contract({"name": "sparsegpt", "blocksize": 128, "percdamp": 0.01})
+    name: Literal["sparsegpt"] = Field(default="sparsegpt", description="Method tag.")
     blocksize: int = Field(default=128, ge=1, le=4096, description="Columns per lazy block.")
     percdamp: float = Field(
         default=0.01, gt=0.0, le=1.0, description="Dampening, a fraction of mean(diag(H))."
@@ -68,8 +96,8 @@ class TaylorMethod(BaseModel):
     dataset's `labels` (MSE with float `targets`), or with the model's own predictions when
     it has neither (the report says which). Needs `calibration`."""
 
-    model_config = _STRICT
-    name: Literal["taylor"] = "taylor"
+    model_config = _contract({"name": "taylor"})
+    name: Literal["taylor"] = Field(default="taylor", description="Method tag.")
 
 
 Method = Annotated[
@@ -85,16 +113,20 @@ class CalibrationSpec(BaseModel):
     """Calibration data for data-driven methods: a dataset whose arrays are keyed by the
     model's input names (plus optional `labels`/`targets`); the first `samples` are used."""
 
-    model_config = _STRICT
-    dataset_id: str = Field(min_length=1, max_length=128)
-    samples: int = Field(default=128, ge=1, le=100_000)
+    model_config = _contract({"dataset_id": "ds_5e6f7a8b9c0d", "samples": 128})
+    dataset_id: str = Field(
+        min_length=1, max_length=128, description="The calibration data (uploadDataset)."
+    )
+    samples: int = Field(
+        default=128, ge=1, le=100_000, description="Use the first this many samples."
+    )
 
 
 class UnstructuredGranularity(BaseModel):
     """Any individual weight may be zeroed."""
 
-    model_config = _STRICT
-    kind: Literal["unstructured"] = "unstructured"
+    model_config = _contract({"kind": "unstructured"})
+    kind: Literal["unstructured"] = Field(default="unstructured", description="Granularity tag.")
 
 
 class NMGranularity(BaseModel):
@@ -106,8 +138,8 @@ class NMGranularity(BaseModel):
     `sparsity` must equal n/m; a layer whose input dimension is not a multiple of m is left
     dense and named in the report."""
 
-    model_config = _STRICT
-    kind: Literal["n:m"] = "n:m"
+    model_config = _contract({"kind": "n:m", "n": 2, "m": 4})
+    kind: Literal["n:m"] = Field(default="n:m", description="Granularity tag.")
     n: int = Field(default=2, ge=1, le=31, description="Zeros in each group of m.")
     m: int = Field(default=4, ge=2, le=32, description="Group length along the input dim.")
 
@@ -127,9 +159,11 @@ class ChannelGranularity(BaseModel):
     Channels tied by residual additions or concatenations are pruned together; groups that
     cannot be cut safely stay dense and the report says why."""
 
-    model_config = _STRICT
-    kind: Literal["channel"] = "channel"
-    importance: Literal["l1", "l2"] = "l1"
+    model_config = _contract({"kind": "channel", "importance": "l1"})
+    kind: Literal["channel"] = Field(default="channel", description="Granularity tag.")
+    importance: Literal["l1", "l2"] = Field(
+        default="l1", description="Norm of a channel's weights that ranks it (not with taylor)."
+    )
 
 
 Granularity = Annotated[
@@ -138,21 +172,205 @@ Granularity = Annotated[
 
 
 class OneShotSchedule(BaseModel):
-    """Prune once to the target sparsity, no retraining."""
+    """Prune once to the target sparsity. With `retrain`, then fine-tune for `epochs` with the
+    mask fixed."""
 
-    model_config = _STRICT
-    kind: Literal["one_shot"] = "one_shot"
+    model_config = _contract({"kind": "one_shot"})
+    kind: Literal["one_shot"] = Field(default="one_shot", description="Schedule tag.")
 
 
-Schedule = Annotated[OneShotSchedule, Field(discriminator="kind")]
+class IterativeSchedule(BaseModel):
+    """Iterative pruning (Han et al. 2015): `rounds` of prune-then-retrain. Round r of R prunes
+    to s_r = 1 - (1 - s)^(r/R), the same fraction of the surviving weights each round, then
+    retrains `retrain.epochs / R` epochs (split as evenly as possible). Needs `retrain`."""
+
+    model_config = _contract({"kind": "iterative", "rounds": 3})
+    kind: Literal["iterative"] = Field(default="iterative", description="Schedule tag.")
+    rounds: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Prune/retrain rounds; `retrain.epochs` must be at least this.",
+    )
+
+
+class GradualSchedule(BaseModel):
+    """Gradual pruning (Zhu & Gupta 2017, eq. 1) during training: pruning events k = 0..n at
+    optimizer step k * dt, dt = max(1, floor(pruning_fraction * T / n)) for T training steps,
+    each to s_k = s + (s_i - s) * (1 - k/n)^exponent; the rest of training fine-tunes at the
+    target `sparsity` s, where it ends exactly. Needs `retrain`."""
+
+    model_config = _contract(
+        {
+            "kind": "gradual",
+            "steps": 10,
+            "exponent": 3.0,
+            "initial_sparsity": 0.0,
+            "pruning_fraction": 0.75,
+        }
+    )
+    kind: Literal["gradual"] = Field(default="gradual", description="Schedule tag.")
+    steps: int = Field(default=10, ge=1, le=1000, description="Pruning events after the first (n).")
+    exponent: float = Field(
+        default=3.0,
+        ge=1.0,
+        le=10.0,
+        description="Exponent of the sparsity ramp; 3 is Zhu & Gupta's cubic: prune fast "
+        "while many redundant weights remain, slowly near the target.",
+    )
+    initial_sparsity: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Sparsity of the first pruning event (s_i); at most the target `sparsity`.",
+    )
+    pruning_fraction: float = Field(
+        default=0.75,
+        gt=0.0,
+        le=1.0,
+        description="Share of the training steps over which the events are spread; the rest "
+        "fine-tunes at the target sparsity.",
+    )
+
+
+Schedule = Annotated[
+    OneShotSchedule | IterativeSchedule | GradualSchedule, Field(discriminator="kind")
+]
+RETRAINING_SCHEDULES = ("iterative", "gradual")
+
+# The default momentum; any other value with Adam would be silently ignored, so it is refused.
+SGD_MOMENTUM = 0.9
+
+
+class RetrainSpec(BaseModel):
+    """Fine-tune the pruned model on a dataset with the masks fixed: pruned weights are exactly
+    0 after every optimizer step. The dataset's arrays are keyed by the model's input names,
+    plus `labels` (integer class ids) or `targets` (floats) as the loss needs."""
+
+    model_config = _contract(
+        {
+            "dataset_id": "ds_5e6f7a8b9c0d",
+            "epochs": 10,
+            "lr": 0.001,
+            "batch_size": 32,
+            "optimizer": "adam",
+            "loss": "cross_entropy",
+            "validation_split": 0.1,
+        },
+        {
+            "dataset_id": "ds_5e6f7a8b9c0d",
+            "epochs": 20,
+            "lr": 0.01,
+            "optimizer": "sgd",
+            "momentum": 0.9,
+            "loss": "distill",
+            "temperature": 4.0,
+        },
+    )
+    dataset_id: str = Field(
+        min_length=1, max_length=128, description="The training data (uploadDataset)."
+    )
+    epochs: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Training epochs for the whole schedule (an iterative schedule splits them "
+        "across its rounds).",
+    )
+    lr: float = Field(default=0.001, gt=0.0, le=10.0, description="Learning rate.")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Samples per optimizer step.")
+    optimizer: Literal["adam", "sgd"] = Field(
+        default="adam", description="`adam` (Kingma & Ba 2015) or `sgd` with `momentum`."
+    )
+    momentum: float = Field(
+        default=SGD_MOMENTUM,
+        ge=0.0,
+        lt=1.0,
+        description="Momentum of `sgd`; with `adam` it must stay at its default.",
+    )
+    weight_decay: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="L2 penalty on the trained parameters."
+    )
+    loss: Literal["cross_entropy", "mse", "distill"] = Field(
+        default="cross_entropy",
+        description="`cross_entropy` needs a `labels` array; `mse` needs `targets` (or float "
+        "`labels`) shaped like the first output; `distill` matches the dense model's first "
+        "output (Hinton et al. 2015) and needs no labels.",
+    )
+    temperature: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=100.0,
+        description="Softmax temperature T of `distill`: KL divergence of the softened outputs "
+        "over the last axis, scaled by T^2. Accepted and ignored with the other losses.",
+    )
+    validation_split: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="The last fraction of the samples, held out: the training curve then has "
+        "`val_loss` (and `val_accuracy` with labels).",
+    )
+    regrow: bool = Field(
+        default=False,
+        description="At each pruning event after the first, reconnect earlier-pruned weights "
+        "whose value when pruned beats the smallest surviving weight of their layer; the "
+        "event then prunes to its target, so the sparsity still holds exactly.",
+    )
+    max_samples: int | None = Field(
+        default=None, ge=1, description="Use at most this many samples; null uses all."
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of shuffling and of anything random.")
+
+    @model_validator(mode="after")
+    def _momentum_with_sgd(self) -> "RetrainSpec":
+        if self.optimizer != "sgd" and self.momentum != SGD_MOMENTUM:
+            _raise_at(
+                "RetrainSpec",
+                ("momentum", f"momentum applies to optimizer 'sgd' only, not {self.optimizer!r}"),
+            )
+        return self
+
+
+class EvaluationSpec(BaseModel):
+    """Measure a task metric on dense and pruned models, each run from its saved file by the
+    same runtime as the latency benchmark."""
+
+    model_config = _contract(
+        {"dataset_id": "ds_1a2b3c4d5e6f", "metric": "accuracy"},
+        {"dataset_id": "ds_1a2b3c4d5e6f", "metric": "mse", "samples": 500},
+    )
+    dataset_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Arrays keyed by the model's input names, plus `labels` for `accuracy` or "
+        "`targets` (or float `labels`) for `mse`.",
+    )
+    metric: Literal["accuracy", "mse"] = Field(
+        default="accuracy",
+        description="`accuracy`: argmax of the first output over its last axis against "
+        "`labels`; `mse`: mean squared error of the first output against `targets`.",
+    )
+    samples: int | None = Field(
+        default=None, ge=1, description="Evaluate the first this many samples; null uses all."
+    )
 
 
 class LayerSelection(BaseModel):
     """Which prunable tensors to prune, by glob on their names (`fc1.weight`, `conv*`)."""
 
-    model_config = _STRICT
-    include: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=256)
-    exclude: list[str] = Field(default_factory=list, max_length=256)
+    model_config = _contract(
+        {"include": ["*"], "exclude": ["classifier*"], "overrides": {"conv1*": 0.5}}
+    )
+    include: list[str] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        max_length=256,
+        description="Globs of the tensors to prune; each must match some prunable tensor.",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, max_length=256, description="Globs of tensors to leave dense."
+    )
     overrides: dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
         default_factory=dict,
         max_length=256,
@@ -172,13 +390,16 @@ class LayerSelection(BaseModel):
 class LatencySpec(BaseModel):
     """How dense and pruned models are timed: same runtime, inputs and threads for both."""
 
-    model_config = _STRICT
+    model_config = _contract({"batch_sizes": [1, 32], "threads": 1, "warmup": 5, "iterations": 50})
     batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
-        default_factory=lambda: [1, 32], min_length=1, max_length=8
+        default_factory=lambda: [1, 32],
+        min_length=1,
+        max_length=8,
+        description="Batch sizes timed, each reported apart.",
     )
-    threads: int = Field(default=1, ge=1, le=64)
-    warmup: int = Field(default=5, ge=0, le=1000)
-    iterations: int = Field(default=50, ge=1, le=10000)
+    threads: int = Field(default=1, ge=1, le=64, description="Intra-op threads of the runtime.")
+    warmup: int = Field(default=5, ge=0, le=1000, description="Untimed runs before timing.")
+    iterations: int = Field(default=50, ge=1, le=10000, description="Timed runs per batch size.")
 
 
 # `model`: the input's own format, zeros in place. `sparse_npz`: every weight as CSR or
@@ -210,21 +431,66 @@ class PruneSpec(BaseModel):
                         "iterations": 50,
                     },
                     "outputs": ["model"],
-                }
+                },
+                {
+                    "method": {"name": "magnitude"},
+                    "sparsity": 0.9,
+                    "schedule": {"kind": "gradual", "steps": 10, "exponent": 3.0},
+                    "retrain": {
+                        "dataset_id": "ds_5e6f7a8b9c0d",
+                        "epochs": 10,
+                        "lr": 0.001,
+                        "batch_size": 32,
+                        "loss": "cross_entropy",
+                        "validation_split": 0.1,
+                    },
+                    "evaluation": {"dataset_id": "ds_1a2b3c4d5e6f", "metric": "accuracy"},
+                    "outputs": ["model"],
+                },
             ]
         },
     )
 
-    method: Method = Field(default_factory=MagnitudeMethod)
+    method: Method = Field(
+        default_factory=MagnitudeMethod, description="How weights are scored (tag `name`)."
+    )
     sparsity: float = Field(ge=0.0, lt=1.0, description="Fraction of prunable weights zeroed.")
-    scope: Literal["global", "layerwise"] = "global"
-    granularity: Granularity = Field(default_factory=UnstructuredGranularity)
-    layers: LayerSelection = Field(default_factory=LayerSelection)
-    schedule: Schedule = Field(default_factory=OneShotSchedule)
-    latency: LatencySpec = Field(default_factory=LatencySpec)
-    outputs: list[OutputFormat] = Field(default_factory=_default_outputs, min_length=1)
+    scope: Literal["global", "layerwise"] = Field(
+        default="global",
+        description="`global`: one threshold across layers; `layerwise`: each layer to the "
+        "same fraction.",
+    )
+    granularity: Granularity = Field(
+        default_factory=UnstructuredGranularity,
+        description="What is zeroed together (tag `kind`).",
+    )
+    layers: LayerSelection = Field(
+        default_factory=LayerSelection, description="Which tensors are pruned, and how hard."
+    )
+    schedule: Schedule = Field(
+        default_factory=OneShotSchedule,
+        description="When pruning happens (tag `kind`); `iterative` and `gradual` need `retrain`.",
+    )
+    latency: LatencySpec = Field(
+        default_factory=LatencySpec, description="How dense and pruned models are timed."
+    )
+    outputs: list[OutputFormat] = Field(
+        default_factory=_default_outputs,
+        min_length=1,
+        description="Artifacts to write: `model` (the input's format, zeros in place), "
+        "`sparse_npz`, `onnx_sparse`.",
+    )
     calibration: CalibrationSpec | None = Field(
         default=None, description="Required by `obd`, `wanda`, `sparsegpt` and `taylor`."
+    )
+    retrain: RetrainSpec | None = Field(
+        default=None,
+        description="Fine-tune with the masks fixed; null prunes without training.",
+    )
+    evaluation: EvaluationSpec | None = Field(
+        default=None,
+        description="Measure a task metric on dense and pruned models; null reports only "
+        "the fidelity of the outputs.",
     )
     input_shapes: dict[str, list[Annotated[int, Field(ge=1)]]] | None = Field(
         default=None,
@@ -248,3 +514,30 @@ class PruneSpec(BaseModel):
                     f"set sparsity to {ratio:g}, not {self.sparsity:g}"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _schedule_fits_retraining(self) -> "PruneSpec":
+        problems = list(_schedule_problems(self.schedule, self.retrain, self.sparsity))
+        if problems:
+            _raise_at("PruneSpec", *problems)
+        return self
+
+
+def _schedule_problems(
+    schedule: OneShotSchedule | IterativeSchedule | GradualSchedule,
+    retrain: RetrainSpec | None,
+    sparsity: float,
+) -> Iterator[tuple[tuple[str, ...] | str, str]]:
+    if schedule.kind in RETRAINING_SCHEDULES and retrain is None:
+        yield "retrain", f"schedule {schedule.kind!r} prunes while training; it needs `retrain`"
+    if isinstance(schedule, IterativeSchedule) and retrain and retrain.epochs < schedule.rounds:
+        yield (
+            ("retrain", "epochs"),
+            f"{retrain.epochs} epochs cannot be split across {schedule.rounds} rounds; "
+            f"give at least {schedule.rounds}",
+        )
+    if isinstance(schedule, GradualSchedule) and schedule.initial_sparsity > sparsity:
+        yield (
+            ("schedule", "initial_sparsity"),
+            f"{schedule.initial_sparsity:g} is above the target sparsity {sparsity:g}",
+        )

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from pruning.engine import prune
 from pruning.errors import EngineError
 from pruning.inspection import inspect_model
+from pruning.training.cli_options import add_training_options, metric_line, training_fields
 
 BAD_INPUT = 2
 
@@ -54,6 +55,8 @@ def inspect_command(args: list[str]) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     spec = _spec(args)
+    fields, datasets = training_fields(args)
+    spec.update(fields)
     # Stages differ wildly in cost, so a rate or an ETA would mislead: show stage and elapsed.
     bar_format = "{desc:<9}{percentage:3.0f}%|{bar}| {elapsed}"
     with tqdm(
@@ -64,7 +67,7 @@ def _prune(args: argparse.Namespace) -> int:
             bar.set_description(stage)
             bar.update(round(fraction * 100) - bar.n)
 
-        result = prune(args.model, spec, args.output, args.format, progress=progress)
+        result = prune(args.model, spec, args.output, args.format, progress, datasets)
     report_path = args.output / "report.json"
     report_path.write_text(json.dumps(result.report, indent=2) + "\n")
     print(summary(result.report, result.artifacts["model"], report_path))
@@ -127,6 +130,7 @@ def summary(report: dict[str, Any], model: Path, report_path: Path) -> str:
         f"cosine {_num(fid['output_cosine'])}, max |diff| {_num(fid['max_abs_diff'])}, "
         f"top-1 agreement {top1}",
     ]
+    lines += metric_line(report)
     return "\n".join(lines)
 
 
@@ -209,3 +213,4 @@ def _add_prune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["onnx", "torchscript"])
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_training_options(p)

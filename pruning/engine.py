@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pruning.calibration.run import needs_calibration, prune_calibrated
+from pruning.evaluation import evaluate
 from pruning.fidelity import measure_fidelity
 from pruning.formats import storage_report
 from pruning.inputs import InputPlan, resolve_inputs
 from pruning.latency import measure_latency
-from pruning.layers import plan_layers
+from pruning.layers import LayerPlan, plan_layers
 from pruning.masks import prune_in_place
 from pruning.methods import make_scorer
 from pruning.models import ModelAdapter, open_model
@@ -24,6 +26,8 @@ from pruning.report import PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
 from pruning.structured.hardware import explain, explain_no_gain
 from pruning.structured.prune import StructuredOutcome, prune_structured
+from pruning.training.run import EventNotes, TrainingOutcome, prune_with_training
+from pruning.training.zeros_first import zeros_first
 from pruning.version import __version__
 
 
@@ -46,6 +50,8 @@ class _Job:
     pruned: PrunedLayers
     calibration: dict[str, Any] | None = None  # what calibrated methods used, for the report
     structure: dict[str, Any] | None = None  # n:m / channel: what was cut or left, and why
+    training: dict[str, Any] | None = None  # the retraining's schedule, curve and choices
+    datasets: Mapping[str, Path] = field(default_factory=dict)
 
 
 def prune(
@@ -68,6 +74,9 @@ def prune(
     )
     measured = _benchmark(job, step)
     clock.lap("benchmark_s")
+    measured["metric"] = _evaluate(job)
+    if job.spec.evaluation is not None:
+        clock.lap("evaluation_s")
     step("report")
     after = _read_weights(job.kind, job.artifact, job.pruned.names)
     sparse = write_sparse_outputs(job.spec.outputs, job.artifact, after, job.artifact.parent)
@@ -102,28 +111,124 @@ def _prune_and_save(
     plan = plan_layers(tensors, spec.layers)
     clock.lap("load_s")
     step("prune", 0.0, {"layers": len(plan.selected)})
-    calibration = None
-    structured: StructuredOutcome | None = None
-    if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
-        structured = prune_structured(model, plan, spec, None, inputs, datasets)
-        calibration = structured.calibration
-    elif needs_calibration(spec):
-        calibration = prune_calibrated(model, plan, spec, inputs, datasets, step)
-    elif spec.granularity != "unstructured":
-        scorer = make_scorer(spec.method.name, dict(spec.method.options))
-        structured = prune_structured(model, plan, spec, scorer, inputs)
-    else:
-        scorer = make_scorer(spec.method.name, dict(spec.method.options))
-        prune_in_place(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
-    clock.lap("prune_s")
-    step("save")
     out_dir.mkdir(parents=True, exist_ok=True)
-    artifact = structured.save(model, out_dir) if structured else model.save(out_dir)
+    done = _prune_or_train(model, plan, spec, inputs, datasets, step, clock, out_dir)
+    step("save")
+    if done.structured is not None:
+        artifact = done.structured.save(done.model, out_dir)
+    else:
+        artifact = done.model.save(out_dir)
     clock.lap("save_s")
     pruned = PrunedLayers([t.name for t in plan.selected], plan.overrides, plan.excluded)
     outputs = [o.name for o in model.signature.outputs]
-    structure = structured.report if structured else None
-    return _Job(spec, type(model), path, artifact, inputs, outputs, pruned, calibration, structure)
+    return _Job(
+        spec,
+        type(model),
+        path,
+        artifact,
+        inputs,
+        outputs,
+        pruned,
+        done.calibration,
+        done.structure,
+        done.training,
+        datasets,
+    )
+
+
+@dataclass(frozen=True)
+class _Pruned:
+    model: ModelAdapter  # what to save: a channel cut before training replaces the upload's
+    structured: StructuredOutcome | None  # saves a new, smaller graph when set
+    calibration: dict[str, Any] | None
+    structure: dict[str, Any] | None
+    training: dict[str, Any] | None = None
+
+
+def _prune_or_train(
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path],
+    step: Progress,
+    clock: _Clock,
+    out_dir: Path,
+) -> _Pruned:
+    structured: StructuredOutcome | None = None
+
+    def prune_once(spec: PruneSpec, plan: LayerPlan, step: Progress) -> EventNotes:
+        nonlocal structured
+        structured, calibration = _prune_once(model, plan, spec, inputs, datasets, step)
+        return EventNotes(calibration, structured.report if structured else None)
+
+    if spec.retrain is None:
+        notes = prune_once(spec, plan, step)
+        clock.lap("prune_s")
+        return _Pruned(model, structured, notes.calibration, notes.structure)
+    if spec.granularity == "channel":
+        return _cut_channels_then_train(model, plan, spec, inputs, datasets, step, clock, out_dir)
+    trained = prune_with_training(model, plan, spec, inputs, datasets, step, prune_once)
+    _lap_training(clock, trained)
+    notes = trained.notes
+    return _Pruned(model, structured, notes.calibration, notes.structure, trained.report)
+
+
+def _cut_channels_then_train(
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path],
+    step: Progress,
+    clock: _Clock,
+    out_dir: Path,
+) -> _Pruned:
+    """Channels are cut once, which gives the model new shapes; the smaller model is then
+    reopened from its own file and fine-tuned (its remaining zeros, if any, stay zero)."""
+    began = time.perf_counter()
+    outcome, calibration = _prune_once(model, plan, spec, inputs, datasets, step)
+    assert outcome is not None  # channel granularity always has a structured outcome
+    cut_s = time.perf_counter() - began
+    with tempfile.TemporaryDirectory(dir=out_dir) as staging:
+        small = open_model(outcome.save(model, Path(staging)), model.format)
+    small_plan = plan_layers(small.prunable(), spec.layers)
+    notes = EventNotes(calibration, outcome.report)
+    trained = prune_with_training(small, small_plan, spec, inputs, datasets, step, lambda *_: notes)
+    _lap_training(clock, trained, cut_s)
+    return _Pruned(small, None, calibration, outcome.report, trained.report)
+
+
+def _lap_training(clock: _Clock, trained: TrainingOutcome, extra_prune_s: float = 0.0) -> None:
+    """Training time holds the pruning events: report them as pruning."""
+    clock.lap("retrain_s")
+    prune_s = trained.prune_s + extra_prune_s
+    clock.laps["prune_s"] = round(prune_s, 4)
+    clock.laps["retrain_s"] = round(clock.laps["retrain_s"] - prune_s, 4)
+
+
+def _prune_once(
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path],
+    step: Progress,
+) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
+    """One pruning pass to ``spec.sparsity``: what a one-shot job does, and what each event of
+    a training schedule does. Returns the structured outcome and the calibration notes."""
+    if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
+        outcome = prune_structured(model, plan, spec, None, inputs, datasets)
+        return outcome, outcome.calibration
+    if needs_calibration(spec):
+        return None, prune_calibrated(model, plan, spec, inputs, datasets, step)
+    scorer = make_scorer(spec.method.name, dict(spec.method.options))
+    if spec.retrain is not None:  # later events prune on top of earlier zeros
+        scorer = zeros_first(scorer)
+    if spec.granularity != "unstructured":
+        return prune_structured(model, plan, spec, scorer, inputs), None
+    prune_in_place(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
+    return None, None
 
 
 def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
@@ -150,6 +255,25 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
     return {"latency": latency, "fidelity": fidelity}
 
 
+def _evaluate(job: _Job) -> dict[str, Any] | None:
+    """The spec's metric on the saved artifact and on the upload, with the latency runners."""
+    spec = job.spec
+    if spec.evaluation is None:
+        return None
+    used = {d.dataset_id for d in (spec.retrain, spec.calibration) if d is not None}
+    threads = spec.latency.threads if spec.latency else 1
+    return evaluate(
+        job.kind,
+        job.original,
+        job.artifact,
+        spec.evaluation,
+        job.datasets,
+        job.inputs,
+        threads,
+        in_sample=spec.evaluation.dataset_id in used,
+    )
+
+
 def _read_weights(kind: type[ModelAdapter], path: Path, names: list[str]) -> dict[str, Array]:
     wanted = set(names)
     return {name: values for name, values in kind.iter_parameters(path) if name in wanted}
@@ -166,7 +290,8 @@ def _report(
         "sparsity": sparsity_section(found, job.pruned, job.spec),
         "storage": _labelled(storage_report(pruned, files)),
         "latency": _explained(measured["latency"], job),
-        "quality": {"fidelity": measured["fidelity"], "metric": None},
+        "quality": {"fidelity": measured["fidelity"], "metric": measured["metric"]},
+        "training": job.training,
         "calibration": job.calibration,
         "structure": job.structure,
         "engine": {
@@ -176,7 +301,7 @@ def _report(
             "method": job.spec.method.name,
             "scope": job.spec.scope,
             "granularity": job.spec.granularity,
-            "schedule": job.spec.schedule,
+            "schedule": job.spec.schedule.kind,
             **dict(job.spec.method.options),
         },
     }
@@ -216,4 +341,4 @@ class _Clock:
 
     def timings(self) -> dict[str, float]:
         total = round(time.perf_counter() - self.start, 4)
-        return {**self.laps, "retrain_s": 0.0, "total_s": total}
+        return {"retrain_s": 0.0, **self.laps, "total_s": total}

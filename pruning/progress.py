@@ -7,14 +7,17 @@ from typing import Any
 
 ProgressCallback = Callable[[str, float, dict[str, Any] | None], None]
 
-# Share of a typical job's wall time per stage (latency dominates: both models run).
+# Share of a job's wall time per stage, in the order they run (latency dominates one-shot
+# jobs: both models run; retraining, when asked for, dominates the rest). A job without
+# retraining skips that band, so fractions only ever grow.
 STAGES: dict[str, tuple[float, float]] = {
-    "load": (0.00, 0.10),
-    "prune": (0.10, 0.35),
-    "save": (0.35, 0.45),
-    "latency": (0.45, 0.80),
-    "fidelity": (0.80, 0.90),
-    "report": (0.90, 1.00),
+    "load": (0.00, 0.05),
+    "prune": (0.05, 0.15),
+    "retrain": (0.15, 0.60),
+    "save": (0.60, 0.65),
+    "latency": (0.65, 0.85),
+    "fidelity": (0.85, 0.92),
+    "report": (0.92, 1.00),
 }
 
 

@@ -14,11 +14,20 @@ from typing import Any
 
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.methods import METHODS
+from pruning.training.spec import (
+    EvaluationSpec,
+    RetrainSpec,
+    ScheduleSpec,
+    check_schedule_needs,
+    parse_evaluation,
+    parse_retrain,
+    parse_schedule,
+)
 
 PLANNED_METHODS: tuple[str, ...] = ()
 SCOPES = ("global", "layerwise")
 # Fields of the contract whose features the engine does not run yet: accepted when null.
-NOT_YET = ("retrain", "evaluation")
+NOT_YET: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,15 @@ class PruneSpec:
     scope: str = "global"
     granularity: str = "unstructured"
     layers: LayerSelection = field(default_factory=LayerSelection)
-    schedule: str = "one_shot"
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     latency: LatencySpec | None = field(default_factory=LatencySpec)
     outputs: tuple[str, ...] = ("model",)
     input_shapes: Mapping[str, tuple[int, ...]] | None = None
     nm: tuple[int, int] | None = None  # (n, m) when granularity is "n:m"
     channel_importance: str = "l1"  # "l1" | "l2" when granularity is "channel"
     calibration: CalibrationSpec | None = None
+    retrain: RetrainSpec | None = None
+    evaluation: EvaluationSpec | None = None
 
 
 def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
@@ -71,7 +82,10 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
     _refuse_unknown(raw)
     granularity = _object(raw.get("granularity", {"kind": "unstructured"}), "granularity")
     sparsity = _fraction(raw.get("sparsity"), "sparsity")
-    return PruneSpec(
+    schedule = parse_schedule(raw.get("schedule") or {"kind": "one_shot"}, sparsity)
+    retrain = parse_retrain(raw.get("retrain"))
+    check_schedule_needs(schedule, retrain)
+    spec = PruneSpec(
         method=_method(raw.get("method", {"name": "magnitude"})),
         sparsity=sparsity,
         scope=_choice(raw.get("scope", "global"), SCOPES, "scope"),
@@ -79,12 +93,16 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         nm=_nm(granularity, sparsity),
         channel_importance=_importance(granularity),
         layers=_layers(raw.get("layers") or {}),
-        schedule=_schedule(raw.get("schedule", {"kind": "one_shot"})),
+        schedule=schedule,
         latency=_latency(raw.get("latency", {})),
         outputs=_outputs(raw.get("outputs", ["model"])),
         input_shapes=_input_shapes(raw.get("input_shapes")),
         calibration=_calibration(raw.get("calibration")),
+        retrain=retrain,
+        evaluation=parse_evaluation(raw.get("evaluation")),
     )
+    _check_training_granularity(spec)
+    return spec
 
 
 _KNOWN = {
@@ -98,6 +116,8 @@ _KNOWN = {
     "outputs",
     "input_shapes",
     "calibration",
+    "retrain",
+    "evaluation",
     *NOT_YET,
 }
 
@@ -182,15 +202,25 @@ def _importance(raw: Mapping[str, Any]) -> str:
     return _choice(raw.get("importance", "l1"), ("l1", "l2"), "granularity.importance")
 
 
-def _schedule(raw: Any) -> str:
-    kind = _object(raw, "schedule").get("kind")
-    if kind in ("iterative", "gradual"):
+def _check_training_granularity(spec: PruneSpec) -> None:
+    """Channel pruning changes the model's shapes, and an n:m pattern has one sparsity (n/m):
+    neither has intermediate targets for a schedule to step through."""
+    if spec.retrain is None:
+        return
+    if spec.granularity == "channel" and spec.schedule.kind != "one_shot":
         raise Unsupported(
-            f"schedule {kind!r} needs retraining, which this engine does not run yet; "
-            "use 'one_shot'",
+            "channels are cut once (the model gets new shapes) and the smaller model is then "
+            f"fine-tuned; schedule {spec.schedule.kind!r} would cut again between epochs: use "
+            "schedule 'one_shot' with retrain",
             field="schedule.kind",
         )
-    return _choice(kind, ("one_shot",), "schedule.kind")
+    if spec.granularity == "n:m" and spec.schedule.kind != "one_shot":
+        raise Unsupported(
+            f"an n:m pattern has a single sparsity (n/m), so schedule {spec.schedule.kind!r} has "
+            "no intermediate targets; use schedule 'one_shot' with retrain (the pattern then "
+            "stays exact through fine-tuning)",
+            field="schedule.kind",
+        )
 
 
 def _layers(raw: Any) -> LayerSelection:

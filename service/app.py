@@ -13,9 +13,12 @@ from service.metrics import HttpMetrics, HttpMetricsMiddleware
 from service.openapi import install_openapi
 from service.problems import install_problem_handlers
 from service.reconciler import Reconciler
+from service.request_id import RequestContext
 from service.routes import ROUTERS, STREAMED_UPLOADS
 from service.runtime import Services
 from service.tasks import TaskSender
+from service.webhook_docs import install_webhook_docs
+from service.webhooks import WebhookDispatcher
 from shears_config import Settings, get_settings
 from storage import BlobStore, JobStore, connect
 from storage.blobs import clear_stale_temp_files
@@ -41,12 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_problem_handlers(app)
     install_openapi(app)
+    install_webhook_docs(app)
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(BodyLimit, exempt=STREAMED_UPLOADS)
     # Pruned weights are mostly zeros: a client that accepts gzip gets artifacts several
     # times smaller on the wire (the report states each artifact's zip and zstd sizes).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.http_metrics)
+    # Outermost: the request id is set before anything inside may log.
+    app.add_middleware(RequestContext)
     return app
 
 
@@ -56,12 +62,15 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     app.state.services = services
     reconciler = Reconciler(services.store, services.tasks, settings)
     reconciling = asyncio.create_task(reconciler.run_forever(), name="shears-reconciler")
+    dispatcher = WebhookDispatcher(services.store, settings)
+    dispatching = asyncio.create_task(dispatcher.run_forever(), name="shears-webhooks")
     try:
         yield
     finally:
-        reconciling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciling
+        for task in (reconciling, dispatching):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         services.tasks.close()
         services.database.engine.dispose()
 

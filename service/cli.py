@@ -7,7 +7,6 @@ broker serves one machine only.
 
 import argparse
 import ipaddress
-import logging
 import os
 import signal
 import subprocess
@@ -15,25 +14,31 @@ import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from service.app import create_app
 from shears_config import INSPECT_QUEUE, JOB_QUEUE, Settings, get_settings
+from shears_config.logging import configure_logging
 
 LOOPBACK = "127.0.0.1"
 # Above the worker's 30 s soft shutdown, so it can hand running jobs back to the broker before
 # we would have to kill it (a kill loses the message with the embedded transport).
 WORKER_STOP_TIMEOUT_S = 45.0
+# uvicorn leaves the loggers as configure_logging set them, and writes no access log of its
+# own: service/request_id.py writes one line per request, with the route template and the
+# request id instead of the raw path.
+_UVICORN_LOGGING: dict[str, Any] = {"log_config": None, "access_log": False}
 
 
 def api(args: list[str]) -> int:
     """Run the HTTP API with uvicorn; workers run separately (`shears worker`)."""
     options = _parser("shears api", "the HTTP API alone").parse_args(args)
-    _log_like_uvicorn()
     settings = get_settings()
+    _configure_logging(settings)
     bind = _loopback_unless_keys(_bind(options, settings), settings)
-    uvicorn.run(create_app(settings), host=bind.host, port=bind.port, log_level="info")
+    uvicorn.run(create_app(settings), host=bind.host, port=bind.port, **_UVICORN_LOGGING)
     return 0
 
 
@@ -42,20 +47,21 @@ def serve(args: list[str]) -> int:
     parser = _parser("shears serve", "the API and a worker, for one machine")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     options = parser.parse_args(args)
-    _log_like_uvicorn()
     settings = get_settings()
+    _configure_logging(settings)
     bind = _loopback_unless_keys(_bind(options, settings), settings)
     worker = _start_worker(settings, options.concurrency)
-    config = uvicorn.Config(create_app(settings), host=bind.host, port=bind.port, log_level="info")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=bind.host, port=bind.port, **_UVICORN_LOGGING)
     server = uvicorn.Server(config)
     _announce(settings, bind, worker)
     threading.Thread(target=_stop_server_if_worker_dies, args=(worker, server), daemon=True).start()
     return _run_until_stopped(server, worker)
 
 
-def _log_like_uvicorn() -> None:
-    """Our own loggers (`shears.*`: errors, broker trouble, the reconciler) next to uvicorn's."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
+def _configure_logging(settings: Settings) -> None:
+    """Ours and uvicorn's lines alike: JSON by default (SHEARS_LOG_FORMAT, SHEARS_LOG_LEVEL)."""
+    configure_logging(settings.log_format, settings.log_level)
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:

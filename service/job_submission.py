@@ -7,16 +7,21 @@ creates it afresh instead of finding a job that nobody will ever deliver.
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from functools import partial
 
 from api_schemas import JobCreate, ProblemFieldError
-from service.problems import BrokerUnavailable, ProblemError
+from service.callback_urls import CallbackRefused, resolve
+from service.problems import BrokerUnavailable, Invalid, ProblemError
 from service.runtime import Services
 from service.spec_checks import check_model_usable, check_spec, dataset_lookup
-from storage import Conflict, JobRecord, JobStore
+from shears_config.logging import current_context, log_context
+from storage import CallbackTarget, Conflict, JobRecord, JobStore
+from storage.job_requests import JobRequests
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+log = logging.getLogger("shears.api")
 
 
 @dataclass(frozen=True)
@@ -29,23 +34,55 @@ def submit_job(
     services: Services, tenant: str, body: JobCreate, idempotency_key: str | None
 ) -> Submission:
     store = services.store
+    callback = _callback_target(body, services.settings.webhook_allow_private)
     model = store.get_model(tenant, body.model_id)
     check_model_usable(model)
     check_spec(body.spec, model, dataset_lookup(partial(store.get_dataset, tenant)))
-    job, created = _insert(store, tenant, body, idempotency_key)
+    job, created = _insert(store, tenant, body, idempotency_key, callback)
     if created:
+        _remember_request(services, job)
         job = _enqueue_or_withdraw(services, job)
     return Submission(job=job, created=created)
 
 
+def _remember_request(services: Services, job: JobRecord) -> None:
+    """Store the request id before the message goes out: every attempt's worker lines (and
+    a re-send by the reconciler) name the request that made the job."""
+    request_id = current_context().get("request_id")
+    if isinstance(request_id, str):
+        JobRequests(services.database).record(job.id, request_id)
+    with log_context(job_id=job.id):
+        log.info("job %s created for model %s", job.id, job.model_id)
+
+
 def request_hash(body: JobCreate) -> str:
     """Of the request as understood (defaults filled in), so spelling does not matter."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    request = body.model_dump(mode="json")
+    if body.callback_secret is not None:  # dumped masked: hash it so a new secret is a new body
+        secret = body.callback_secret.get_secret_value()
+        request["callback_secret"] = hashlib.sha256(secret.encode()).hexdigest()
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _callback_target(body: JobCreate, allow_private: bool) -> CallbackTarget | None:
+    """The webhook target, refused (422 naming `callback_url`) where it may not be called."""
+    if body.callback_url is None or body.callback_secret is None:
+        return None
+    url = str(body.callback_url)
+    try:
+        resolve(url, allow_private)
+    except CallbackRefused as exc:
+        raise Invalid("callback_url", str(exc), "callback_url_refused") from exc
+    return CallbackTarget(url=url, secret=body.callback_secret.get_secret_value())
+
+
 def _insert(
-    store: JobStore, tenant: str, body: JobCreate, idempotency_key: str | None
+    store: JobStore,
+    tenant: str,
+    body: JobCreate,
+    idempotency_key: str | None,
+    callback: CallbackTarget | None,
 ) -> tuple[JobRecord, bool]:
     try:
         return store.create_job(
@@ -54,6 +91,7 @@ def _insert(
             body.spec.model_dump(mode="json"),
             idempotency_key=idempotency_key,
             request_hash=request_hash(body),
+            callback=callback,
         )
     except Conflict as exc:
         message = "already used with a different request body; use a new key for a new job"

@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Callable
 
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from service.problems import BrokerUnavailable
 from service.runtime import Services
@@ -15,6 +15,17 @@ CHECK_TIMEOUT_S = 5.0
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {"database": "ok", "blob_store": "ok", "broker": "ok"},
+                }
+            ]
+        }
+    )
+
     status: str
     checks: dict[str, str]
 

@@ -9,6 +9,7 @@ from typing import Any
 from api_schemas import (
     ArrayInfo,
     Artifact,
+    CallbackStatus,
     Dataset,
     Job,
     JobError,
@@ -16,7 +17,7 @@ from api_schemas import (
     JobProgress,
     Model,
 )
-from storage import DatasetRecord, EventRecord, JobRecord, ModelRecord
+from storage import CallbackRecord, DatasetRecord, EventRecord, JobRecord, ModelRecord
 
 
 def model_view(record: ModelRecord) -> Model:
@@ -51,7 +52,7 @@ def dataset_view(record: DatasetRecord) -> Dataset:
     )
 
 
-def job_view(record: JobRecord) -> Job:
+def job_view(record: JobRecord, callback: CallbackRecord | None = None) -> Job:
     error = None
     if record.error_code is not None:
         error = JobError(code=record.error_code, message=record.error_message or "")
@@ -68,6 +69,20 @@ def job_view(record: JobRecord) -> Job:
             "finished_at": record.finished_at,
             "spec": record.spec,
             "artifacts": [Artifact.model_validate(a) for a in record.artifacts],
+            "callback_url": callback.url if callback else None,
+            "callback": callback_view(callback) if callback else None,
+        }
+    )
+
+
+def callback_view(record: CallbackRecord) -> CallbackStatus:
+    return CallbackStatus.model_validate(
+        {
+            "state": record.state,
+            "attempts": record.attempts,
+            "last_error": record.last_error,
+            "next_attempt_at": record.next_attempt_at,
+            "delivered_at": record.delivered_at,
         }
     )
 

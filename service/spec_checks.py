@@ -10,10 +10,9 @@ from typing import Any
 
 from api_schemas import ProblemFieldError, PruneSpec
 from api_schemas.spec import CHANNEL_METHODS, LOSS_BASED_METHODS
+from service.dataset_fit import class_label_errors, input_errors, listed, target_errors
 from service.problems import ProblemError
 from storage import DatasetRecord, ModelRecord, NotFound
-
-_SHOWN_NAMES = 8
 
 
 def check_model_usable(model: ModelRecord) -> None:
@@ -43,6 +42,9 @@ def check_spec(
         *_input_errors(spec, model.format, info.get("inputs", [])),
         *_dataset_errors(spec, dataset_exists),
         *_calibration_errors(spec, model, dataset_exists),
+        *_retrain_errors(spec, model, dataset_exists),
+        *_training_granularity_errors(spec),
+        *_evaluation_errors(spec, model, dataset_exists),
         *_output_errors(spec, model.format),
     ]
     if errors:
@@ -63,7 +65,7 @@ def _layer_errors(spec: PruneSpec, prunable: list[str]) -> Iterator[ProblemField
             unmatched = True
             yield ProblemFieldError(
                 field=field,
-                message=f"{pattern!r} matches no prunable tensor; available: {_some(prunable)}",
+                message=f"{pattern!r} matches no prunable tensor; available: {listed(prunable)}",
             )
     if unmatched:
         return
@@ -96,7 +98,7 @@ def _input_errors(
         field = f"spec.input_shapes.{name}"
         if name not in known:
             yield ProblemFieldError(
-                field=field, message=f"not an input of the model; inputs: {_some(list(known))}"
+                field=field, message=f"not an input of the model; inputs: {listed(list(known))}"
             )
         elif fmt == "onnx" and not _shape_fits(shape, known[name]):
             yield ProblemFieldError(
@@ -107,7 +109,7 @@ def _input_errors(
         yield ProblemFieldError(
             field="spec.input_shapes",
             message="a TorchScript model does not carry its input shapes; give them for "
-            f"{_some(unknown)}, e.g. {{{unknown[0]!r}: [1, 3, 32, 32]}}",
+            f"{listed(unknown)}, e.g. {{{unknown[0]!r}: [1, 3, 32, 32]}}",
         )
 
 
@@ -151,42 +153,62 @@ def _calibration_errors(
     if spec.calibration is None:
         return
     dataset = lookup(spec.calibration.dataset_id)
-    if not isinstance(dataset, DatasetRecord):
-        return  # an unknown id is already reported by _dataset_errors
-    arrays = {a["name"]: a for a in dataset.arrays}
-    given = spec.input_shapes or {}
-    for entry in (model.info or {}).get("inputs", []):
-        shape = given.get(entry["name"]) or entry.get("shape")
-        yield from _array_errors(entry["name"], entry.get("dtype"), shape, arrays)
+    if isinstance(dataset, DatasetRecord):  # an unknown id is reported by _dataset_errors
+        field = "spec.calibration.dataset_id"
+        yield from input_errors(field, dataset, model, spec.input_shapes)
 
 
-def _array_errors(
-    name: str, dtype: str | None, shape: list[Any] | None, arrays: dict[str, dict[str, Any]]
+def _retrain_errors(
+    spec: PruneSpec, model: ModelRecord, lookup: Callable[[str], object]
 ) -> Iterator[ProblemFieldError]:
-    field = "spec.calibration.dataset_id"
-    array = arrays.get(name)
-    if array is None:
-        yield ProblemFieldError(
-            field=field,
-            message=f"the dataset has no array {name!r} (an input of the model); "
-            f"arrays: {_some(sorted(arrays))}",
-        )
+    """Training data feeds the model's inputs and carries what the loss compares against;
+    `distill` compares against the dense model's own outputs, so it needs no labels."""
+    retrain = spec.retrain
+    dataset = lookup(retrain.dataset_id) if retrain else None
+    if retrain is None or not isinstance(dataset, DatasetRecord):
         return
-    if dtype is not None and array["dtype"] != dtype:
+    field = "spec.retrain.dataset_id"
+    yield from input_errors(field, dataset, model, spec.input_shapes)
+    if retrain.loss == "cross_entropy":
+        yield from class_label_errors(field, dataset, "loss 'cross_entropy'")
+    elif retrain.loss == "mse":
+        yield from target_errors(field, dataset, model, "loss 'mse'")
+
+
+def _training_granularity_errors(spec: PruneSpec) -> Iterator[ProblemFieldError]:
+    """What the engine cannot train (pruning/spec.py refuses the same): a channel-pruned model
+    has new shapes, so its trained graph cannot be written back into the uploaded one; an n:m
+    pattern has one sparsity, n/m, so a schedule has no intermediate targets to step through."""
+    if spec.retrain is None:
+        return
+    kind = spec.granularity.kind
+    if kind == "channel":
         yield ProblemFieldError(
-            field=field, message=f"array {name!r} is {array['dtype']}; the model expects {dtype}"
+            field="spec.granularity",
+            message="retraining after channel pruning is not supported: the cut model has new "
+            "shapes; retrain with 'unstructured' or 'n:m', or prune channels without retrain",
         )
-    trailing = list(array["shape"][1:])
-    expected = list(shape[1:]) if shape else None
-    if expected is not None and (
-        len(trailing) != len(expected)
-        or any(isinstance(e, int) and e != t for e, t in zip(expected, trailing, strict=True))
-    ):
-        shown = ", ".join(str(d) for d in expected)
+    if kind == "n:m" and spec.schedule.kind != "one_shot":
         yield ProblemFieldError(
-            field=field,
-            message=f"array {name!r} has shape {array['shape']}; expected [samples, {shown}]",
+            field="spec.schedule.kind",
+            message=f"an n:m pattern has a single sparsity (n/m), so schedule "
+            f"{spec.schedule.kind!r} has no intermediate targets; use 'one_shot' with retrain",
         )
+
+
+def _evaluation_errors(
+    spec: PruneSpec, model: ModelRecord, lookup: Callable[[str], object]
+) -> Iterator[ProblemFieldError]:
+    evaluation = spec.evaluation
+    dataset = lookup(evaluation.dataset_id) if evaluation else None
+    if evaluation is None or not isinstance(dataset, DatasetRecord):
+        return
+    field = "spec.evaluation.dataset_id"
+    yield from input_errors(field, dataset, model, spec.input_shapes)
+    if evaluation.metric == "accuracy":
+        yield from class_label_errors(field, dataset, "metric 'accuracy'")
+    else:
+        yield from target_errors(field, dataset, model, "metric 'mse'")
 
 
 def dataset_refs(node: Any, path: str = "spec") -> Iterator[tuple[str, str]]:
@@ -200,13 +222,6 @@ def dataset_refs(node: Any, path: str = "spec") -> Iterator[tuple[str, str]]:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from dataset_refs(value, f"{path}[{i}]")
-
-
-def _some(names: list[str]) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:_SHOWN_NAMES])
-    return shown + (f" (and {len(names) - _SHOWN_NAMES} more)" if len(names) > _SHOWN_NAMES else "")
 
 
 def dataset_lookup(get_dataset: Callable[[str], object]) -> Callable[[str], object]:

@@ -261,10 +261,17 @@ class _FileStream:
         return anyio.from_thread.run(self.feed.next_file_bytes)
 
 
-def openapi_form(**fields: dict[str, object]) -> dict[str, object]:
-    """`openapi_extra` documenting a multipart body the route reads itself."""
+def openapi_form(example: dict[str, str], **fields: dict[str, object]) -> dict[str, object]:
+    """`openapi_extra` documenting a multipart body the route reads itself (service/openapi.py
+    names it `Body_<operationId>`). Unknown fields are refused, hence no additionalProperties."""
     properties = {FILE_FIELD: {"type": "string", "format": "binary"}, **fields}
-    schema = {"type": "object", "required": [FILE_FIELD], "properties": properties}
+    schema = {
+        "type": "object",
+        "required": [FILE_FIELD],
+        "properties": properties,
+        "additionalProperties": False,
+        "examples": [example],
+    }
     return {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
     }

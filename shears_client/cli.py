@@ -19,6 +19,8 @@ from tqdm import tqdm
 from shears_client.http import ApiError, ShearsClient, iter_lines
 
 DONE, JOB_FAILED, REFUSED, UNREACHABLE = 0, 1, 2, 3
+# Methods that read calibration data; `--data` feeds them (the server names any other need).
+DATA_METHODS = frozenset({"obd", "wanda", "sparsegpt", "taylor"})
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -66,10 +68,14 @@ def report(argv: list[str]) -> int:
 
 def _submit(client: ShearsClient, args: argparse.Namespace) -> int:
     spec = _spec(args)
+    if args.data is None and (args.epochs or args.evaluate):
+        raise UsageError("--epochs and --evaluate train or measure on --data; give --data")
     model = client.upload_model(args.model, args.format)
     if model["status"] != "ready":
         print(f"model refused: {model.get('error')}", file=sys.stderr)
         return REFUSED
+    if args.data is not None:
+        _use_data(spec, args, _dataset_id(client, args.data))
     job = client.create_job(model["id"], spec, args.idempotency_key)
     print(f"job {job['id']} {job['status']} (model {model['id']})", file=sys.stderr)
     if not args.wait:
@@ -89,12 +95,52 @@ def _submit(client: ShearsClient, args: argparse.Namespace) -> int:
     return DONE
 
 
+def _dataset_id(client: ShearsClient, data: str) -> str:
+    """An uploaded dataset's id as given, or the id of the .npz file uploaded now."""
+    path = Path(data)
+    if path.is_file():
+        dataset = client.upload_dataset(path)
+        print(f"dataset {dataset['id']} uploaded ({dataset['samples']} samples)", file=sys.stderr)
+        return str(dataset["id"])
+    if data.startswith("ds_"):
+        return data
+    raise UsageError(f"--data {data!r} is neither a file nor a dataset id (ds_…)")
+
+
+def _use_data(spec: dict[str, Any], args: argparse.Namespace, dataset_id: str) -> None:
+    """Point every block that reads data at the dataset: calibration for the methods that
+    need it, training when asked to retrain, evaluation when asked to measure a metric."""
+    method = (spec.get("method") or {}).get("name", "magnitude")
+    if method in DATA_METHODS or isinstance(spec.get("calibration"), dict):
+        spec["calibration"] = {**(spec.get("calibration") or {}), "dataset_id": dataset_id}
+    retrain = args.epochs or args.loss or args.schedule in ("iterative", "gradual")
+    if retrain or isinstance(spec.get("retrain"), dict):
+        block = {**(spec.get("retrain") or {}), "dataset_id": dataset_id}
+        if args.epochs:
+            block["epochs"] = args.epochs
+        if args.loss:
+            block["loss"] = args.loss
+        spec["retrain"] = block
+    if args.evaluate or isinstance(spec.get("evaluation"), dict):
+        block = {**(spec.get("evaluation") or {}), "dataset_id": dataset_id}
+        if args.evaluate:
+            block["metric"] = args.evaluate
+        spec["evaluation"] = block
+
+
 def _follow(client: ShearsClient, job_id: str, quiet: bool) -> dict[str, Any]:
-    bar_format = "{desc:<10}{percentage:3.0f}%|{bar}| {elapsed}"
+    bar_format = "{desc:<10}{percentage:3.0f}%|{bar}| {elapsed}{postfix}"
     with tqdm(total=100, file=sys.stderr, disable=quiet, bar_format=bar_format) as bar:
 
         def show(event: dict[str, Any]) -> None:
             bar.set_description(event["stage"])
+            data = event.get("data") or {}
+            if "loss" in data and "epoch" in data:  # retraining: show how it goes
+                bar.set_postfix_str(
+                    f"epoch {data['epoch']}/{data.get('epochs', '?')} loss {data['loss']:.4g} "
+                    f"sparsity {data.get('sparsity', 0):.3f}",
+                    refresh=False,
+                )
             bar.update(max(0, round(event["fraction"] * 100) - bar.n))
 
         return client.wait(job_id, show)
@@ -132,6 +178,8 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["outputs"] = args.outputs.split(",")
     if args.input_shape:
         spec["input_shapes"] = dict(_shape(text) for text in args.input_shape)
+    if args.schedule:
+        spec["schedule"] = {"kind": args.schedule}
     return spec
 
 
@@ -186,6 +234,16 @@ def _submit_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", help="glob of tensors to leave dense")
     p.add_argument("--outputs", help="comma-separated, e.g. model,sparse_npz")
     p.add_argument("--input-shape", action="append", help="NAME=1,3,32,32 (TorchScript)")
+    p.add_argument(
+        "--data",
+        help="an .npz (arrays named as the model's inputs, plus `labels`) or a dataset id: "
+        "calibration data for loss-based methods, training data with --epochs or --schedule, "
+        "evaluation data with --evaluate",
+    )
+    p.add_argument("--schedule", choices=["one_shot", "iterative", "gradual"])
+    p.add_argument("--epochs", type=int, help="retrain on --data for this many epochs")
+    p.add_argument("--loss", choices=["cross_entropy", "mse", "distill"], help="retrain loss")
+    p.add_argument("--evaluate", choices=["accuracy", "mse"], help="metric on --data")
     p.add_argument("--spec", type=Path, help="a PruneSpec JSON file; flags override it")
     p.add_argument("--format", choices=["onnx", "torchscript"], help="default: detected")
     p.add_argument("--idempotency-key", help="resubmitting with the same key is safe")

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,38 @@ class Settings(BaseSettings):
         description="Re-send a job still `queued` after this long (Redis flushed, message "
         "lost); default: the broker's visibility window, when Redis would redeliver it anyway.",
     )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines on stderr: one JSON object each (ts, level, logger, message, "
+        "request_id, job_id, attempt), or text for a terminal (docs/observability.md).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Accept callback URLs whose host resolves to loopback, link-local, private, "
+        "shared (CGNAT), multicast or reserved addresses. Off: such URLs are refused at "
+        "createJob and again at each delivery (DNS rebinding).",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Attempts of one webhook before it is given up as failed."
+    )
+    webhook_timeout_s: float = Field(
+        default=15.0, gt=0, description="Per attempt: connect, send and read the answer."
+    )
+    webhook_backoff_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Delay before the first retry; later ones follow 6x, 24x, 120x, 360x, 720x "
+        "it (5 s, 30 s, 2 min, 10 min, 30 min, 1 h by default), each with ±20% jitter.",
+    )
+    webhook_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the API looks for webhooks due."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
 
     @field_validator("api_keys", mode="after")
     @classmethod

@@ -10,19 +10,24 @@ from storage.records import (
     JobRecord,
     ModelRecord,
 )
+from storage.webhooks import CallbackRecord, CallbackTarget, DeliveryRecord, WebhookStore
 
 __all__ = [
     "BlobStore",
+    "CallbackRecord",
+    "CallbackTarget",
     "Claim",
     "ClaimRefused",
     "Conflict",
     "Database",
     "DatasetRecord",
+    "DeliveryRecord",
     "EventRecord",
     "JobRecord",
     "JobStore",
     "ModelRecord",
     "NotFound",
     "StoreError",
+    "WebhookStore",
     "connect",
 ]

@@ -96,6 +96,69 @@ job_events = sa.Table(
     sa.Column("data", sa.JSON),
 )
 
+# A job's webhook target, written with the job (createJob): the secret signs each delivery.
+job_callbacks = sa.Table(
+    "job_callbacks",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(256), nullable=False),
+)
+
+# The webhook outbox: a row is owed in the same transaction that writes a job's final status,
+# so a crash of any process between the two cannot lose it; the API's dispatcher drains it.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("event_at", UtcDateTime, nullable=False),
+    sa.Column("body", sa.Text),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("last_error", sa.Text),
+    sa.Column("lease_owner", sa.String(128)),
+    sa.Column("lease_expires_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("delivered_at", UtcDateTime),
+)
+
+
+# The request that created a job (its X-Request-ID), so every attempt's log lines name it,
+# redeliveries by the reconciler included.
+job_requests = sa.Table(
+    "job_requests",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+)
+
+# Seconds per stage of a finished job's final attempt, and of its whole run, written when it
+# finishes (storage/stage_times.py); /metrics sums them per histogram bucket in SQL. `bucket`
+# is the index in storage/metrics.py's BUCKETS_S, so a scrape groups on an index instead of
+# comparing each row with each bucket.
+job_stage_times = sa.Table(
+    "job_stage_times",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("stage", sa.String(32), primary_key=True),
+    sa.Column("bucket", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Index("ix_job_stage_times_histogram", "stage", "bucket", "seconds"),
+)
+
+job_run_times = sa.Table(
+    "job_run_times",
+    metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("bucket", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Index("ix_job_run_times_histogram", "status", "bucket", "seconds"),
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -15,6 +15,14 @@ from storage.database import Database, datasets, job_events, jobs, models, utcno
 from storage.errors import Conflict, NotFound
 from storage.ids import decode_cursor, encode_cursor, new_id
 from storage.records import DatasetRecord, EventRecord, JobRecord, ModelRecord
+from storage.stage_times import record_job_times
+from storage.webhooks import (
+    CallbackTarget,
+    WebhookStore,
+    drop_callback,
+    owe_delivery,
+    save_callback,
+)
 
 _FINAL = ("succeeded", "failed", "cancelled")
 
@@ -37,6 +45,7 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.engine = db.engine
+        self.webhooks = WebhookStore(db)
 
     # -- models -------------------------------------------------------------------------
     def create_model(self, tenant: str, name: str, sha256: str, size_bytes: int) -> ModelRecord:
@@ -157,6 +166,7 @@ class JobStore:
         spec: dict[str, Any],
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        callback: CallbackTarget | None = None,
     ) -> tuple[JobRecord, bool]:
         """Insert a queued job; with an idempotency key, return the existing job instead.
 
@@ -193,6 +203,8 @@ class JobStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(jobs.insert().values(**row))
+                if callback is not None:
+                    save_callback(conn, row["id"], callback)
         except sa.exc.IntegrityError:
             # A concurrent request with the same key won the insert.
             existing = self._by_idempotency_key(tenant, idempotency_key or "")
@@ -210,6 +222,8 @@ class JobStore:
                     jobs.c.id == job_id, jobs.c.status == "queued", jobs.c.attempt == 0
                 )
             ).rowcount
+            if deleted:
+                drop_callback(conn, job_id)
         return bool(deleted)
 
     def get_job(self, tenant: str | None, job_id: str) -> JobRecord:
@@ -231,7 +245,7 @@ class JobStore:
         job = self.get_job(tenant, job_id)
         now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(
+            cancelled = conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.status == "queued")
                 .values(
@@ -240,7 +254,9 @@ class JobStore:
                     finished_at=now,
                     cancel_requested=True,
                 )
-            )
+            ).rowcount
+            if cancelled:
+                owe_delivery(conn, job_id, "cancelled", now)
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.status == "running")
@@ -417,6 +433,8 @@ class JobStore:
                 )
             ).rowcount
             if done:
+                owe_delivery(conn, job_id, status, now)
+                record_job_times(conn, job_id, status, now)
                 conn.execute(
                     job_events.insert().values(
                         job_id=job_id,
@@ -450,6 +468,8 @@ class JobStore:
                 )
             ).rowcount
             if done:
+                owe_delivery(conn, job_id, "failed", now)
+                record_job_times(conn, job_id, "failed", now)
                 conn.execute(
                     job_events.insert().values(
                         job_id=job_id,
@@ -508,7 +528,7 @@ class JobStore:
         """A cancel was asked and the worker that held the job is gone: it ends cancelled."""
         now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(
+            cancelled = conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job.id, jobs.c.status.notin_(_FINAL))
                 .values(
@@ -518,7 +538,9 @@ class JobStore:
                     lease_owner=None,
                     lease_expires_at=None,
                 )
-            )
+            ).rowcount
+            if cancelled:
+                owe_delivery(conn, job.id, "cancelled", now)
 
     def _by_idempotency_key(self, tenant: str, key: str) -> JobRecord | None:
         query = jobs.select().where(jobs.c.tenant == tenant, jobs.c.idempotency_key == key)

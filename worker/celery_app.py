@@ -12,10 +12,11 @@ kombu 5.7 as installed:
   running tasks get that long, then are cancelled and their late-acked messages requeued.
 """
 
+import logging
 from functools import lru_cache
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.entity import Exchange, Queue
 
 from shears_config import (
@@ -27,6 +28,7 @@ from shears_config import (
     broker_settings,
     get_settings,
 )
+from shears_config.logging import configure_logging
 
 # Our own wall clock (settings.job_time_limit_s) ends the child first and reports `timeout`;
 # the soft limit leaves time to store artifacts after it, the hard limit kills a stuck pool
@@ -103,6 +105,10 @@ def _check_visibility_timeout(config: dict[str, Any], hard_limit_s: float) -> No
 
 
 def create_app(settings: Settings | None = None) -> Celery:
+    # A receiver of setup_logging tells Celery to leave logging alone (celery/app/log.py):
+    # its lines then take our format (shears_config/logging.py), and it does not redirect
+    # stdout into a logger.
+    signals.setup_logging.connect(_keep_our_logging, weak=False)
     app = Celery("shears", set_as_current=False)
     app.conf.update(celery_config(settings or get_settings()))
     # Registers the shared tasks on every app, this one included.
@@ -110,6 +116,14 @@ def create_app(settings: Settings | None = None) -> Celery:
 
     app.finalize(auto=True)
     return app
+
+
+def _keep_our_logging(**_: Any) -> None:
+    """`shears worker` configured logging before starting Celery; keep that, with the
+    settings' level rather than Celery's --loglevel."""
+    if not logging.getLogger().handlers:  # a worker started some other way
+        settings = get_settings()
+        configure_logging(settings.log_format, settings.log_level)
 
 
 @lru_cache(maxsize=1)

@@ -8,18 +8,20 @@ this is the only process that ever opens an uploaded model.
 
 import ctypes
 import json
+import logging
 import os
 import resource
 import signal
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from shears_config.logging import CONTEXT_FIELDS, bind_context, configure_logging
 from worker import protocol
 
 _PR_SET_PDEATHSIG = 1
+log = logging.getLogger("shears.engine")
 
 Progress = Callable[[str, float, dict[str, Any] | None], None]
 
@@ -28,16 +30,31 @@ def main(argv: list[str]) -> int:
     workdir, progress_fd, parent_pid = Path(argv[0]), int(argv[1]), int(argv[2])
     _die_with_parent(parent_pid)
     request = protocol.read_json(workdir / protocol.REQUEST_FILE) or {}
+    _configure_logging(request.get("log"))
     with os.fdopen(progress_fd, "w", buffering=1) as stream:
         try:
             result = _run(request, workdir, _progress_writer(stream))
         except BaseException as exc:  # every way out leaves an error.json
             error = _classify(exc)
-            traceback.print_exc()
+            log.error("the engine failed (%s)", error["code"], exc_info=exc)
             protocol.write_json(workdir / protocol.ERROR_FILE, error)
             return 1
     protocol.write_json(workdir / protocol.RESULT_FILE, result)
     return 0
+
+
+def _configure_logging(options: Any) -> None:
+    """Log as the worker does, with its job's ids: lines go to the work dir's log file, whose
+    tail the worker quotes when the child dies without an error.json."""
+    options = options if isinstance(options, dict) else {}
+    try:
+        configure_logging(str(options.get("format", "json")), str(options.get("level", "INFO")))
+    except ValueError:
+        configure_logging()
+    context = options.get("context")
+    if isinstance(context, dict):
+        fields = {k: v for k, v in context.items() if k in CONTEXT_FIELDS}
+        bind_context(**{k: v for k, v in fields.items() if isinstance(v, str | int)})
 
 
 def _run(request: dict[str, Any], workdir: Path, progress: Progress) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import logging
 import os
 
 from shears_config import INSPECT_QUEUE, JOB_QUEUE, Settings, get_settings
+from shears_config.logging import configure_logging
 from storage import connect
 from worker.workdir import remove_stale_workdirs
 
@@ -23,6 +24,7 @@ def main(args: list[str]) -> int:
     # instead of a warm shutdown that waits for an hour-long job and ends in SIGKILL.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     _prepare(settings)
     from worker.celery_app import app
 
@@ -31,7 +33,7 @@ def main(args: list[str]) -> int:
         # per-worker queues would only pile up files nobody reads.
         app.conf.worker_enable_remote_control = False
     try:
-        app.worker_main(_celery_argv(options))
+        app.worker_main(_celery_argv(options, quiet=settings.log_format == "json"))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     return 0
@@ -67,8 +69,15 @@ def _prepare(settings: Settings) -> None:
     remove_stale_workdirs(settings.data_dir, older_than_s=settings.job_time_limit_s + 3600)
 
 
-def _celery_argv(options: argparse.Namespace) -> list[str]:
+def _celery_argv(options: argparse.Namespace, quiet: bool) -> list[str]:
+    if quiet:
+        # Celery's banner is plain text on stdout; with JSON logs one line says the same.
+        log.info(
+            "starting a worker: queues %s, concurrency %d", options.queues, options.concurrency
+        )
     return [
+        # Before the sub-command: a global option of the `celery` command.
+        *(["--quiet"] if quiet else []),
         "worker",
         # Prefork: a pool process only supervises; the engine runs in a fresh child per job
         # (worker/sandbox.py), so torch and ONNX Runtime memory never outlives a job and

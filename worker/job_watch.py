@@ -1,7 +1,8 @@
 """The parent's side of a running job: progress into the store, lease renewal, cancel.
 
 Progress is throttled (an engine may report every batch) but a new stage is always written,
-so the event list shows every stage a job went through.
+so the event list shows every stage a job went through, and so is an event whose data says
+`"keep": true` (one per training epoch: its loss belongs in the job's history).
 """
 
 import logging
@@ -34,6 +35,7 @@ class JobWatch:
         if (
             event["stage"] == self._last_stage
             and now - self._last_write < self.min_event_interval_s
+            and not _kept(event)
         ):
             self._pending = event
             return True
@@ -68,3 +70,8 @@ class JobWatch:
         if not held:
             log.warning("job %s: lease lost while recording progress", self.job_id)
         return held
+
+
+def _kept(event: dict[str, Any]) -> bool:
+    data = event.get("data")
+    return isinstance(data, dict) and data.get("keep") is True

@@ -25,6 +25,25 @@ INVALID_SPEC = "invalid_spec"
 TIMEOUT = "timeout"
 RESOURCE_EXHAUSTED = "resource_exhausted"
 INTERNAL_ERROR = "internal_error"
+# Every code a job may fail with from here: the engine's (pruning/errors.py ERROR_CODES) and
+# the worker's. A child is untrusted (TorchScript is code), so a code it writes outside this
+# set is recorded as internal_error: codes are metric labels (storage/metrics.py keeps the
+# same set plus the store's `worker_lost`; a test pins the three lists together).
+ERROR_CODES = frozenset(
+    {
+        "engine_error",
+        INVALID_MODEL,
+        "unsupported_model",
+        "unsupported_operator",
+        INVALID_SPEC,
+        "unsupported",
+        "layer_pattern_unmatched",
+        "data_mismatch",
+        TIMEOUT,
+        RESOURCE_EXHAUSTED,
+        INTERNAL_ERROR,
+    }
+)
 
 MODEL_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -57,8 +76,11 @@ def read_error(workdir: Path) -> ChildError | None:
     document = read_json(workdir / ERROR_FILE)
     if document is None:
         return None
-    code = str(document.get("code") or INTERNAL_ERROR)[:64]
-    return ChildError(code=code, message=str(document.get("message") or code)[:4000])
+    code = str(document.get("code") or INTERNAL_ERROR)
+    message = str(document.get("message") or code)[:4000]
+    if code not in ERROR_CODES:
+        return ChildError(code=INTERNAL_ERROR, message=f"unknown error code: {message}"[:4000])
+    return ChildError(code=code, message=message)
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shears_config.logging import log_context, tenant_ref
 from storage import Claim, ClaimRefused, JobRecord, NotFound
 from storage.database import utcnow
+from storage.job_requests import JobRequests
 from worker import protocol
 from worker.artifacts import ResultRejected, check_result, store_artifacts
 from worker.context import WorkerContext, new_lease_owner
@@ -45,10 +47,38 @@ def run_job(
     ctx: WorkerContext, job_id: str, timeout_errors: tuple[type[BaseException], ...] = ()
 ) -> RunOutcome:
     owner = new_lease_owner()
-    claim = ctx.store.claim(job_id, owner, ctx.settings.lease_s, ctx.settings.max_attempts)
-    if isinstance(claim, ClaimRefused):
-        return _refused(ctx, job_id, claim)
-    log.info("job %s: attempt %d claimed by %s", job_id, claim.job.attempt, owner)
+    with log_context(job_id=job_id):
+        claim = ctx.store.claim(job_id, owner, ctx.settings.lease_s, ctx.settings.max_attempts)
+        if isinstance(claim, ClaimRefused):
+            return _refused(ctx, job_id, claim)
+    # Every line of this attempt, the engine child's included (worker/supervisor.py), names
+    # the job, the attempt and the request that created the job.
+    with log_context(**_job_log_fields(ctx, claim.job)):
+        log.info("job %s: attempt %d claimed by %s", job_id, claim.job.attempt, owner)
+        return _run_attempt(ctx, claim, timeout_errors)
+
+
+def _job_log_fields(ctx: WorkerContext, job: JobRecord) -> dict[str, str | int | None]:
+    return {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "request_id": _request_id(ctx, job.id),
+        "tenant": tenant_ref(job.tenant),
+    }
+
+
+def _request_id(ctx: WorkerContext, job_id: str) -> str | None:
+    try:
+        return JobRequests(ctx.store.db).request_id(job_id)
+    except Exception:  # a log field is not worth failing a claimed attempt over
+        log.exception("job %s: could not read its request id", job_id)
+        return None
+
+
+def _run_attempt(
+    ctx: WorkerContext, claim: Claim, timeout_errors: tuple[type[BaseException], ...]
+) -> RunOutcome:
+    job_id = claim.job.id
     try:
         return _run_claimed(ctx, claim)
     except timeout_errors:

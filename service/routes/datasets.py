@@ -13,6 +13,7 @@ COLLECTION = "/v1/datasets"
 router = APIRouter(prefix=COLLECTION, tags=["datasets"])
 
 _UPLOAD_FORM = openapi_form(
+    {"file": "(the bytes of mnist-calibration.npz)", "name": "mnist-calibration.npz"},
     name={"type": "string", "maxLength": MAX_NAME_CHARS, "description": "Default: file name."},
 )
 

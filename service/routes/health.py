@@ -1,7 +1,10 @@
 """Liveness, readiness and metrics: for orchestrators and Prometheus, not for clients."""
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict
 
 from service import metrics
 from service.deps import ServicesDep
@@ -11,9 +14,15 @@ from service.readiness import Readiness, check_readiness
 router = APIRouter(tags=["health"])
 
 
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"]
+
+
 @router.get("/healthz", operation_id="health", summary="Liveness: the process answers")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+def health() -> Health:
+    return Health(status="ok")
 
 
 @router.get(
@@ -40,5 +49,5 @@ async def readiness(services: ServicesDep) -> JSONResponse | Readiness:
     response_class=PlainTextResponse,
 )
 def prometheus_metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
-    text = metrics.render(request.app.state.http_metrics, services.store.count_by_status())
+    text = metrics.scrape(request.app.state.http_metrics, services)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

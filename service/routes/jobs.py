@@ -8,8 +8,10 @@ from api_schemas import Job, JobCreate, JobEvent, JobStatus, Page, Report
 from service.artifacts import artifact_download, job_report, report_page
 from service.deps import BlobsDep, PageDep, ServicesDep, StoreDep, TenantDep
 from service.job_submission import submit_job
+from service.openapi import BINARY_SCHEMA
 from service.problems import problems
 from service.representations import event_view, job_view
+from storage import JobRecord, JobStore
 
 COLLECTION = "/v1/jobs"
 router = APIRouter(prefix=COLLECTION, tags=["jobs"])
@@ -43,7 +45,7 @@ def create_job(
     submission = submit_job(services, tenant, body, idempotency_key)
     response.status_code = 202 if submission.created else 200
     response.headers["Location"] = f"{COLLECTION}/{submission.job.id}"
-    return job_view(submission.job)
+    return _view(services.store, submission.job)
 
 
 @router.get("", operation_id="listJobs", summary="List jobs, newest first")
@@ -51,12 +53,12 @@ def list_jobs(
     store: StoreDep, tenant: TenantDep, page: PageDep, status: JobStatus | None = None
 ) -> Page[Job]:
     records, next_cursor = store.list_jobs(tenant, page.limit, page.cursor, status)
-    return Page[Job](items=[job_view(r) for r in records], next_cursor=next_cursor)
+    return Page[Job](items=_views(store, records), next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", operation_id="getJob", summary="Get a job", responses=problems(404))
 def get_job(job_id: str, store: StoreDep, tenant: TenantDep) -> Job:
-    return job_view(store.get_job(tenant, job_id))
+    return _view(store, store.get_job(tenant, job_id))
 
 
 @router.post(
@@ -72,7 +74,7 @@ def cancel_job(job_id: str, response: Response, store: StoreDep, tenant: TenantD
     record = store.request_cancel(tenant, job_id)
     if record.status == "running":
         response.status_code = 202
-    return job_view(record)
+    return _view(store, record)
 
 
 @router.get(
@@ -110,7 +112,10 @@ def get_job_report(job_id: str, store: StoreDep, tenant: TenantDep) -> Report:
     summary="The report as a self-contained HTML page with plots (no external resources)",
     response_class=Response,
     responses={
-        200: {"content": {"text/html": {}}, "description": "The report page."},
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "The report page.",
+        },
         **problems(404, 409),
     },
 )
@@ -126,7 +131,10 @@ def get_job_report_page(
     summary="Download an artifact: `model` is the pruned model in the input's format",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The artifact."},
+        200: {
+            "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
+            "description": "The artifact.",
+        },
         **problems(404),
     },
 )
@@ -134,3 +142,14 @@ def download_job_artifact(
     job_id: str, name: str, store: StoreDep, blobs: BlobsDep, tenant: TenantDep
 ) -> Response:
     return artifact_download(blobs, store.get_job(tenant, job_id), name)
+
+
+def _views(store: JobStore, records: list[JobRecord]) -> list[Job]:
+    """Jobs with their callbacks, looked up in one query for the whole page."""
+    callbacks = store.webhooks.callbacks_for([r.id for r in records])
+    return [job_view(r, callbacks.get(r.id)) for r in records]
+
+
+def _view(store: JobStore, record: JobRecord) -> Job:
+    [job] = _views(store, [record])
+    return job

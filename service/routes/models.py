@@ -6,6 +6,7 @@ from api_schemas import Model, Page
 from service import model_uploads
 from service.blobs import download, release_blob
 from service.deps import BlobsDep, PageDep, ServicesDep, StoreDep, TenantDep
+from service.openapi import BINARY_SCHEMA
 from service.problems import problems
 from service.representations import model_view
 from service.uploads import MAX_NAME_CHARS, openapi_form
@@ -14,7 +15,11 @@ COLLECTION = "/v1/models"
 router = APIRouter(prefix=COLLECTION, tags=["models"])
 
 _UPLOAD_FORM = openapi_form(
-    format={"type": "string", "enum": ["onnx", "torchscript"], "description": "Checked."},
+    {"file": "(the bytes of mnist-mlp.onnx)", "format": "onnx", "name": "mnist-mlp.onnx"},
+    format={
+        "$ref": "#/components/schemas/ModelFormat",
+        "description": "Checked against the content; detected when left out.",
+    },
     name={"type": "string", "maxLength": MAX_NAME_CHARS, "description": "Default: file name."},
 )
 
@@ -69,7 +74,10 @@ def delete_model(model_id: str, store: StoreDep, blobs: BlobsDep, tenant: Tenant
     summary="Download the uploaded bytes",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The model file."},
+        200: {
+            "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
+            "description": "The model file.",
+        },
         **problems(404),
     },
 )

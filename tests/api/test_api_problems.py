@@ -80,4 +80,6 @@ def test_openapi_names_every_operation_and_documents_problems(http: httpx.Client
     assert {"404", "409", "422", "503"} <= set(operations["createJob"]["responses"])
     assert {"413", "422", "503"} <= set(operations["uploadModel"]["responses"])
     form = operations["uploadModel"]["requestBody"]["content"]["multipart/form-data"]
-    assert set(form["schema"]["properties"]) == {"file", "format", "name"}
+    assert form["schema"] == {"$ref": "#/components/schemas/Body_uploadModel"}
+    form_schema = document["components"]["schemas"]["Body_uploadModel"]
+    assert set(form_schema["properties"]) == {"file", "format", "name"}

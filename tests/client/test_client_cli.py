@@ -100,3 +100,63 @@ def test_jobs_lists_and_report_prints_a_finished_job(
     assert page.read_text().startswith("<!DOCTYPE html>")
     printed = shears("report", job_id, server=server.url)
     assert json.loads(printed.stdout)["sparsity"]["target"] == 0.3
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Inputs for the tiny MLP (16 features) with class labels for its 4 outputs."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "data.npz"
+    np.savez(
+        path,
+        x=rng.standard_normal((96, 16)).astype(np.float32),
+        labels=rng.integers(0, 4, 96).astype(np.int64),
+    )
+    return path
+
+
+def test_submit_with_data_uploads_it_for_calibration_and_evaluation(
+    server: ApiServer, model_file: Path, data_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    done = shears(
+        "submit",
+        str(model_file),
+        *("--method", "obd", "--sparsity", "0.5", "--data", str(data_file)),
+        *("--evaluate", "accuracy", "--wait", "-o", str(out)),
+        server=server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    dataset_id = report["calibration"]["dataset_id"]
+    assert dataset_id.startswith("ds_")
+    assert report["quality"]["metric"]["dataset_id"] == dataset_id
+    assert report["quality"]["metric"]["name"] == "accuracy"
+
+
+def test_submit_with_epochs_retrains_on_the_data_through_a_gradual_schedule(
+    server: ApiServer, model_file: Path, data_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    done = shears(
+        "submit",
+        str(model_file),
+        *("--sparsity", "0.6", "--schedule", "gradual", "--epochs", "2"),
+        *("--data", str(data_file), "--wait", "-o", str(out)),
+        server=server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["schedule"]["kind"] == "gradual"
+    assert report["training"]["curve"][-1]["sparsity"] == pytest.approx(0.6, abs=0.01)
+    assert report["sparsity"]["achieved"] == pytest.approx(0.6, abs=0.01)
+
+
+def test_submit_with_epochs_but_no_data_is_refused_before_uploading(
+    server: ApiServer, model_file: Path
+) -> None:
+    done = shears(
+        "submit", str(model_file), "--sparsity", "0.5", "--epochs", "3", server=server.url
+    )
+    assert done.returncode == 2
+    assert "--data" in done.stderr

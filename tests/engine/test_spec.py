@@ -11,7 +11,11 @@ from pruning.spec import LatencySpec, LayerSelection, MethodSpec, parse_spec
 def test_missing_fields_take_the_documented_defaults() -> None:
     spec = parse_spec({"sparsity": 0.8})
     assert spec.method == MethodSpec("magnitude")
-    assert (spec.scope, spec.granularity, spec.schedule) == ("global", "unstructured", "one_shot")
+    assert (spec.scope, spec.granularity, spec.schedule.kind) == (
+        "global",
+        "unstructured",
+        "one_shot",
+    )
     assert spec.layers == LayerSelection(("*",), (), ())
     assert spec.latency == LatencySpec((1, 32), 1, 5, 50)
     assert spec.outputs == ("model",)
@@ -40,8 +44,14 @@ def test_full_api_example_parses() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"schedule": {"kind": "gradual", "steps": 10}}, "schedule.kind"),
-        ({"retrain": {"epochs": 1}}, "retrain"),
+        (
+            {
+                "granularity": {"kind": "channel"},
+                "schedule": {"kind": "iterative", "rounds": 2},
+                "retrain": {"dataset_id": "ds_1"},
+            },
+            "schedule.kind",
+        ),
         ({"outputs": ["model", "csr"]}, "outputs"),
     ],
 )

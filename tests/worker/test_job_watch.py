@@ -30,6 +30,27 @@ def test_progress_within_a_stage_is_throttled_but_every_stage_is_recorded(
     assert events[-1].message == "b=1"
 
 
+def test_events_marked_keep_are_recorded_while_the_rest_of_their_stage_is_throttled(
+    ctx: WorkerContext, onnx_model_file: Path
+) -> None:
+    watch = _watching(ctx, onnx_model_file)
+    # Within an hour-long interval every unmarked event after the stage's first is throttled.
+    watch.min_event_interval_s = 3600.0
+
+    for epoch in range(1, 6):
+        for batch in range(20):
+            fraction = 0.4 + 0.01 * epoch + 0.0001 * batch
+            assert watch.on_progress({"stage": "retrain", "fraction": fraction, "data": None})
+        epoch_end = {"epoch": epoch, "epochs": 5, "loss": 1.0 / epoch, "keep": True}
+        assert watch.on_progress({"stage": "retrain", "fraction": 0.5, "data": epoch_end})
+    assert watch.flush()
+
+    events = ctx.store.list_events(watch.job_id)
+    assert [(e.data or {}).get("epoch") for e in events] == [None, 1, 2, 3, 4, 5]
+    assert [e.stage for e in events] == ["retrain"] * 6
+    assert ctx.store.get_job(None, watch.job_id).stage == "retrain"
+
+
 def test_cancel_requested_through_the_api_is_noticed(
     ctx: WorkerContext, onnx_model_file: Path
 ) -> None:

@@ -1,0 +1,74 @@
+"""``shears prune`` options for retraining and evaluation: local ``.npz`` files stand in for
+dataset ids (``local_retrain``, ``local_evaluation``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pruning.training.spec import LOSSES, METRICS, OPTIMIZERS, SCHEDULES
+
+RETRAIN_ID = "local_retrain"
+EVALUATION_ID = "local_evaluation"
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("retraining and evaluation")
+    group.add_argument("--retrain-data", type=Path, metavar="FILE.npz", help="train on this data")
+    group.add_argument("--schedule", choices=SCHEDULES, default="one_shot")
+    group.add_argument("--rounds", type=int, default=3, help="iterative: pruning rounds")
+    group.add_argument("--steps", type=int, default=10, help="gradual: pruning events")
+    group.add_argument("--epochs", type=int, default=10)
+    group.add_argument("--lr", type=float, default=1e-3)
+    group.add_argument("--batch-size", type=int, default=32)
+    group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    group.add_argument("--loss", choices=LOSSES, default="cross_entropy")
+    group.add_argument("--validation-split", type=float, default=0.0)
+    group.add_argument("--regrow", action="store_true")
+    group.add_argument("--eval-data", type=Path, metavar="FILE.npz", help="measure a metric")
+    group.add_argument("--metric", choices=METRICS, default="accuracy")
+
+
+def training_fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The spec's schedule, retrain and evaluation fields, and the datasets they name."""
+    fields: dict[str, Any] = {"schedule": _schedule(args)}
+    datasets: dict[str, Path] = {}
+    if args.retrain_data is not None:
+        datasets[RETRAIN_ID] = args.retrain_data
+        fields["retrain"] = {
+            "dataset_id": RETRAIN_ID,
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+            "optimizer": args.optimizer,
+            "loss": args.loss,
+            "validation_split": args.validation_split,
+            "regrow": args.regrow,
+        }
+    if args.eval_data is not None:
+        datasets[EVALUATION_ID] = args.eval_data
+        fields["evaluation"] = {"dataset_id": EVALUATION_ID, "metric": args.metric}
+    return fields, datasets
+
+
+def _schedule(args: argparse.Namespace) -> dict[str, Any]:
+    if args.schedule == "iterative":
+        return {"kind": "iterative", "rounds": args.rounds}
+    if args.schedule == "gradual":
+        return {"kind": "gradual", "steps": args.steps}
+    return {"kind": "one_shot"}
+
+
+def metric_line(report: dict[str, Any]) -> list[str]:
+    metric = (report.get("quality") or {}).get("metric")
+    lines = []
+    if report.get("training"):
+        t = report["training"]
+        lines.append(f"retrained {t['epochs']} epochs ({t['steps']} steps) in {t['time_s']:.1f} s")
+    if metric:
+        lines.append(
+            f"{metric['name']} on {metric['samples']} samples: dense {metric['dense']:.4f}, "
+            f"pruned {metric['pruned']:.4f} ({metric['runtime']})"
+        )
+    return lines

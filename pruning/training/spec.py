@@ -1,0 +1,229 @@
+"""The retraining parts of the PruneSpec (issue 4): ``schedule``, ``retrain``, ``evaluation``,
+parsed from JSON into frozen dataclasses; every bad value raises naming its field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pruning.errors import InvalidSpec
+
+SCHEDULES = ("one_shot", "iterative", "gradual")
+OPTIMIZERS = ("adam", "sgd")
+LOSSES = ("cross_entropy", "mse", "distill")
+METRICS = ("accuracy", "mse")
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    kind: str = "one_shot"
+    rounds: int = 3  # iterative
+    steps: int = 10  # gradual: pruning events after the first
+    exponent: float = 3.0  # gradual: 3 is Zhu & Gupta's cubic
+    initial_sparsity: float = 0.0
+    pruning_fraction: float = 0.75  # gradual: share of training over which sparsity ramps
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "iterative":
+            return {"kind": self.kind, "rounds": self.rounds}
+        if self.kind == "gradual":
+            return {
+                "kind": self.kind,
+                "steps": self.steps,
+                "exponent": self.exponent,
+                "initial_sparsity": self.initial_sparsity,
+                "pruning_fraction": self.pruning_fraction,
+            }
+        return {"kind": self.kind}
+
+
+@dataclass(frozen=True)
+class RetrainSpec:
+    dataset_id: str
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 32
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    loss: str = "cross_entropy"
+    temperature: float = 2.0
+    validation_split: float = 0.0
+    regrow: bool = False
+    max_samples: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    dataset_id: str
+    metric: str = "accuracy"
+    samples: int | None = None
+
+
+def parse_schedule(raw: Any, sparsity: float) -> ScheduleSpec:
+    obj = _object(raw, "schedule")
+    kind = _choice(obj.get("kind"), SCHEDULES, "schedule.kind")
+    allowed = {"kind", *_SCHEDULE_FIELDS[kind]}
+    _refuse_extra(obj, allowed, "schedule")
+    d = ScheduleSpec()
+    initial = _number(obj.get("initial_sparsity", d.initial_sparsity), "schedule.initial_sparsity")
+    if not 0.0 <= initial <= sparsity:
+        raise InvalidSpec(
+            f"schedule.initial_sparsity must be in [0, sparsity={sparsity:g}], got {initial:g}",
+            field="schedule.initial_sparsity",
+        )
+    fraction = _number(obj.get("pruning_fraction", d.pruning_fraction), "schedule.pruning_fraction")
+    if not 0.0 < fraction <= 1.0:
+        raise InvalidSpec(
+            f"schedule.pruning_fraction must be in (0, 1], got {fraction:g}",
+            field="schedule.pruning_fraction",
+        )
+    exponent = _number(obj.get("exponent", d.exponent), "schedule.exponent")
+    if not 1.0 <= exponent <= 10.0:
+        raise InvalidSpec(
+            f"schedule.exponent must be in [1, 10], got {exponent:g}", field="schedule.exponent"
+        )
+    return ScheduleSpec(
+        kind=kind,
+        rounds=_int(obj.get("rounds", d.rounds), "schedule.rounds", 1, 100),
+        steps=_int(obj.get("steps", d.steps), "schedule.steps", 1, 1000),
+        exponent=exponent,
+        initial_sparsity=initial,
+        pruning_fraction=fraction,
+    )
+
+
+_SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
+    "one_shot": (),
+    "iterative": ("rounds",),
+    "gradual": ("steps", "exponent", "initial_sparsity", "pruning_fraction"),
+}
+
+
+def parse_retrain(raw: Any) -> RetrainSpec | None:
+    if raw is None:
+        return None
+    obj = _object(raw, "retrain")
+    _refuse_extra(obj, set(RetrainSpec.__dataclass_fields__), "retrain")
+    d = RetrainSpec("")
+    lr = _number(obj.get("lr", d.lr), "retrain.lr")
+    if not 0.0 < lr <= 10.0:
+        raise InvalidSpec(f"retrain.lr must be in (0, 10], got {lr:g}", field="retrain.lr")
+    temperature = _number(obj.get("temperature", d.temperature), "retrain.temperature")
+    if not 0.0 < temperature <= 100.0:
+        raise InvalidSpec(
+            f"retrain.temperature must be in (0, 100], got {temperature:g}",
+            field="retrain.temperature",
+        )
+    split = _number(obj.get("validation_split", d.validation_split), "retrain.validation_split")
+    if not 0.0 <= split <= 0.5:
+        raise InvalidSpec(
+            f"retrain.validation_split must be in [0, 0.5], got {split:g}",
+            field="retrain.validation_split",
+        )
+    regrow = obj.get("regrow", d.regrow)
+    if not isinstance(regrow, bool):
+        raise InvalidSpec(
+            f"retrain.regrow must be true or false, got {regrow!r}", field="retrain.regrow"
+        )
+    max_samples = obj.get("max_samples")
+    return RetrainSpec(
+        dataset_id=_dataset_id(obj.get("dataset_id"), "retrain.dataset_id"),
+        epochs=_int(obj.get("epochs", d.epochs), "retrain.epochs", 1, 1000),
+        lr=lr,
+        batch_size=_int(obj.get("batch_size", d.batch_size), "retrain.batch_size", 1, 4096),
+        optimizer=_choice(obj.get("optimizer", d.optimizer), OPTIMIZERS, "retrain.optimizer"),
+        momentum=_unit(obj.get("momentum", d.momentum), "retrain.momentum"),
+        weight_decay=_unit(obj.get("weight_decay", d.weight_decay), "retrain.weight_decay"),
+        loss=_choice(obj.get("loss", d.loss), LOSSES, "retrain.loss"),
+        temperature=temperature,
+        validation_split=split,
+        regrow=regrow,
+        max_samples=None
+        if max_samples is None
+        else _int(max_samples, "retrain.max_samples", 1, 2**62),
+        seed=_int(obj.get("seed", d.seed), "retrain.seed", 0, 2**63 - 1),
+    )
+
+
+def parse_evaluation(raw: Any) -> EvaluationSpec | None:
+    if raw is None:
+        return None
+    obj = _object(raw, "evaluation")
+    _refuse_extra(obj, {"dataset_id", "metric", "samples"}, "evaluation")
+    samples = obj.get("samples")
+    return EvaluationSpec(
+        dataset_id=_dataset_id(obj.get("dataset_id"), "evaluation.dataset_id"),
+        metric=_choice(obj.get("metric", "accuracy"), METRICS, "evaluation.metric"),
+        samples=None if samples is None else _int(samples, "evaluation.samples", 1, 2**62),
+    )
+
+
+def check_schedule_needs(schedule: ScheduleSpec, retrain: RetrainSpec | None) -> None:
+    """Iterative and gradual pruning interleave pruning with training: both need ``retrain``;
+    iterative gives every round at least one epoch."""
+    if schedule.kind == "one_shot":
+        return
+    if retrain is None:
+        raise InvalidSpec(
+            f"schedule {schedule.kind!r} prunes between training epochs, so it needs "
+            '"retrain": {"dataset_id": "ds_...", "epochs": ...}; or use "one_shot"',
+            field="retrain",
+        )
+    if schedule.kind == "iterative" and retrain.epochs < schedule.rounds:
+        raise InvalidSpec(
+            f"iterative pruning retrains after each of its {schedule.rounds} rounds: "
+            f"retrain.epochs ({retrain.epochs}) must be at least schedule.rounds",
+            field="retrain.epochs",
+        )
+
+
+def _refuse_extra(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key, value in obj.items():
+        if key not in allowed and value is not None:
+            raise InvalidSpec(f"{where} has no field {key!r}", field=f"{where}.{key}")
+
+
+def _dataset_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidSpec(f"{where} must be a dataset id such as 'ds_...'", field=where)
+    return value
+
+
+def _object(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec(f"{where} must be an object", field=where)
+    return raw
+
+
+def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise InvalidSpec(
+            f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}", field=where
+        )
+    return str(value)
+
+
+def _number(value: Any, where: str) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value):
+        raise InvalidSpec(f"{where} must be a finite number, got {value!r}", field=where)
+    return float(value)
+
+
+def _unit(value: Any, where: str) -> float:
+    number = _number(value, where)
+    if not 0.0 <= number < 1.0:
+        raise InvalidSpec(f"{where} must be in [0, 1), got {number:g}", field=where)
+    return number
+
+
+def _int(value: Any, where: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidSpec(
+            f"{where} must be an integer in [{low}, {high}], got {value!r}", field=where
+        )
+    return value
