@@ -176,19 +176,20 @@ def _retrain_errors(
 
 
 def _training_granularity_errors(spec: PruneSpec) -> Iterator[ProblemFieldError]:
-    """What the engine cannot train (pruning/spec.py refuses the same): a channel-pruned model
-    has new shapes, so its trained graph cannot be written back into the uploaded one; an n:m
-    pattern has one sparsity, n/m, so a schedule has no intermediate targets to step through."""
-    if spec.retrain is None:
+    """What the engine cannot schedule (pruning/spec.py refuses the same): channels are cut
+    once, giving the model new shapes, and an n:m pattern has one sparsity (n/m), so neither
+    has intermediate targets for a schedule to step through; both fine-tune after one cut."""
+    if spec.retrain is None or spec.schedule.kind == "one_shot":
         return
     kind = spec.granularity.kind
     if kind == "channel":
         yield ProblemFieldError(
-            field="spec.granularity",
-            message="retraining after channel pruning is not supported: the cut model has new "
-            "shapes; retrain with 'unstructured' or 'n:m', or prune channels without retrain",
+            field="spec.schedule.kind",
+            message="channels are cut once (the model gets new shapes) and the smaller model "
+            f"is then fine-tuned; schedule {spec.schedule.kind!r} would cut again between "
+            "epochs: use schedule 'one_shot' with retrain",
         )
-    if kind == "n:m" and spec.schedule.kind != "one_shot":
+    if kind == "n:m":
         yield ProblemFieldError(
             field="spec.schedule.kind",
             message=f"an n:m pattern has a single sparsity (n/m), so schedule "

@@ -130,7 +130,8 @@ def test_what_the_engine_cannot_train_is_refused_before_queueing(
     http: httpx.Client, model_id: str
 ) -> None:
     data = _dataset(http, x=_inputs(), labels=_class_ids())
-    channels = fast_spec(
+    gradual_channels = _spec(data, sparsity=0.5, granularity={"kind": "channel"})
+    one_shot_channels = fast_spec(
         sparsity=0.5, granularity={"kind": "channel"}, retrain={"dataset_id": data}
     )
     gradual_nm = _spec(data, sparsity=0.5, granularity={"kind": "n:m", "n": 2, "m": 4})
@@ -138,6 +139,7 @@ def test_what_the_engine_cannot_train_is_refused_before_queueing(
         sparsity=0.5, granularity={"kind": "n:m", "n": 2, "m": 4}, retrain={"dataset_id": data}
     )
 
-    assert "channel pruning" in _refusal(http, model_id, channels)["spec.granularity"]
+    assert "cut once" in _refusal(http, model_id, gradual_channels)["spec.schedule.kind"]
+    assert create_job(http, model_id, one_shot_channels)["status"] == "queued"
     assert "single sparsity" in _refusal(http, model_id, gradual_nm)["spec.schedule.kind"]
     assert create_job(http, model_id, one_shot_nm)["status"] == "queued"
