@@ -90,8 +90,9 @@ NOTES = [
     "How to read it:",
     "",
     "- Retraining adds its epochs to the 15 the dense model had, so a pruned model can score "
-    "above dense: part of that is the extra training, not the pruning. The one-shot rows, "
-    "with no training at all, show what the pruning alone costs.",
+    "above dense: part of that is the extra training, not the pruning. The baseline line "
+    "above gives the dense model the same retraining, and the claim is checked against both. "
+    "The one-shot rows, with no training at all, show what the pruning alone costs.",
     "- Distillation trains on the images without their labels, matching the dense model's "
     "outputs: it can only learn what the dense model knows, so it tracks dense rather than "
     "exceeding it, and it is the choice when labels are not at hand.",
@@ -179,15 +180,28 @@ def table(
     return rows, accuracies
 
 
-def claim(accuracies: dict[str, dict[float, float]], dense: float) -> str:
+def tuned_dense(model: Path, data: Data, epochs: int, work: Path) -> float:
+    """The fair baseline: the dense model given the same retraining (sparsity 0), so the
+    extra epochs are not credited to pruning."""
+    spec = spec_for(
+        Variant("dense", {"name": "magnitude"}, {"kind": "one_shot"}, "ce"), 0.0, epochs
+    )
+    accuracy, _ = run_one(model, spec, data, work / "dense-retrained")
+    return accuracy
+
+
+def claim(accuracies: dict[str, dict[float, float]], dense: float, tuned: float) -> str:
     pruned = accuracies.get(CLAIM_VARIANT, {}).get(CLAIM_SPARSITY)
     if pruned is None:
         return f"Claim not measured in this run ({CLAIM_SPARSITY:.0%} not among the sparsities)."
     held = pruned >= dense - CLAIM_POINTS
+    fair = pruned >= tuned - CLAIM_POINTS
     return (
         f"**Claim: gradual pruning with retraining at {CLAIM_SPARSITY:.0%} sparsity stays within "
         f"one point of dense accuracy. In this run it {'held' if held else 'did NOT hold'}: "
-        f"{pruned:.3f} against dense {dense:.3f} ({pruned - dense:+.3f}).**"
+        f"{pruned:.3f} against dense {dense:.3f} ({pruned - dense:+.3f}); against the dense "
+        f"model given the same retraining ({tuned:.3f}) it "
+        f"{'held' if fair else 'did NOT hold'} too ({pruned - tuned:+.3f}).**"
     )
 
 
@@ -216,6 +230,8 @@ def main() -> None:
         work = Path(tmp)
         model, data, dense = prepare(work, QUICK_TRAIN_EPOCHS if args.quick else TRAIN_EPOCHS)
         print(f"dense accuracy {dense:.3f}", flush=True)
+        tuned = tuned_dense(model, data, epochs, work)
+        print(f"dense accuracy after the same retraining {tuned:.3f}", flush=True)
         rows, accuracies = table(model, data, dense, sparsities, epochs, work)
     lines = [
         SECTION,
@@ -238,7 +254,10 @@ def main() -> None:
         "",
         *rows,
         "",
-        claim(accuracies, dense),
+        f"Baseline for the retrained rows: the dense model given the same {epochs} epochs of "
+        f"retraining at sparsity 0 (same spec, `sparsity: 0`) scores {tuned:.3f}.",
+        "",
+        claim(accuracies, dense, tuned),
         "",
         *NOTES,
     ]

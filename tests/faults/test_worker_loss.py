@@ -109,7 +109,9 @@ def oom_killer_for(job_id: str) -> Iterator[list[int]]:
     def hunt() -> None:
         while not stop.wait(0.05):
             child = _child_running(job_id)
-            if child is not None and child.ppid not in killed:
+            # An orphan (parent 1) is the child of a pool process killed a moment ago, about
+            # to die of its parent-death signal: not a new attempt, and never kill init.
+            if child is not None and child.ppid > 1 and child.ppid not in killed:
                 killed.append(child.ppid)
                 os.kill(child.ppid, signal.SIGKILL)
 
