@@ -70,13 +70,14 @@ def _submit(client: ShearsClient, args: argparse.Namespace) -> int:
     spec = _spec(args)
     if args.data is None and (args.epochs or args.evaluate):
         raise UsageError("--epochs and --evaluate train or measure on --data; give --data")
+    callback = _callback(args)
     model = client.upload_model(args.model, args.format)
     if model["status"] != "ready":
         print(f"model refused: {model.get('error')}", file=sys.stderr)
         return REFUSED
     if args.data is not None:
         _use_data(spec, args, _dataset_id(client, args.data))
-    job = client.create_job(model["id"], spec, args.idempotency_key)
+    job = client.create_job(model["id"], spec, args.idempotency_key, callback)
     print(f"job {job['id']} {job['status']} (model {model['id']})", file=sys.stderr)
     if not args.wait:
         print(job["id"])
@@ -93,6 +94,14 @@ def _submit(client: ShearsClient, args: argparse.Namespace) -> int:
     _fetch(client, job, out)
     print(out)
     return DONE
+
+
+def _callback(args: argparse.Namespace) -> dict[str, str] | None:
+    if args.callback_url is None:
+        return None
+    if not args.callback_secret:
+        raise UsageError("--callback-url needs --callback-secret (or SHEARS_CALLBACK_SECRET)")
+    return {"callback_url": args.callback_url, "callback_secret": args.callback_secret}
 
 
 def _dataset_id(client: ShearsClient, data: str) -> str:
@@ -244,6 +253,12 @@ def _submit_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="retrain on --data for this many epochs")
     p.add_argument("--loss", choices=["cross_entropy", "mse", "distill"], help="retrain loss")
     p.add_argument("--evaluate", choices=["accuracy", "mse"], help="metric on --data")
+    p.add_argument("--callback-url", help="POSTed the job, signed, when it ends (webhook)")
+    p.add_argument(
+        "--callback-secret",
+        default=os.environ.get("SHEARS_CALLBACK_SECRET"),
+        help="whsec_… signing secret of the webhook (env SHEARS_CALLBACK_SECRET)",
+    )
     p.add_argument("--spec", type=Path, help="a PruneSpec JSON file; flags override it")
     p.add_argument("--format", choices=["onnx", "torchscript"], help="default: detected")
     p.add_argument("--idempotency-key", help="resubmitting with the same key is safe")

@@ -44,10 +44,15 @@ class ShearsClient:
             return self._json("POST", "/v1/datasets", files={"file": (path.name, f)})
 
     def create_job(
-        self, model_id: str, spec: dict[str, Any], idempotency_key: str | None = None
+        self,
+        model_id: str,
+        spec: dict[str, Any],
+        idempotency_key: str | None = None,
+        callback: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """``callback``: ``callback_url`` and ``callback_secret`` for a webhook at the end."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = {"model_id": model_id, "spec": spec}
+        body = {"model_id": model_id, "spec": spec, **(callback or {})}
         return self._json("POST", "/v1/jobs", json=body, headers=headers)
 
     def get_job(self, job_id: str) -> dict[str, Any]:

@@ -314,11 +314,6 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(enqueued_at=utcnow()))
 
-    def count_by_status(self) -> dict[str, int]:
-        query = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
-        with self.engine.connect() as conn:
-            return {status: int(n) for status, n in conn.execute(query).all()}
-
     # -- jobs: the worker side ----------------------------------------------------------
     def claim(
         self, job_id: str, owner: str, lease_s: float, max_attempts: int

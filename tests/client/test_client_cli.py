@@ -160,3 +160,19 @@ def test_submit_with_epochs_but_no_data_is_refused_before_uploading(
     )
     assert done.returncode == 2
     assert "--data" in done.stderr
+
+
+def test_submit_passes_the_callback_to_the_server_which_refuses_a_loopback_url(
+    server: ApiServer, model_file: Path
+) -> None:
+    # This server does not allow private callback addresses (the default): the refusal
+    # naming the field shows the flags reached createJob.
+    done = shears(
+        "submit",
+        str(model_file),
+        *("--sparsity", "0.5", "--callback-url", "http://127.0.0.1:9/hook"),
+        *("--callback-secret", "whsec_" + "QUJD" * 8),
+        server=server.url,
+    )
+    assert done.returncode == 2
+    assert "callback_url" in done.stderr
