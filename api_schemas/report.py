@@ -6,7 +6,7 @@ block allows extra keys), which pass through unchanged.
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 _OPEN = ConfigDict(extra="allow")
 
@@ -50,6 +50,7 @@ _BATCH_32 = {
 }
 _LATENCY = {"runtime": "onnxruntime 1.32.0", "threads": 1, "results": [_BATCH_1, _BATCH_32]}
 _FIDELITY = {"output_cosine": 0.9987, "max_abs_diff": 0.4132, "top1_agreement": 0.986}
+_DATA_FIDELITY = {**_FIDELITY, "samples": 360}
 _METRIC = {
     "name": "accuracy",
     "dataset_id": "ds_5b2e8f0c1a9d3e47",
@@ -60,6 +61,7 @@ _METRIC = {
     "runtime": "onnxruntime 1.32.0",
     "in_sample": False,
     "note": "argmax of the first output over its last axis compared with 'labels'",
+    "fidelity": _DATA_FIDELITY,
 }
 _QUALITY = {"fidelity": _FIDELITY, "metric": _METRIC}
 _TIMINGS = {"load_s": 0.21, "prune_s": 0.08, "retrain_s": 0.0, "benchmark_s": 1.94}
@@ -115,6 +117,16 @@ class Fidelity(BaseModel):
     top1_agreement: float | None
 
 
+class DataFidelity(BaseModel):
+    """Dense and pruned outputs compared on real samples (those of the evaluation)."""
+
+    model_config = _open(_DATA_FIDELITY)
+    output_cosine: float | None
+    max_abs_diff: float | None
+    top1_agreement: float | None
+    samples: int
+
+
 class MetricReport(BaseModel):
     """The spec's `evaluation` metric of the uploaded (`dense`) and the saved pruned model,
     each run from its file by `runtime` on the same `samples` of the dataset."""
@@ -129,6 +141,11 @@ class MetricReport(BaseModel):
     runtime: str
     in_sample: bool  # the evaluation data is also the retrain or calibration data
     note: str
+    fidelity: DataFidelity | None = Field(
+        default=None,
+        description="Dense and pruned first outputs compared on these evaluation samples "
+        "(`quality.fidelity` uses synthetic inputs).",
+    )
 
 
 class QualityReport(BaseModel):

@@ -11,6 +11,7 @@ import numpy as np
 
 from pruning.calibration.dataset import TARGET_KEYS, check_array
 from pruning.errors import DataMismatch, InvalidSpec
+from pruning.fidelity import compare_outputs
 from pruning.inputs import InputPlan
 from pruning.models.base import Array, ModelAdapter, Runner
 from pruning.training.spec import EvaluationSpec
@@ -30,14 +31,14 @@ def evaluate(
 ) -> dict[str, Any]:
     feeds, truth = _load(spec, datasets, plan)
     samples = len(truth)
-    values = {}
+    values, outputs = {}, {}
     for role, path in (("dense", dense_path), ("pruned", pruned_path)):
         runner = kind.open_runner(path, threads, plan.names)
         try:
-            out = _first_outputs(runner, feeds, plan.fixed_batch() or BATCH)
+            outputs[role] = _first_outputs(runner, feeds, plan.fixed_batch() or BATCH)
         finally:
             runner.close()
-        values[role] = _metric(spec.metric, out, truth)
+        values[role] = _metric(spec.metric, outputs[role], truth)
     how = (
         "argmax of the first output over its last axis compared with 'labels'"
         if spec.metric == "accuracy"
@@ -59,6 +60,12 @@ def evaluate(
         "threads": threads,
         "in_sample": in_sample,
         "note": f"{how}; measured by running the saved artifact and the uploaded model; {data}",
+        # The same comparison as quality.fidelity, but on these real samples rather than on
+        # synthetic inputs: what users' data will see.
+        "fidelity": {
+            **compare_outputs([outputs["dense"]], [outputs["pruned"]]),
+            "samples": samples,
+        },
     }
 
 

@@ -22,7 +22,7 @@ def measure_fidelity(
     outputs = [
         {
             "name": _name(output_names, i),
-            **_compare([d[i] for d in dense_out], [p[i] for p in pruned_out]),
+            **compare_outputs([d[i] for d in dense_out], [p[i] for p in pruned_out]),
         }
         for i in range(len(dense_out[0]))
     ]
@@ -71,7 +71,8 @@ def _run_batches(
     return dense_out, pruned_out
 
 
-def _compare(dense: list[Array], pruned: list[Array]) -> dict[str, Any]:
+def compare_outputs(dense: list[Array], pruned: list[Array]) -> dict[str, Any]:
+    """Cosine, largest difference and top-1 agreement of two runs' outputs, batch by batch."""
     d = np.concatenate([np.asarray(a, np.float64).ravel() for a in dense])
     p = np.concatenate([np.asarray(a, np.float64).ravel() for a in pruned])
     norms = float(np.linalg.norm(d) * np.linalg.norm(p))

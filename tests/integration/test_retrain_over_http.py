@@ -216,6 +216,13 @@ def _check_measured_on_the_artifact(
     assert metric["dense"] == pytest.approx(
         _accuracy(model_file.read_bytes(), fmt, digits), abs=1e-6
     )
+    # Fidelity on the same real samples: how often the pruned model agrees with the dense.
+    agreement = np.mean(
+        _logits(content, fmt, digits.x_test).argmax(axis=-1)
+        == _logits(model_file.read_bytes(), fmt, digits.x_test).argmax(axis=-1)
+    )
+    assert metric["fidelity"]["top1_agreement"] == pytest.approx(float(agreement), abs=1e-6)
+    assert metric["fidelity"]["samples"] == metric["samples"] == len(digits.y_test)
 
     weights = _weights(content, fmt)
     layers = report["sparsity"]["layers"]
