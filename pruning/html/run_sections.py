@@ -77,18 +77,24 @@ def quality_section(report: Mapping[str, Any]) -> str:
     quality = v.block(report, "quality")
     fidelity = v.block(quality, "fidelity")
     parts = []
+    metric = v.block(quality, "metric")
+    on_data = v.block(metric, "fidelity")
     if fidelity:
+        columns = [("synthetic inputs", fidelity)]
+        if on_data:
+            columns.append((f"{v.count(on_data.get('samples'))} evaluation samples", on_data))
         rows = [
-            ["Output cosine similarity", v.decimal(fidelity.get("output_cosine"), 4)],
-            ["Max absolute difference", v.decimal(fidelity.get("max_abs_diff"), 4)],
-            ["Top-1 agreement", v.percent(fidelity.get("top1_agreement"))],
+            [label, *(fmt(block.get(key)) for _, block in columns)]
+            for label, key, fmt in (
+                ("Output cosine similarity", "output_cosine", lambda x: v.decimal(x, 4)),
+                ("Max absolute difference", "max_abs_diff", lambda x: v.decimal(x, 4)),
+                ("Top-1 agreement", "top1_agreement", v.percent),
+            )
         ]
-        parts.append(
-            table("Pruned outputs compared with dense outputs", ["Measure", "Value"], rows)
-        )
+        headers = ["Measure", *(f"On {name}" for name, _ in columns)]
+        parts.append(table("Pruned outputs compared with dense outputs", headers, rows))
     else:
         parts.append(missing("no fidelity figures"))
-    metric = v.block(quality, "metric")
     if metric:
         parts.append(_metric_table(metric))
     return section("quality", "Fidelity and metric", "", *parts)
