@@ -318,7 +318,7 @@ class RetrainSpec(BaseModel):
         "event then prunes to its target, so the sparsity still holds exactly.",
     )
     max_samples: int | None = Field(
-        default=None, ge=1, description="Use at most this many samples; null uses all."
+        default=None, ge=1, description="Use at most this many samples; null (or omitted) uses all."
     )
     seed: int = Field(default=0, ge=0, description="Seed of shuffling and of anything random.")
 
@@ -352,7 +352,9 @@ class EvaluationSpec(BaseModel):
         "`labels`; `mse`: mean squared error of the first output against `targets`.",
     )
     samples: int | None = Field(
-        default=None, ge=1, description="Evaluate the first this many samples; null uses all."
+        default=None,
+        ge=1,
+        description="Evaluate the first this many samples; null (or omitted) uses all.",
     )
 
 
