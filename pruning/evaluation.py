@@ -120,10 +120,20 @@ def _first_outputs(runner: Runner, feeds: Mapping[str, Array], batch: int) -> Ar
 
 def _metric(metric: str, out: Array, truth: Array) -> float:
     if metric == "accuracy":
+        if truth.ndim == out.ndim and truth.shape[-1] == 1:  # a column of ids
+            truth = truth.reshape(truth.shape[:-1])
         if truth.shape != out.shape[:-1]:
             raise DataMismatch(
                 f"labels have shape {list(truth.shape)}, but the model's first output is "
                 f"{list(out.shape)}: give one class id per output row",
+                field="labels",
+            )
+        classes = out.shape[-1]
+        if truth.size and (int(truth.min()) < 0 or int(truth.max()) >= classes):
+            # An id the model cannot predict would count as a silent miss: say so instead.
+            raise DataMismatch(
+                f"labels must be class ids in [0, {classes}) for a model with {classes} "
+                f"outputs; found {int(truth.min())}..{int(truth.max())}",
                 field="labels",
             )
         return float(np.mean(out.argmax(axis=-1) == truth))

@@ -46,6 +46,8 @@ def make_loss(name: str, temperature: float, data: TrainingData) -> Loss:
 
 def cross_entropy(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     classes = out.shape[-1]
+    if labels.ndim == out.ndim and labels.shape[-1] == 1:  # a column of ids, as y.reshape(-1, 1)
+        labels = labels.squeeze(-1)
     if tuple(labels.shape) != tuple(out.shape[:-1]):
         raise DataMismatch(
             f"labels have shape {list(labels.shape)}, but the model's first output is "

@@ -148,3 +148,32 @@ def test_mse_trains_on_float_targets_and_evaluates_mse_on_the_artifact(tmp_path:
     out = run_onnx(result.artifacts["model"], images[1400:])
     assert metric["pruned"] == pytest.approx(float(np.mean((out - targets[1400:]) ** 2)))
     assert result.report["training"]["loss"] == "mse"
+
+
+def test_labels_given_as_a_column_train_and_evaluate_like_flat_ones(tmp_path: Path) -> None:
+    model = export_digits(trained(make_digits_mlp(), epochs=2), tmp_path / "mlp.onnx")
+    images, classes = digits()
+    datasets = {
+        "ds_train": tmp_path / "train.npz",
+        "ds_test": tmp_path / "test.npz",
+    }
+    # y.reshape(-1, 1), as many pipelines store class ids.
+    np.savez(datasets["ds_train"], x=images[:1400], labels=classes[:1400].reshape(-1, 1))
+    np.savez(datasets["ds_test"], x=images[1400:], labels=classes[1400:].reshape(-1, 1))
+    spec = retrain_spec(0.5, {"kind": "one_shot"}, epochs=1)
+    result = prune(model, spec, tmp_path / "out", datasets=datasets)
+    assert result.report["quality"]["metric"]["pruned"] == pytest.approx(
+        held_out_accuracy(result.artifacts["model"]), abs=1e-9
+    )
+
+
+def test_evaluation_labels_the_model_cannot_predict_are_refused_not_counted_as_misses(
+    tmp_path: Path,
+) -> None:
+    model = export_digits(trained(make_digits_mlp(), epochs=1), tmp_path / "mlp.onnx")
+    images, classes = digits()
+    np.savez(tmp_path / "test.npz", x=images[1400:], labels=classes[1400:] + 10)
+    spec = {"sparsity": 0.5, "latency": None, "evaluation": {"dataset_id": "ds_test"}}
+    with pytest.raises(DataMismatch, match=r"class ids in \[0, 10\)") as raised:
+        prune(model, spec, tmp_path / "out", datasets={"ds_test": tmp_path / "test.npz"})
+    assert raised.value.field == "labels"
