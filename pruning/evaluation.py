@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pruning.calibration.dataset import TARGET_KEYS, check_array
+from pruning.calibration.dataset import TARGET_KEYS, check_array, require_finite_array
 from pruning.errors import DataMismatch, InvalidSpec
 from pruning.fidelity import compare_outputs
 from pruning.inputs import InputPlan
@@ -81,6 +81,12 @@ def _load(
     for i in plan.inputs:
         check_array(i, arrays)
     truth = _truth(spec.metric, arrays)
+    available = len(arrays[plan.inputs[0].name]) if plan.inputs else len(truth)
+    if len(truth) != available:
+        key = next(k for k in TARGET_KEYS if k in arrays)
+        raise DataMismatch(
+            f"array {key!r} has {len(truth)} entries for {available} samples", field=key
+        )
     count = min(len(truth), spec.samples or len(truth))
     fixed = plan.fixed_batch()
     if fixed:
@@ -106,6 +112,7 @@ def _truth(metric: str, arrays: Mapping[str, Array]) -> Array:
             "model's first output",
             field="targets",
         )
+    require_finite_array("targets" if "targets" in arrays else "labels", values)
     return values
 
 

@@ -85,6 +85,22 @@ def check_array(spec: ResolvedInput, arrays: Mapping[str, Array]) -> None:
             f"array {spec.name!r} has shape {list(values.shape)}; expected "
             f"[samples, {', '.join(map(str, expected))}]"
         )
+    require_finite_array(spec.name, values)
+
+
+def require_finite_array(name: str, values: Array) -> None:
+    """NaN or infinity in data poisons every statistic and gradient downstream, where the
+    error would name the wrong cause; refuse it here, naming the array and a sample."""
+    if not np.issubdtype(values.dtype, np.floating) or values.ndim == 0:
+        return
+    finite = np.asarray(np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise DataMismatch(
+            f"array {name!r} contains NaN or infinite values ({int((~finite).sum())} of "
+            f"{finite.size} samples, the first at index {first}); clean or drop those samples",
+            field=name,
+        )
 
 
 def require_calibration(method: str, calibration: object, datasets: Mapping[str, Path]) -> Path:

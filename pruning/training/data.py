@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pruning.calibration.dataset import TARGET_KEYS, check_array
+from pruning.calibration.dataset import TARGET_KEYS, check_array, require_finite_array
 from pruning.errors import DataMismatch
 from pruning.inputs import ResolvedInput
 
@@ -112,6 +112,7 @@ def _targets(
     if np.issubdtype(values.dtype, np.integer):
         return torch.from_numpy(values.astype(np.int64)), None
     if np.issubdtype(values.dtype, np.floating):
+        require_finite_array(key, values)
         return None, torch.from_numpy(values)
     raise DataMismatch(
         f"array {key!r} must hold integers (class ids) or floats, not {values.dtype}"

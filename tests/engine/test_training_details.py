@@ -177,3 +177,24 @@ def test_evaluation_labels_the_model_cannot_predict_are_refused_not_counted_as_m
     with pytest.raises(DataMismatch, match=r"class ids in \[0, 10\)") as raised:
         prune(model, spec, tmp_path / "out", datasets={"ds_test": tmp_path / "test.npz"})
     assert raised.value.field == "labels"
+
+
+def test_training_data_with_nan_is_refused_naming_the_array_and_a_sample(tmp_path: Path) -> None:
+    model = export_digits(trained(make_digits_mlp(), epochs=1), tmp_path / "mlp.onnx")
+    datasets = digits_datasets(tmp_path, model)
+    images, classes = digits()
+    images = images[:1400].copy()
+    np.put(images[7], 3, np.nan)
+    np.savez(datasets["ds_train"], x=images, labels=classes[:1400])
+    spec = retrain_spec(0.5, {"kind": "one_shot"}, epochs=1)
+    with pytest.raises(DataMismatch, match=r"'x' contains NaN .*1 of 1400 samples.*index 7"):
+        prune(model, spec, tmp_path / "out", datasets=datasets)
+
+
+def test_evaluation_labels_must_cover_every_sample(tmp_path: Path) -> None:
+    model = export_digits(trained(make_digits_mlp(), epochs=1), tmp_path / "mlp.onnx")
+    images, classes = digits()
+    np.savez(tmp_path / "test.npz", x=images[1400:], labels=classes[1400:1700])
+    spec = {"sparsity": 0.5, "latency": None, "evaluation": {"dataset_id": "ds_test"}}
+    with pytest.raises(DataMismatch, match="'labels' has 300 entries for 397 samples"):
+        prune(model, spec, tmp_path / "out", datasets={"ds_test": tmp_path / "test.npz"})
