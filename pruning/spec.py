@@ -14,6 +14,7 @@ from typing import Any
 
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.methods import METHODS
+from pruning.spec_values import choice_at, object_at
 from pruning.training.spec import (
     EvaluationSpec,
     RetrainSpec,
@@ -80,7 +81,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
     if not isinstance(raw, Mapping):
         raise InvalidSpec("the spec must be a JSON object")
     _refuse_unknown(raw)
-    granularity = _object(raw.get("granularity", {"kind": "unstructured"}), "granularity")
+    granularity = object_at(raw.get("granularity", {"kind": "unstructured"}), "granularity")
     sparsity = _fraction(raw.get("sparsity"), "sparsity")
     schedule = parse_schedule(raw.get("schedule") or {"kind": "one_shot"}, sparsity)
     retrain = parse_retrain(raw.get("retrain"))
@@ -88,7 +89,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
     spec = PruneSpec(
         method=_method(raw.get("method", {"name": "magnitude"})),
         sparsity=sparsity,
-        scope=_choice(raw.get("scope", "global"), SCOPES, "scope"),
+        scope=choice_at(raw.get("scope", "global"), SCOPES, "scope"),
         granularity=_granularity(granularity),
         nm=_nm(granularity, sparsity),
         channel_importance=_importance(granularity),
@@ -136,14 +137,14 @@ def _refuse_unknown(raw: Mapping[str, Any]) -> None:
 
 
 def _method(raw: Any) -> MethodSpec:
-    obj = _object(raw, "method")
+    obj = object_at(raw, "method")
     name = obj.get("name")
     if name in PLANNED_METHODS:
         raise Unsupported(
             f"method {name!r} is not available yet; use one of: {', '.join(METHODS)}",
             field="method.name",
         )
-    name = _choice(name, tuple(METHODS), "method.name")
+    name = choice_at(name, tuple(METHODS), "method.name")
     allowed = METHODS[name].OPTIONS
     options = []
     for key, value in obj.items():
@@ -165,7 +166,7 @@ def _method(raw: Any) -> MethodSpec:
 def _calibration(raw: Any) -> CalibrationSpec | None:
     if raw is None:
         return None
-    obj = _object(raw, "calibration")
+    obj = object_at(raw, "calibration")
     dataset_id = obj.get("dataset_id")
     if not isinstance(dataset_id, str) or not dataset_id:
         raise InvalidSpec("calibration.dataset_id must be a dataset id", field="calibration")
@@ -177,7 +178,7 @@ def _real(value: Any) -> bool:
 
 
 def _granularity(raw: Mapping[str, Any]) -> str:
-    return _choice(raw.get("kind"), ("unstructured", "n:m", "channel"), "granularity.kind")
+    return choice_at(raw.get("kind"), ("unstructured", "n:m", "channel"), "granularity.kind")
 
 
 def _nm(raw: Mapping[str, Any], sparsity: float) -> tuple[int, int] | None:
@@ -199,7 +200,7 @@ def _nm(raw: Mapping[str, Any], sparsity: float) -> tuple[int, int] | None:
 def _importance(raw: Mapping[str, Any]) -> str:
     if raw.get("kind") != "channel":
         return "l1"
-    return _choice(raw.get("importance", "l1"), ("l1", "l2"), "granularity.importance")
+    return choice_at(raw.get("importance", "l1"), ("l1", "l2"), "granularity.importance")
 
 
 def _check_training_granularity(spec: PruneSpec) -> None:
@@ -224,8 +225,8 @@ def _check_training_granularity(spec: PruneSpec) -> None:
 
 
 def _layers(raw: Any) -> LayerSelection:
-    obj = _object(raw, "layers")
-    overrides = _object(obj.get("overrides") or {}, "layers.overrides")
+    obj = object_at(raw, "layers")
+    overrides = object_at(obj.get("overrides") or {}, "layers.overrides")
     return LayerSelection(
         include=_patterns(obj.get("include", ["*"]), "layers.include"),
         exclude=_patterns(obj.get("exclude", []), "layers.exclude"),
@@ -239,7 +240,7 @@ def _layers(raw: Any) -> LayerSelection:
 def _latency(raw: Any) -> LatencySpec | None:
     if raw is None:
         return None
-    obj = _object(raw, "latency")
+    obj = object_at(raw, "latency")
     default = LatencySpec()
     sizes = obj.get("batch_sizes", list(default.batch_sizes))
     if not isinstance(sizes, list) or not sizes:
@@ -270,7 +271,7 @@ def _outputs(raw: Any) -> tuple[str, ...]:
 def _input_shapes(raw: Any) -> dict[str, tuple[int, ...]] | None:
     if raw is None:
         return None
-    obj = _object(raw, "input_shapes")
+    obj = object_at(raw, "input_shapes")
     return {
         str(name): tuple(_int(d, f"input_shapes[{name!r}]", 1) for d in _list(dims, name))
         for name, dims in obj.items()
@@ -289,20 +290,6 @@ def _patterns(raw: Any, where: str) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(p, str) and p for p in raw):
         raise InvalidSpec(f"{where} must be a list of glob patterns", field=where)
     return tuple(raw)
-
-
-def _object(raw: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise InvalidSpec(f"{where} must be an object", field=where)
-    return raw
-
-
-def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
-    if value not in allowed:
-        raise InvalidSpec(
-            f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}", field=where
-        )
-    return str(value)
 
 
 def _fraction(value: Any, where: str) -> float:

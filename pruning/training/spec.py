@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pruning.errors import InvalidSpec
+from pruning.spec_values import choice_at, object_at
 
 SCHEDULES = ("one_shot", "iterative", "gradual")
 OPTIMIZERS = ("adam", "sgd")
@@ -64,8 +65,8 @@ class EvaluationSpec:
 
 
 def parse_schedule(raw: Any, sparsity: float) -> ScheduleSpec:
-    obj = _object(raw, "schedule")
-    kind = _choice(obj.get("kind"), SCHEDULES, "schedule.kind")
+    obj = object_at(raw, "schedule")
+    kind = choice_at(obj.get("kind"), SCHEDULES, "schedule.kind")
     allowed = {"kind", *_SCHEDULE_FIELDS[kind]}
     _refuse_extra(obj, allowed, "schedule")
     d = ScheduleSpec()
@@ -106,7 +107,7 @@ _SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
 def parse_retrain(raw: Any) -> RetrainSpec | None:
     if raw is None:
         return None
-    obj = _object(raw, "retrain")
+    obj = object_at(raw, "retrain")
     _refuse_extra(obj, set(RetrainSpec.__dataclass_fields__), "retrain")
     d = RetrainSpec("")
     lr = _number(obj.get("lr", d.lr), "retrain.lr")
@@ -135,10 +136,10 @@ def parse_retrain(raw: Any) -> RetrainSpec | None:
         epochs=_int(obj.get("epochs", d.epochs), "retrain.epochs", 1, 1000),
         lr=lr,
         batch_size=_int(obj.get("batch_size", d.batch_size), "retrain.batch_size", 1, 4096),
-        optimizer=_choice(obj.get("optimizer", d.optimizer), OPTIMIZERS, "retrain.optimizer"),
+        optimizer=choice_at(obj.get("optimizer", d.optimizer), OPTIMIZERS, "retrain.optimizer"),
         momentum=_unit(obj.get("momentum", d.momentum), "retrain.momentum"),
         weight_decay=_unit(obj.get("weight_decay", d.weight_decay), "retrain.weight_decay"),
-        loss=_choice(obj.get("loss", d.loss), LOSSES, "retrain.loss"),
+        loss=choice_at(obj.get("loss", d.loss), LOSSES, "retrain.loss"),
         temperature=temperature,
         validation_split=split,
         regrow=regrow,
@@ -152,12 +153,12 @@ def parse_retrain(raw: Any) -> RetrainSpec | None:
 def parse_evaluation(raw: Any) -> EvaluationSpec | None:
     if raw is None:
         return None
-    obj = _object(raw, "evaluation")
+    obj = object_at(raw, "evaluation")
     _refuse_extra(obj, {"dataset_id", "metric", "samples"}, "evaluation")
     samples = obj.get("samples")
     return EvaluationSpec(
         dataset_id=_dataset_id(obj.get("dataset_id"), "evaluation.dataset_id"),
-        metric=_choice(obj.get("metric", "accuracy"), METRICS, "evaluation.metric"),
+        metric=choice_at(obj.get("metric", "accuracy"), METRICS, "evaluation.metric"),
         samples=None if samples is None else _int(samples, "evaluation.samples", 1, 2**62),
     )
 
@@ -191,20 +192,6 @@ def _dataset_id(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidSpec(f"{where} must be a dataset id such as 'ds_...'", field=where)
     return value
-
-
-def _object(raw: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise InvalidSpec(f"{where} must be an object", field=where)
-    return raw
-
-
-def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
-    if value not in allowed:
-        raise InvalidSpec(
-            f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}", field=where
-        )
-    return str(value)
 
 
 def _number(value: Any, where: str) -> float:
