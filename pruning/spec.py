@@ -25,10 +25,7 @@ from pruning.training.spec import (
     parse_schedule,
 )
 
-PLANNED_METHODS: tuple[str, ...] = ()
 SCOPES = ("global", "layerwise")
-# Fields of the contract whose features the engine does not run yet: accepted when null.
-NOT_YET: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,18 +116,10 @@ _KNOWN = {
     "calibration",
     "retrain",
     "evaluation",
-    *NOT_YET,
 }
 
 
 def _refuse_unknown(raw: Mapping[str, Any]) -> None:
-    for key in NOT_YET:
-        if raw.get(key) is not None:
-            raise Unsupported(
-                f"{key!r} is not supported by this engine yet; set it to null "
-                "(one-shot pruning without data)",
-                field=key,
-            )
     for key, value in raw.items():
         if key not in _KNOWN and value is not None:
             raise InvalidSpec(f"unknown field {key!r} in the spec", field=key)
@@ -138,13 +127,7 @@ def _refuse_unknown(raw: Mapping[str, Any]) -> None:
 
 def _method(raw: Any) -> MethodSpec:
     obj = object_at(raw, "method")
-    name = obj.get("name")
-    if name in PLANNED_METHODS:
-        raise Unsupported(
-            f"method {name!r} is not available yet; use one of: {', '.join(METHODS)}",
-            field="method.name",
-        )
-    name = choice_at(name, tuple(METHODS), "method.name")
+    name = choice_at(obj.get("name"), tuple(METHODS), "method.name")
     allowed = METHODS[name].OPTIONS
     options = []
     for key, value in obj.items():
