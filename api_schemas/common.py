@@ -53,6 +53,10 @@ class Problem(BaseModel):
     # Left out of the body when absent (never null): see problem_response.
     instance: str | SkipJsonSchema[None] = omitted_when_absent("URI of this occurrence.")
     code: str | SkipJsonSchema[None] = omitted_when_absent("Stable machine-readable error code.")
+    request_id: str | SkipJsonSchema[None] = omitted_when_absent(
+        "The request's id, also in the `X-Request-ID` header: every log line the request "
+        "caused carries it, so quote it when asking about an error."
+    )
     errors: list[ProblemFieldError] | SkipJsonSchema[None] = omitted_when_absent(
         "Each offending field, for validation errors."
     )

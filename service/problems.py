@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from api_schemas import Problem, ProblemFieldError
+from shears_config.logging import current_context
 from storage import Conflict, NotFound
 from storage.blobs import BlobTooLarge
 
@@ -94,9 +95,15 @@ def problem_response(
         detail=detail,
         code=code,
         errors=list(errors) or None,
+        request_id=_request_id(),
     )
     body = {**problem.model_dump(exclude_none=True), **(extra or {})}
     return JSONResponse(body, status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _request_id() -> str | None:
+    value = current_context().get("request_id")
+    return value if isinstance(value, str) else None
 
 
 def field_path(loc: Sequence[int | str]) -> str:

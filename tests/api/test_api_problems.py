@@ -20,6 +20,13 @@ def test_validation_error_is_a_problem_naming_each_field(http: httpx.Client) -> 
     assert "spec.sparsity" in problem["detail"]
 
 
+def test_a_problem_quotes_the_request_id_its_log_lines_carry(http: httpx.Client) -> None:
+    given = http.get("/v1/jobs/job_nope", headers={"X-Request-ID": "pipeline-run-7"})
+    assert assert_problem(given, 404)["request_id"] == "pipeline-run-7"
+    made_up = http.post("/v1/jobs", json={"model_id": "mdl_x", "spec": {"sparsity": 2}})
+    assert assert_problem(made_up, 422)["request_id"] == made_up.headers["X-Request-ID"]
+
+
 def test_malformed_json_is_a_422_problem(http: httpx.Client) -> None:
     response = http.post(
         "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
