@@ -15,9 +15,13 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test venv lint typecheck bench clean openapi
 
-venv: $(VENV)/.shears-ready
+# The stamp lives in the clone, not in the shared cache: every clone's first `make` points
+# the cached venv's `shears` command (an editable install) at its own sources.
+VENV_STAMP := .shears-venv-ready
 
-$(VENV)/.shears-ready: requirements.lock pyproject.toml
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.lock pyproject.toml
 	@if [ ! -f "$(VENV_CACHE)/.complete" ]; then
 	  echo "building the virtualenv in $(VENV_CACHE) (torch is large: a few minutes)"
 	  rm -rf "$(VENV_CACHE)"
@@ -83,4 +87,4 @@ bench: venv
 	$(PY) bench/global_magnitude.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_STAMP) data .pytest_cache .mypy_cache .ruff_cache

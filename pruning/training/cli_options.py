@@ -71,4 +71,11 @@ def metric_line(report: dict[str, Any]) -> list[str]:
             f"{metric['name']} on {metric['samples']} samples: dense {metric['dense']:.4f}, "
             f"pruned {metric['pruned']:.4f} ({metric['runtime']})"
         )
+        fid = metric.get("fidelity") or {}
+        if fid.get("output_cosine") is not None:
+            agreement = fid.get("top1_agreement")
+            lines.append(
+                f"fidelity on those samples: cosine {fid['output_cosine']:.4g}"
+                + (f", top-1 agreement {agreement:.3f}" if agreement is not None else "")
+            )
     return lines
