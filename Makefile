@@ -20,6 +20,12 @@ PY := $(VENV)/bin/python
 VENV_STAMP := .shears-venv-ready
 
 venv: $(VENV_STAMP)
+	@# Another clone may have re-pointed the shared venv's editable install since: take it back
+	@# (-I: without the current directory on sys.path, so the installed one is what answers).
+	owner=$$($(PY) -I -c 'import os, shears_cli; print(os.path.dirname(shears_cli.__file__))' 2>/dev/null || true)
+	if [ "$$owner" != "$(CURDIR)" ]; then
+	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
+	fi
 
 $(VENV_STAMP): requirements.lock pyproject.toml
 	@if [ ! -f "$(VENV_CACHE)/.complete" ]; then
