@@ -24,7 +24,8 @@ venv: $(VENV_STAMP)
 	@# (-I: without the current directory on sys.path, so the installed one is what answers).
 	owner=$$($(PY) -I -c 'import os, shears_cli; print(os.path.dirname(shears_cli.__file__))' 2>/dev/null || true)
 	if [ "$$owner" != "$(CURDIR)" ]; then
-	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
+	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null 2>&1 \
+	    || $(PY) -m pip install --no-deps --no-build-isolation -e .
 	fi
 
 $(VENV_STAMP): requirements.lock pyproject.toml
