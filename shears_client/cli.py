@@ -71,6 +71,11 @@ def _submit(client: ShearsClient, args: argparse.Namespace) -> int:
     if args.data is None and (args.epochs or args.evaluate):
         raise UsageError("--epochs and --evaluate train or measure on --data; give --data")
     callback = _callback(args)
+    if args.data is not None and not _wants_data(spec, args):
+        raise UsageError(
+            "--data would go unused: it feeds calibration (--method obd|wanda|sparsegpt|taylor), "
+            "retraining (--epochs, --schedule, --loss) or --evaluate"
+        )
     model = client.upload_model(args.model, args.format)
     if model["status"] != "ready":
         print(f"model refused: {model.get('error')}", file=sys.stderr)
@@ -114,6 +119,19 @@ def _dataset_id(client: ShearsClient, data: str) -> str:
     if data.startswith("ds_"):
         return data
     raise UsageError(f"--data {data!r} is neither a file nor a dataset id (ds_…)")
+
+
+def _wants_data(spec: dict[str, Any], args: argparse.Namespace) -> bool:
+    method = (spec.get("method") or {}).get("name", "magnitude")
+    blocks = ("calibration", "retrain", "evaluation")
+    return bool(
+        method in DATA_METHODS
+        or any(isinstance(spec.get(block), dict) for block in blocks)
+        or args.epochs
+        or args.loss
+        or args.evaluate
+        or args.schedule in ("iterative", "gradual")
+    )
 
 
 def _use_data(spec: dict[str, Any], args: argparse.Namespace, dataset_id: str) -> None:

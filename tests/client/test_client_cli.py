@@ -176,3 +176,13 @@ def test_submit_passes_the_callback_to_the_server_which_refuses_a_loopback_url(
     )
     assert done.returncode == 2
     assert "callback_url" in done.stderr
+
+
+def test_submit_with_data_that_nothing_would_read_is_refused_before_uploading(
+    server: ApiServer, model_file: Path, data_file: Path
+) -> None:
+    done = shears(
+        "submit", str(model_file), "--sparsity", "0.5", "--data", str(data_file), server=server.url
+    )
+    assert done.returncode == 2
+    assert "--data would go unused" in done.stderr
