@@ -41,16 +41,20 @@ def differentiable(
         params[name].parameter.requires_grad_(True)
 
     def forward(args: list[torch.Tensor]) -> torch.Tensor:
-        return _first(module(*args))
+        return first_tensor(module(*args))
 
     return Differentiable(forward, {t.name: params[t.name] for t in tensors})
 
 
-def _first(out: Any) -> torch.Tensor:
+def first_tensor(out: Any) -> torch.Tensor:
+    """The model's first output as a tensor, through nested tuples, lists and dicts."""
     while isinstance(out, list | tuple):
         out = out[0]
     if isinstance(out, dict):
-        return _first(next(iter(out.values())))
+        return first_tensor(next(iter(out.values())))
     if not isinstance(out, torch.Tensor):
-        raise Unsupported("the model's first output is not a tensor; gradients need one")
+        raise Unsupported(
+            "the model's first output is not a tensor; gradients (training, loss-based "
+            "scores) need one"
+        )
     return out

@@ -4,7 +4,7 @@ parsed from JSON into frozen dataclasses; every bad value raises naming its fiel
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,23 +70,21 @@ def parse_schedule(raw: Any, sparsity: float) -> ScheduleSpec:
     allowed = {"kind", *_SCHEDULE_FIELDS[kind]}
     _refuse_extra(obj, allowed, "schedule")
     d = ScheduleSpec()
-    initial = _number(obj.get("initial_sparsity", d.initial_sparsity), "schedule.initial_sparsity")
-    if not 0.0 <= initial <= sparsity:
-        raise InvalidSpec(
-            f"schedule.initial_sparsity must be in [0, sparsity={sparsity:g}], got {initial:g}",
-            field="schedule.initial_sparsity",
-        )
-    fraction = _number(obj.get("pruning_fraction", d.pruning_fraction), "schedule.pruning_fraction")
-    if not 0.0 < fraction <= 1.0:
-        raise InvalidSpec(
-            f"schedule.pruning_fraction must be in (0, 1], got {fraction:g}",
-            field="schedule.pruning_fraction",
-        )
-    exponent = _number(obj.get("exponent", d.exponent), "schedule.exponent")
-    if not 1.0 <= exponent <= 10.0:
-        raise InvalidSpec(
-            f"schedule.exponent must be in [1, 10], got {exponent:g}", field="schedule.exponent"
-        )
+    initial = _within(
+        obj.get("initial_sparsity", d.initial_sparsity),
+        "schedule.initial_sparsity",
+        f"[0, sparsity={sparsity:g}]",
+        lambda x: 0.0 <= x <= sparsity,
+    )
+    fraction = _within(
+        obj.get("pruning_fraction", d.pruning_fraction),
+        "schedule.pruning_fraction",
+        "(0, 1]",
+        lambda x: 0.0 < x <= 1.0,
+    )
+    exponent = _within(
+        obj.get("exponent", d.exponent), "schedule.exponent", "[1, 10]", lambda x: 1 <= x <= 10
+    )
     return ScheduleSpec(
         kind=kind,
         rounds=_int(obj.get("rounds", d.rounds), "schedule.rounds", 1, 100),
@@ -110,21 +108,19 @@ def parse_retrain(raw: Any) -> RetrainSpec | None:
     obj = object_at(raw, "retrain")
     _refuse_extra(obj, set(RetrainSpec.__dataclass_fields__), "retrain")
     d = RetrainSpec("")
-    lr = _number(obj.get("lr", d.lr), "retrain.lr")
-    if not 0.0 < lr <= 10.0:
-        raise InvalidSpec(f"retrain.lr must be in (0, 10], got {lr:g}", field="retrain.lr")
-    temperature = _number(obj.get("temperature", d.temperature), "retrain.temperature")
-    if not 0.0 < temperature <= 100.0:
-        raise InvalidSpec(
-            f"retrain.temperature must be in (0, 100], got {temperature:g}",
-            field="retrain.temperature",
-        )
-    split = _number(obj.get("validation_split", d.validation_split), "retrain.validation_split")
-    if not 0.0 <= split <= 0.5:
-        raise InvalidSpec(
-            f"retrain.validation_split must be in [0, 0.5], got {split:g}",
-            field="retrain.validation_split",
-        )
+    lr = _within(obj.get("lr", d.lr), "retrain.lr", "(0, 10]", lambda x: 0 < x <= 10)
+    temperature = _within(
+        obj.get("temperature", d.temperature),
+        "retrain.temperature",
+        "(0, 100]",
+        lambda x: 0 < x <= 100,
+    )
+    split = _within(
+        obj.get("validation_split", d.validation_split),
+        "retrain.validation_split",
+        "[0, 0.5]",
+        lambda x: 0 <= x <= 0.5,
+    )
     regrow = obj.get("regrow", d.regrow)
     if not isinstance(regrow, bool):
         raise InvalidSpec(
@@ -201,11 +197,16 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def _unit(value: Any, where: str) -> float:
+def _within(value: Any, where: str, interval: str, holds: Callable[[float], bool]) -> float:
+    """A finite number for which ``holds``; ``interval`` says which, in the refusal."""
     number = _number(value, where)
-    if not 0.0 <= number < 1.0:
-        raise InvalidSpec(f"{where} must be in [0, 1), got {number:g}", field=where)
+    if not holds(number):
+        raise InvalidSpec(f"{where} must be in {interval}, got {number:g}", field=where)
     return number
+
+
+def _unit(value: Any, where: str) -> float:
+    return _within(value, where, "[0, 1)", lambda x: 0 <= x < 1)
 
 
 def _int(value: Any, where: str, low: int, high: int) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from onnx import numpy_helper
 
+from pruning.calibration.gradients import first_tensor
 from pruning.errors import Unsupported, UnsupportedOperator
 from pruning.models.base import ModelAdapter
 from pruning.models.onnx_model import OnnxModel, session_for
@@ -142,13 +143,3 @@ def _torchscript(model: TorchScriptModel, selected: Sequence[WeightTensor]) -> T
 
 def _shares_memory(values: np.ndarray, tensor: torch.Tensor) -> bool:
     return int(values.__array_interface__["data"][0]) == tensor.data_ptr()
-
-
-def first_tensor(out: Any) -> torch.Tensor:
-    while isinstance(out, list | tuple):
-        out = out[0]
-    if isinstance(out, dict):
-        return first_tensor(next(iter(out.values())))
-    if not isinstance(out, torch.Tensor):
-        raise Unsupported("the model's first output is not a tensor; training needs one")
-    return out
