@@ -4,7 +4,7 @@ Core fields are typed so generated clients can rely on them; the engine may add 
 block allows extra keys), which pass through unchanged.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,20 +35,40 @@ _SPARSITY = {"target": 0.8, "achieved": 0.8, "layers": [_FC1, _FC2]}
 _STORAGE = {
     "dense_bytes": 813056,
     "formats": {"csr": 326296, "bitmask": 188020, "file": 814306, "file_zip": 361542},
+    "obtained": {
+        "csr": "computed from counts",
+        "bitmask": "computed from counts",
+        "file": "measured",
+        "file_zip": "measured",
+    },
 }
 _BATCH_1 = {
     "batch_size": 1,
-    "dense_ms": {"p50": 0.061, "p95": 0.074},
-    "pruned_ms": {"p50": 0.06, "p95": 0.072},
+    "dense_ms": {"p50": 0.061, "p95": 0.074, "ci95": [0.06, 0.062]},
+    "pruned_ms": {"p50": 0.06, "p95": 0.072, "ci95": [0.059, 0.061]},
     "speedup": 1.02,
+    "speedup_ci95": [0.99, 1.04],
+    "verdict": "within noise",
+    "iterations": 212,
+    "stopped": "converged",
 }
 _BATCH_32 = {
     "batch_size": 32,
-    "dense_ms": {"p50": 0.412, "p95": 0.455},
-    "pruned_ms": {"p50": 0.405, "p95": 0.449},
+    "dense_ms": {"p50": 0.412, "p95": 0.455, "ci95": [0.405, 0.418]},
+    "pruned_ms": {"p50": 0.405, "p95": 0.449, "ci95": [0.399, 0.41]},
     "speedup": 1.02,
+    "speedup_ci95": [1.01, 1.03],
+    "verdict": "faster",
+    "iterations": 1000,
+    "stopped": "max_iterations",
 }
-_LATENCY = {"runtime": "onnxruntime 1.32.0", "threads": 1, "results": [_BATCH_1, _BATCH_32]}
+_LATENCY = {
+    "runtime": "onnxruntime 1.32.0",
+    "threads": 1,
+    "budget_s": 4.0,
+    "spent_s": 3.1,
+    "results": [_BATCH_1, _BATCH_32],
+}
 _FIDELITY = {"output_cosine": 0.9987, "max_abs_diff": 0.4132, "top1_agreement": 0.986}
 _DATA_FIDELITY = {**_FIDELITY, "samples": 360}
 _METRIC = {
@@ -87,12 +107,22 @@ class StorageReport(BaseModel):
     model_config = _open(_STORAGE)
     dense_bytes: int
     formats: dict[str, int]
+    obtained: dict[str, str] | None = Field(
+        default=None,
+        description="How each format's figure was got: `measured`, `computed from counts` "
+        "(exact for that encoding) or `estimated from a sample` (`method` says how).",
+    )
 
 
 class Percentiles(BaseModel):
-    model_config = _open({"p50": 0.061, "p95": 0.074})
+    model_config = _open({"p50": 0.061, "p95": 0.074, "ci95": [0.06, 0.062]})
     p50: float
     p95: float
+    ci95: list[float] | None = Field(
+        default=None,
+        description="Distribution-free 95% confidence interval of the median (p50), from "
+        "order statistics; null when too few iterations (fewer than 6) were timed.",
+    )
 
 
 class LatencyResult(BaseModel):
@@ -100,7 +130,20 @@ class LatencyResult(BaseModel):
     batch_size: int
     dense_ms: Percentiles
     pruned_ms: Percentiles
-    speedup: float
+    speedup: float = Field(description="Median over iterations of dense_ms / pruned_ms.")
+    speedup_ci95: list[float] | None = Field(
+        default=None, description="95% confidence interval of the median speedup."
+    )
+    verdict: Literal["faster", "slower", "within noise", "too few iterations"] | None = Field(
+        default=None,
+        description="`faster` or `slower` only when the speedup's interval excludes 1.0.",
+    )
+    iterations: int | None = Field(default=None, description="Timed iterations taken.")
+    stopped: Literal["converged", "budget", "max_iterations"] | None = Field(
+        default=None,
+        description="Why timing stopped: the intervals were tight, the budget was spent, or "
+        "`max_iterations` was reached.",
+    )
 
 
 class LatencyReport(BaseModel):
@@ -108,6 +151,8 @@ class LatencyReport(BaseModel):
     runtime: str
     threads: int
     results: list[LatencyResult]
+    budget_s: float | None = Field(default=None, description="The spec's latency budget.")
+    spent_s: float | None = Field(default=None, description="Seconds the timing took.")
 
 
 class Fidelity(BaseModel):
@@ -231,7 +276,7 @@ class Report(BaseModel):
     )
     sparsity: SparsityReport
     storage: StorageReport
-    latency: LatencyReport
+    latency: LatencyReport | None = Field(description="null when the spec's latency was null.")
     quality: QualityReport
     timings: Timings
     training: TrainingReport | None = None

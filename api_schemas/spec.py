@@ -390,9 +390,22 @@ class LayerSelection(BaseModel):
 
 
 class LatencySpec(BaseModel):
-    """How dense and pruned models are timed: same runtime, inputs and threads for both."""
+    """How dense and pruned models are timed: same runtime, inputs and threads for both,
+    interleaved, each batch size until the 95% intervals of the median latencies and of the
+    median speedup are within `tolerance` of them, or its share of `budget_s` is spent."""
 
-    model_config = _contract({"batch_sizes": [1, 32], "threads": 1, "warmup": 5, "iterations": 50})
+    model_config = _contract(
+        {
+            "batch_sizes": [1, 32],
+            "threads": 1,
+            "warmup": 5,
+            "iterations": 1,
+            "max_iterations": 1000,
+            "budget_s": 4.0,
+            "tolerance": 0.03,
+        },
+        {"batch_sizes": [1], "budget_s": 0, "iterations": 50},
+    )
     batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
         default_factory=lambda: [1, 32],
         min_length=1,
@@ -400,8 +413,53 @@ class LatencySpec(BaseModel):
         description="Batch sizes timed, each reported apart.",
     )
     threads: int = Field(default=1, ge=1, le=64, description="Intra-op threads of the runtime.")
-    warmup: int = Field(default=5, ge=0, le=1000, description="Untimed runs before timing.")
-    iterations: int = Field(default=50, ge=1, le=10000, description="Timed runs per batch size.")
+    warmup: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Untimed runs of each model per batch size before timing; fewer (at least "
+        "one) when they take a quarter of that batch size's share of the budget.",
+    )
+    iterations: int = Field(
+        default=1,
+        ge=1,
+        le=10000,
+        description="Minimum timed iterations per batch size (each runs dense and pruned "
+        "once), taken even past the budget; with `budget_s: 0`, exactly this many.",
+    )
+    max_iterations: int = Field(
+        default=1000,
+        ge=1,
+        le=100000,
+        description="Most timed iterations per batch size (never fewer than `iterations`).",
+    )
+    budget_s: float = Field(
+        default=4.0,
+        ge=0,
+        le=600,
+        description="Seconds for the whole latency stage, warm-up included, split evenly "
+        "across batch sizes (time one leaves unused passes to the next). Larger budgets give "
+        "tighter intervals on slow models; `latency: null` skips timing.",
+    )
+    tolerance: float = Field(
+        default=0.03,
+        ge=0.001,
+        le=1,
+        description="A batch size stops once the 95% intervals of its median dense and pruned "
+        "latencies and of its median speedup are each within this fraction of their median.",
+    )
+
+
+class ReportSpec(BaseModel):
+    """What the report spends time on beyond the figures it gets cheaply."""
+
+    model_config = _contract({"compressed_sizes": "sampled"}, {"compressed_sizes": "measured"})
+    compressed_sizes: Literal["sampled", "measured", "none"] = Field(
+        default="sampled",
+        description="Zip and zstd sizes of the files: `sampled` estimates them from evenly "
+        "spaced chunks (whole files when small; the report says which), `measured` compresses "
+        "whole files (tens of seconds for hundreds of MB), `none` leaves them out.",
+    )
 
 
 # `model`: the input's own format, zeros in place. `sparse_npz`: every weight as CSR or
@@ -430,8 +488,10 @@ class PruneSpec(BaseModel):
                         "batch_sizes": [1, 32],
                         "threads": 1,
                         "warmup": 5,
-                        "iterations": 50,
+                        "iterations": 1,
+                        "budget_s": 4.0,
                     },
+                    "report": {"compressed_sizes": "sampled"},
                     "outputs": ["model"],
                 },
                 {
@@ -473,8 +533,12 @@ class PruneSpec(BaseModel):
         default_factory=OneShotSchedule,
         description="When pruning happens (tag `kind`); `iterative` and `gradual` need `retrain`.",
     )
-    latency: LatencySpec = Field(
-        default_factory=LatencySpec, description="How dense and pruned models are timed."
+    latency: LatencySpec | None = Field(
+        default_factory=LatencySpec,
+        description="How dense and pruned models are timed; null skips timing.",
+    )
+    report: ReportSpec = Field(
+        default_factory=ReportSpec, description="The report's costlier figures, on request."
     )
     outputs: list[OutputFormat] = Field(
         default_factory=_default_outputs,

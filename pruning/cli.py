@@ -91,6 +91,7 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
             "threads": args.threads,
             "warmup": args.warmup,
             "iterations": args.iterations,
+            "budget_s": args.latency_budget,
         },
     }
     if args.input_shape:
@@ -171,7 +172,7 @@ def _latency_lines(latency: dict[str, Any]) -> list[str]:
     for r in latency["results"]:
         lines.append(
             f"  batch {r['batch_size']}: dense {r['dense_ms']['p50']:.3f} ms, "
-            f"pruned {r['pruned_ms']['p50']:.3f} ms, speedup {r['speedup']}"
+            f"pruned {r['pruned_ms']['p50']:.3f} ms, speedup {r['speedup']} ({r['verdict']})"
         )
     lines += [f"  batch {s['batch_size']}: skipped ({s['reason']})" for s in latency["skipped"]]
     return lines + ([f"  note: {latency['note']}"] if latency["note"] else [])
@@ -207,7 +208,8 @@ def _add_prune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", default="1,32", metavar="N,M")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--iterations", type=int, default=1, help="minimum timed iterations")
+    p.add_argument("--latency-budget", type=float, default=4.0, metavar="SECONDS")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1,3,32,32")
     p.add_argument("--format", choices=["onnx", "torchscript"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pruning.calibration.run import needs_calibration, prune_calibrated
+from pruning.device import compute_device
 from pruning.evaluation import evaluate
 from pruning.fidelity import measure_fidelity
 from pruning.formats import storage_report
@@ -22,7 +23,7 @@ from pruning.models import ModelAdapter, open_model
 from pruning.models.base import Array, require_finite
 from pruning.outputs import check_outputs, write_html_report, write_sparse_outputs
 from pruning.progress import Progress, ProgressCallback
-from pruning.report import PrunedLayers, census, sparsity_section
+from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
 from pruning.structured.hardware import explain, explain_no_gain
 from pruning.structured.prune import StructuredOutcome, prune_structured
@@ -61,27 +62,31 @@ def prune(
     fmt: str | None = None,
     progress: ProgressCallback | None = None,
     datasets: Mapping[str, Path] | None = None,
+    device: str = "cpu",
 ) -> PruneResult:
     """Prune ``model_path`` as ``spec`` (API.md's PruneSpec JSON) says, writing into ``out_dir``.
 
     ``datasets`` maps dataset ids to ``.npz`` paths for the spec's ``calibration`` (the
-    loss-based and activation-based methods).
+    loss-based and activation-based methods). ``device`` (``cpu``, ``cuda``, ``auto``) is
+    where calibration statistics and solves run (``pruning.device``).
     """
     clock = _Clock()
     step = Progress(progress)
-    job = _prune_and_save(
-        Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock, datasets or {}
-    )
+    with compute_device(device):
+        job = _prune_and_save(
+            Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock, datasets or {}
+        )
     measured = _benchmark(job, step)
     clock.lap("benchmark_s")
     measured["metric"] = _evaluate(job)
     if job.spec.evaluation is not None:
         clock.lap("evaluation_s")
     step("report")
-    after = _read_weights(job.kind, job.artifact, job.pruned.names)
+    found = census(job.kind.iter_parameters(job.artifact), job.pruned)  # one read for all
+    after = found.weights
     sparse = write_sparse_outputs(job.spec.outputs, job.artifact, after, job.artifact.parent)
     artifacts = {"model": job.artifact, **sparse.paths}
-    report = _report(job, measured, after, artifacts)
+    report = _report(job, measured, found, artifacts)
     report["storage"].update(sparse.notes)
     clock.lap("report_s")
     report["timings"] = clock.timings()
@@ -280,15 +285,16 @@ def _read_weights(kind: type[ModelAdapter], path: Path, names: list[str]) -> dic
 
 
 def _report(
-    job: _Job, measured: dict[str, Any], pruned: dict[str, Array], artifacts: dict[str, Path]
+    job: _Job, measured: dict[str, Any], found: ArtifactCensus, artifacts: dict[str, Path]
 ) -> dict[str, Any]:
-    found = census(job.kind.iter_parameters(job.artifact), job.pruned)
     # Sizes of the files a user would ship, next to those of the upload.
     files = {"file": job.artifact, "dense_file": job.original}
     files.update({name: path for name, path in artifacts.items() if name != "model"})
     return {
         "sparsity": sparsity_section(found, job.pruned, job.spec),
-        "storage": _labelled(storage_report(pruned, files)),
+        "storage": _labelled(
+            storage_report(found.weights, files, job.spec.report.compressed_sizes)
+        ),
         "latency": _explained(measured["latency"], job),
         "quality": {"fidelity": measured["fidelity"], "metric": measured["metric"]},
         "training": job.training,

@@ -1,9 +1,24 @@
-"""Latency of the dense and the pruned artifact, measured the same way, interleaved."""
+"""Latency of the dense and the pruned artifact, measured the same way, interleaved, for as
+long as the answer is uncertain and the time budget allows.
+
+One iteration runs each model once on the same feeds, back to back, in alternating order so
+caches and clocks favour neither. Its speedup is dense_ms / pruned_ms: pairing cancels the
+slow drifts of a shared machine that two separate runs would each pick up. The medians of the
+dense times, the pruned times and the per-iteration speedups each get a distribution-free 95%
+confidence interval from order statistics (`median_interval`), which assumes nothing about the
+shape of timing noise (skewed, with outliers). A batch size stops when all three intervals are
+within `tolerance` of their medians (`converged`), when its share of the budget is spent
+(`budget`), or at `max_iterations`; never before `iterations`, the minimum. A speedup is a
+gain only when its interval lies above 1.0.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -13,10 +28,26 @@ from pruning.inputs import InputPlan
 from pruning.models.base import Array, Runner
 from pruning.spec import LatencySpec
 
-NO_SPEEDUP = 1.1  # below this a speedup is within run-to-run noise on shared CPUs
+CONFIDENCE = 0.95
+_Z = 1.959963984540054  # two-sided 95% point of the standard normal
+_EXACT_RANKS_UP_TO = 1000  # past this the binomial's normal approximation is exact enough
+_WARMUP_SHARE = 0.25  # warm-up stops early once it has used this share of a batch's budget
+
 NO_SPEEDUP_NOTE = (
     "Unstructured zeros gave no speedup: dense kernels multiply zeros like any other value, "
     "so unstructured sparsity saves storage, not time, unless a sparse kernel is used."
+)
+BUDGET_SPLIT = (
+    "the budget (warm-up included) is split evenly across the batch sizes, in order; time a "
+    "batch size leaves unused (it converged, or was skipped) goes to the ones after it. The "
+    "minimum iterations are always taken, even past the budget."
+)
+METHOD = (
+    "each iteration runs dense and pruned once on the same inputs, order alternating; "
+    "speedup = median over iterations of dense_ms / pruned_ms; ci95 = distribution-free 95% "
+    "interval of a median from order statistics [x(k), x(n+1-k)], k the largest rank with "
+    "P(Binomial(n, 1/2) < k) <= 2.5% (none below 6 iterations); p95 = 95th percentile. "
+    "verdict 'faster' or 'slower' only when the speedup's interval excludes 1.0"
 )
 
 
@@ -30,54 +61,210 @@ def measure_latency(
 ) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    end = started + spec.budget_s
     for index, batch_size in enumerate(spec.batch_sizes):
         if on_batch is not None:
             on_batch(index, batch_size)
+        now = time.perf_counter()
+        share = max(0.0, end - now) / (len(spec.batch_sizes) - index)
         feeds = plan.feeds(batch_size, seed=0)
         if isinstance(feeds, str):
             skipped.append({"batch_size": batch_size, "reason": feeds})
             continue
         try:
-            results.append(_measure(dense, pruned, feeds, spec, batch_size))
+            results.append(_measure(dense, pruned, feeds, spec, now + share).to_json(batch_size))
         except DataMismatch as exc:
             skipped.append({"batch_size": batch_size, "reason": exc.message})
-    no_speedup = bool(results) and all(r["speedup"] < NO_SPEEDUP for r in results)
     return {
         "runtime": runtime,
         "threads": spec.threads,
         "warmup": spec.warmup,
-        "iterations": spec.iterations,
+        "min_iterations": spec.iterations,
+        "max_iterations": max(spec.max_iterations, spec.iterations),
+        "budget_s": spec.budget_s,
+        "budget_split": BUDGET_SPLIT,
+        "spent_s": round(time.perf_counter() - started, 3),
+        "tolerance": spec.tolerance,
+        "confidence": CONFIDENCE,
+        "method": METHOD,
         "execution": "sequential, one model at a time, dense and pruned runs interleaved",
         "inputs": plan.describe(),
         "results": results,
         "skipped": skipped,
-        "note": NO_SPEEDUP_NOTE if no_speedup else None,
+        "note": _note(results),
+        "warnings": _warnings(results),
     }
+
+
+@dataclass
+class _Timings:
+    dense_ms: list[float] = field(default_factory=list)
+    pruned_ms: list[float] = field(default_factory=list)
+    warmup: int = 0
+    stopped: str = "budget"
+    seconds: float = 0.0
+
+    def add(self, dense_ms: float, pruned_ms: float) -> None:
+        self.dense_ms.append(dense_ms)
+        self.pruned_ms.append(pruned_ms)
+
+    @property
+    def speedups(self) -> list[float]:
+        return [d / p for d, p in zip(self.dense_ms, self.pruned_ms, strict=True) if p > 0]
+
+    def converged(self, tolerance: float) -> bool:
+        series = (self.dense_ms, self.pruned_ms, self.speedups)
+        widths = [median_interval(s).relative_half_width for s in series]
+        return all(w is not None and w <= tolerance for w in widths)
+
+    def typical_iteration_s(self) -> float:
+        return float(np.median(np.add(self.dense_ms, self.pruned_ms))) / 1000.0
+
+    def to_json(self, batch_size: int) -> dict[str, Any]:
+        speedup = median_interval(self.speedups).rounded(3)  # judged as shown
+        return {
+            "batch_size": batch_size,
+            "dense_ms": _summary(self.dense_ms),
+            "pruned_ms": _summary(self.pruned_ms),
+            "speedup": speedup.median if self.speedups else None,
+            "speedup_ci95": speedup.bounds(),
+            "verdict": verdict(speedup),
+            "iterations": len(self.dense_ms),
+            "warmup": self.warmup,
+            "stopped": self.stopped,
+            "time_s": round(self.seconds, 3),
+        }
 
 
 def _measure(
-    dense: Runner, pruned: Runner, feeds: dict[str, Array], spec: LatencySpec, batch_size: int
-) -> dict[str, Any]:
-    for _ in range(spec.warmup):
+    dense: Runner, pruned: Runner, feeds: dict[str, Array], spec: LatencySpec, deadline: float
+) -> _Timings:
+    began = time.perf_counter()
+    timings = _Timings()
+    warm_until = began + _WARMUP_SHARE * max(0.0, deadline - began)
+    while timings.warmup < spec.warmup:
         dense.run(feeds)
         pruned.run(feeds)
-    times: dict[str, list[float]] = {"dense": [], "pruned": []}
-    for i in range(spec.iterations):
-        # Alternate which model goes first so caches and clocks favour neither.
-        order = [("dense", dense), ("pruned", pruned)]
-        for name, runner in order if i % 2 == 0 else order[::-1]:
-            start = time.perf_counter()
-            runner.run(feeds)
-            times[name].append((time.perf_counter() - start) * 1000.0)
-    dense_ms, pruned_ms = _summary(times["dense"]), _summary(times["pruned"])
+        timings.warmup += 1
+        if time.perf_counter() >= warm_until:
+            break
+    most = max(spec.max_iterations, spec.iterations)
+    while True:
+        timings.add(*_time_pair(dense, pruned, feeds, dense_first=len(timings.dense_ms) % 2 == 0))
+        done = len(timings.dense_ms)
+        if done < spec.iterations:
+            continue
+        if timings.converged(spec.tolerance):
+            timings.stopped = "converged"
+        elif done >= most:
+            timings.stopped = "max_iterations"
+        elif time.perf_counter() + timings.typical_iteration_s() > deadline:
+            timings.stopped = "budget"  # the next iteration would end past it
+        else:
+            continue
+        timings.seconds = time.perf_counter() - began
+        return timings
+
+
+def _time_pair(
+    dense: Runner, pruned: Runner, feeds: dict[str, Array], dense_first: bool
+) -> tuple[float, float]:
+    order = [(0, dense), (1, pruned)]
+    ms = [0.0, 0.0]
+    for slot, runner in order if dense_first else order[::-1]:
+        start = time.perf_counter()
+        runner.run(feeds)
+        ms[slot] = (time.perf_counter() - start) * 1000.0
+    return ms[0], ms[1]
+
+
+@dataclass(frozen=True)
+class MedianInterval:
+    median: float
+    low: float | None  # None when too few values for a 95% interval
+    high: float | None
+
+    @property
+    def relative_half_width(self) -> float | None:
+        if self.low is None or self.high is None or self.median <= 0:
+            return None
+        return (self.high - self.low) / 2 / self.median
+
+    def rounded(self, digits: int) -> MedianInterval:
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(x, digits)
+
+        return MedianInterval(round(self.median, digits), r(self.low), r(self.high))
+
+    def bounds(self) -> list[float] | None:
+        return None if self.low is None or self.high is None else [self.low, self.high]
+
+
+def median_interval(values: Sequence[float]) -> MedianInterval:
+    """The sample median and its distribution-free 95% interval [x(k), x(n+1-k)] (the
+    sign-test interval; Conover, Practical Nonparametric Statistics, 3rd ed., §3.2)."""
+    if not values:
+        return MedianInterval(math.nan, None, None)
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    median = float(np.median(ordered))
+    k = interval_rank(len(ordered))
+    if k is None:
+        return MedianInterval(median, None, None)
+    return MedianInterval(median, float(ordered[k - 1]), float(ordered[len(ordered) - k]))
+
+
+@cache
+def interval_rank(n: int) -> int | None:
+    """The largest k with P(B < k) <= 2.5% for B ~ Binomial(n, 1/2): then [x(k), x(n+1-k)]
+    covers the median with probability 1 - 2 P(B < k) >= 95%. None when n < 6."""
+    alpha = (1 - CONFIDENCE) / 2
+    if n > _EXACT_RANKS_UP_TO:  # normal approximation, Conover eq. 3.2.4
+        return max(1, math.floor((n - _Z * math.sqrt(n)) / 2))
+    log_half_n, below, k = -n * math.log(2.0), 0.0, 0
+    while True:  # below = P(B < k), summed in log space (2^-n underflows past n = 1074)
+        log_choose = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+        pmf = math.exp(log_choose + log_half_n)
+        if below + pmf > alpha:
+            return k if k >= 1 else None
+        below += pmf
+        k += 1
+
+
+def verdict(speedup: MedianInterval) -> str:
+    """'faster' / 'slower' only when the interval excludes 1.0: a 1.01x inside the noise is
+    'within noise', not a gain."""
+    if speedup.low is None or speedup.high is None:
+        return "too few iterations"
+    if speedup.low > 1.0:
+        return "faster"
+    if speedup.high < 1.0:
+        return "slower"
+    return "within noise"
+
+
+def _summary(times_ms: list[float]) -> dict[str, Any]:
+    interval = median_interval(times_ms).rounded(4)
     return {
-        "batch_size": batch_size,
-        "dense_ms": dense_ms,
-        "pruned_ms": pruned_ms,
-        "speedup": round(dense_ms["p50"] / pruned_ms["p50"], 3) if pruned_ms["p50"] else None,
+        "p50": interval.median,
+        "p95": round(float(np.percentile(times_ms, 95)), 4),
+        "ci95": interval.bounds(),
     }
 
 
-def _summary(times_ms: list[float]) -> dict[str, float]:
-    p50, p95 = np.percentile(times_ms, [50, 95])
-    return {"p50": round(float(p50), 4), "p95": round(float(p95), 4)}
+def _note(results: list[dict[str, Any]]) -> str | None:
+    """The no-speedup note once some batch size was measured well enough to say so."""
+    verdicts = {r["verdict"] for r in results}
+    if "faster" in verdicts or not verdicts - {"too few iterations"}:
+        return None
+    return NO_SPEEDUP_NOTE
+
+
+def _warnings(results: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"batch {r['batch_size']}: {r['iterations']} iterations in the budget are too few for "
+        "a 95% interval (6 are needed), so the speedup is not judged; raise latency.budget_s "
+        "or latency.iterations"
+        for r in results
+        if r["verdict"] == "too few iterations"
+    ]

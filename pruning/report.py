@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,11 +48,16 @@ class ArtifactCensus:
     layers: list[LayerStats]  # the pruned tensors, in plan order
     total_parameters: int
     total_zeros: int
+    # The pruned tensors as saved, in plan order: the storage figures, the histogram and the
+    # sparse outputs read them from here, so the saved model is read once for all of them.
+    weights: dict[str, Array] = field(default_factory=dict)
 
 
 def census(parameters: Iterable[tuple[str, Array]], pruned: PrunedLayers) -> ArtifactCensus:
+    """One pass over the saved model's parameters."""
     wanted = set(pruned.names)
     found: dict[str, LayerStats] = {}
+    weights: dict[str, Array] = {}
     total = zeros = 0
     for name, values in parameters:
         nonzeros = int(np.count_nonzero(values))
@@ -61,10 +66,12 @@ def census(parameters: Iterable[tuple[str, Array]], pruned: PrunedLayers) -> Art
         if name in wanted:
             shape = [int(d) for d in values.shape]
             found[name] = LayerStats(name, shape, int(values.size), nonzeros)
+            weights[name] = values
     missing = wanted - set(found)
     if missing:  # the save step lost a tensor: a bug, not a user error
         raise RuntimeError(f"pruned tensors missing from the saved model: {sorted(missing)}")
-    return ArtifactCensus([found[n] for n in pruned.names], total, zeros)
+    ordered = {n: weights[n] for n in pruned.names}
+    return ArtifactCensus([found[n] for n in pruned.names], total, zeros, ordered)
 
 
 def sparsity_section(

@@ -49,10 +49,25 @@ class LayerSelection:
 
 @dataclass(frozen=True)
 class LatencySpec:
+    """Timing until the 95% intervals of the medians are within `tolerance` of them, or the
+    budget (seconds for all batch sizes, warm-up included) is spent; see pruning/latency.py."""
+
     batch_sizes: tuple[int, ...] = (1, 32)
     threads: int = 1
     warmup: int = 5
-    iterations: int = 50
+    iterations: int = 1  # the minimum per batch size, taken even past the budget
+    max_iterations: int = 1000
+    budget_s: float = 4.0
+    tolerance: float = 0.03
+
+
+MAX_LATENCY_BUDGET_S = 600.0
+COMPRESSED_SIZES = ("sampled", "measured", "none")
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    compressed_sizes: str = "sampled"  # zip/zstd sizes: from a sample, of whole files, or none
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class PruneSpec:
     layers: LayerSelection = field(default_factory=LayerSelection)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     latency: LatencySpec | None = field(default_factory=LatencySpec)
+    report: ReportSpec = field(default_factory=ReportSpec)
     outputs: tuple[str, ...] = ("model",)
     input_shapes: Mapping[str, tuple[int, ...]] | None = None
     nm: tuple[int, int] | None = None  # (n, m) when granularity is "n:m"
@@ -93,6 +109,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         layers=_layers(raw.get("layers") or {}),
         schedule=schedule,
         latency=_latency(raw.get("latency", {})),
+        report=_report(raw.get("report") or {}),
         outputs=_outputs(raw.get("outputs", ["model"])),
         input_shapes=_input_shapes(raw.get("input_shapes")),
         calibration=_calibration(raw.get("calibration")),
@@ -111,6 +128,7 @@ _KNOWN = {
     "layers",
     "schedule",
     "latency",
+    "report",
     "outputs",
     "input_shapes",
     "calibration",
@@ -233,7 +251,28 @@ def _latency(raw: Any) -> LatencySpec | None:
         threads=_int(obj.get("threads", default.threads), "latency.threads", 1),
         warmup=_int(obj.get("warmup", default.warmup), "latency.warmup", 0),
         iterations=_int(obj.get("iterations", default.iterations), "latency.iterations", 1),
+        max_iterations=_int(
+            obj.get("max_iterations", default.max_iterations), "latency.max_iterations", 1
+        ),
+        budget_s=_real_in(
+            obj.get("budget_s", default.budget_s), "latency.budget_s", 0.0, MAX_LATENCY_BUDGET_S
+        ),
+        tolerance=_real_in(obj.get("tolerance", default.tolerance), "latency.tolerance", 1e-3, 1),
     )
+
+
+def _report(raw: Any) -> ReportSpec:
+    obj = object_at(raw, "report")
+    how = obj.get("compressed_sizes", ReportSpec.compressed_sizes)
+    return ReportSpec(choice_at(how, COMPRESSED_SIZES, "report.compressed_sizes"))
+
+
+def _real_in(value: Any, where: str, low: float, high: float) -> float:
+    if not _real(value) or not math.isfinite(value) or not low <= value <= high:
+        raise InvalidSpec(
+            f"{where} must be a number in [{low:g}, {high:g}], got {value!r}", field=where
+        )
+    return float(value)
 
 
 KNOWN_OUTPUTS = ("model", "sparse_npz", "onnx_sparse")

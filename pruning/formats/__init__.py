@@ -1,9 +1,10 @@
-"""Sparse storage of pruned weights: a sparse npz, ONNX sparse initializers, and measured sizes.
+"""Sparse storage of pruned weights: a sparse npz, ONNX sparse initializers, and their sizes.
 
 encode_sparse_npz / decode_sparse_npz   pruned tensors in one .npz (see sparse_npz)
 rebuild_model                           original model + sparse npz -> full model file
 write_onnx_sparse                       ONNX with graph.sparse_initializer, checked in ORT
-storage_report                          bytes per format, measured, and the entropy floor
+storage_report                          bytes per format (computed, measured or sampled) and the
+                                        entropy floor
 """
 
 from pruning.formats.errors import ModelMismatch, SparseFormatError

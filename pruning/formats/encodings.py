@@ -1,4 +1,5 @@
-"""One tensor as dense, CSR or bitmask arrays, and back, bit for bit.
+"""One tensor as dense, CSR or bitmask arrays, and back, bit for bit; and the bytes each
+encoding takes, computed from the counts without encoding.
 
 An element counts as nonzero when any of its bytes is nonzero, not when `x != 0`: negative
 zero (and any NaN payload) is then stored as a value, so decoding restores the exact bits.
@@ -46,6 +47,33 @@ def nonzero_mask(array: npt.NDArray[np.generic]) -> npt.NDArray[np.bool_]:
     flat = np.ascontiguousarray(array).reshape(-1)
     as_bytes = flat.view(np.uint8).reshape(flat.size, array.dtype.itemsize)
     return np.asarray(as_bytes.any(axis=1), dtype=np.bool_).reshape(array.shape)
+
+
+def count_nonzero_bits(array: npt.NDArray[np.generic]) -> int:
+    """How many elements `nonzero_mask` marks, without building the mask: an element of 1, 2,
+    4 or 8 bytes is nonzero exactly when its bytes read as an unsigned integer are."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    itemsize = flat.dtype.itemsize
+    if itemsize in (1, 2, 4, 8):
+        return int(np.count_nonzero(flat.view(f"u{itemsize}")))
+    return int(nonzero_mask(flat).sum())
+
+
+def payload_bytes(
+    shape: tuple[int, ...], dtype: np.dtype[np.generic], nonzeros: int, encoding: Encoding
+) -> int:
+    """The exact `Encoded.payload_bytes` that `encode(array, encoding)` would give for an
+    array of this shape and dtype with `nonzeros` nonzero bit patterns: every array the
+    encoders write has a length fixed by these counts and a dtype fixed by these sizes."""
+    size = int(np.prod(shape, dtype=np.int64))
+    values = nonzeros * dtype.itemsize
+    if encoding == "dense":
+        return size * dtype.itemsize
+    if encoding == "bitmask":
+        return (size + 7) // 8 + values
+    rows, cols = matrix_shape(shape)
+    indices = nonzeros * smallest_uint(max(cols - 1, 0)).itemsize
+    return values + indices + (rows + 1) * smallest_uint(nonzeros).itemsize
 
 
 def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:

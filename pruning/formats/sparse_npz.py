@@ -2,8 +2,8 @@
 
 Layout, format version 1. Every member is a plain `.npy` array; nothing needs pickle, and
 `decode_sparse_npz` loads with `allow_pickle=False`. The archive is stored uncompressed
-(`np.savez`), so its size is the size of the encoding itself; compressing it is measured
-separately by `storage_report`.
+(`np.savez`), so its size is the size of the encoding itself; its compressed size is
+measured or estimated separately by `storage_report`.
 
     format_version   uint16, 0-d        1
     names            <U (unicode), [T]  tensor names, in the order they were given
@@ -83,9 +83,22 @@ def container_cost(encoded: enc.Encoded) -> int:
 
 
 def choose_encoding(array: npt.NDArray[np.generic]) -> tuple[enc.Encoded, dict[str, int]]:
-    """The encoding `encode_sparse_npz` stores `array` in, and what each would cost."""
-    candidates = [enc.encode(array, name) for name in enc.ENCODINGS]
-    return cheapest(candidates), {c.encoding: container_cost(c) for c in candidates}
+    """The encoding `encode_sparse_npz` stores `array` in, and what each would cost. Costs
+    are computed from the counts (exact, see `enc.payload_bytes`); only the winner is built."""
+    costs = encoding_costs(array.shape, array.dtype, enc.count_nonzero_bits(array))
+    chosen = min(enc.ENCODINGS, key=lambda name: costs[name])  # on a tie the earliest
+    return enc.encode(array, chosen), {str(name): cost for name, cost in costs.items()}
+
+
+def encoding_costs(
+    shape: tuple[int, ...], dtype: np.dtype[np.generic], nonzeros: int
+) -> dict[enc.Encoding, int]:
+    """`container_cost` of each encoding, from the counts alone."""
+    return {
+        name: enc.payload_bytes(shape, dtype, nonzeros, name)
+        + MEMBER_OVERHEAD_BYTES * len(_ROLES[name])
+        for name in enc.ENCODINGS
+    }
 
 
 def encode_sparse_npz(tensors: Mapping[str, npt.NDArray[np.generic]], path: Path) -> SparseNpz:

@@ -1,14 +1,17 @@
-"""How many bytes pruned weights take in each format, measured, next to the entropy bound.
+"""How many bytes pruned weights take in each format, next to the entropy bound.
 
 Dense float32 costs 32 bits per weight. Pruning keeps `nnz` weights, so storing only them costs
 32 bits * nnz plus alpha, the cost of saying where they are (the lecture's "64 bits + alpha").
 The floor below puts alpha at its information-theoretic minimum for an unstructured mask,
-n*H(p) bits, so each measured format shows how much of alpha it wastes.
+n*H(p) bits, so each format shows how much of alpha it wastes.
+
+Each figure says how it was obtained (`obtained`): CSR and bitmask sizes are computed from
+each tensor's shape, dtype and nonzero count (exact: the encoders' array lengths follow from
+those counts, a test holds them equal), files are measured on disk, and compressed sizes are
+measured or estimated from a sample as the spec's `report.compressed_sizes` asks.
 """
 
 import math
-import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,28 +20,33 @@ import numpy as np
 import numpy.typing as npt
 
 from pruning.formats import encodings as enc
-from pruning.formats.sparse_npz import cheapest
+from pruning.formats.compressed import (
+    ZIP_LEVEL,
+    ZSTD_LEVEL,
+    Compressed,
+    CompressedSizes,
+    compressed_sizes,
+)
+from pruning.formats.sparse_npz import encoding_costs
 
-# The levels a user gets from the command-line tools without flags.
-ZIP_LEVEL = 6
-ZSTD_LEVEL = 3
 VALUE_BITS = 32
-_CHUNK = 1 << 20
+COMPUTED, MEASURED, ESTIMATED = "computed from counts", "measured", "estimated from a sample"
 
 METHOD = {
     "dense_bytes": "4 bytes (float32) per element of the given tensors, whatever their dtype",
     "csr": (
-        "sum over tensors of the CSR arrays' bytes, encoded here from the arrays: values in "
-        "the tensor's dtype, column indices in the smallest unsigned dtype that fits, row "
-        "pointers; 2-D view [shape[0], prod(rest)]; no container"
+        "computed from counts, exact: sum over tensors of the CSR arrays' bytes as the encoder "
+        "writes them: nnz values in the tensor's dtype, nnz column indices in the smallest "
+        "unsigned dtype that holds cols-1, rows+1 row pointers in the smallest that holds nnz; "
+        "2-D view [shape[0], prod(rest)]; no container"
     ),
     "bitmask": (
-        "sum over tensors of one bit per element (np.packbits) plus the nonzero values in "
-        "the tensor's dtype, encoded here from the arrays; no container"
+        "computed from counts, exact: sum over tensors of one bit per element (np.packbits, "
+        "ceil(n/8) bytes) plus the nnz values in the tensor's dtype; no container"
     ),
-    "<artifact>": "size of that file on disk",
-    "<artifact>_zip": f"size of a zip archive of that file (deflate, level {ZIP_LEVEL}), written",
-    "<artifact>_zstd": f"size of one zstd frame (level {ZSTD_LEVEL}) of that file, compressed here",
+    "<artifact>": "measured: size of that file on disk",
+    "<artifact>_zip": f"size of a zip archive of that file (deflate, level {ZIP_LEVEL})",
+    "<artifact>_zstd": f"size of one zstd frame (level {ZSTD_LEVEL}) of that file",
     "ratios": "bytes of each format / dense_bytes",
     "floor": (
         "computed, not measured: per tensor n·H(p) bits for the mask (H the binary entropy of "
@@ -52,25 +60,32 @@ METHOD = {
 
 
 def storage_report(
-    tensors: Mapping[str, npt.NDArray[np.generic]], artifacts: Mapping[str, Path]
+    tensors: Mapping[str, npt.NDArray[np.generic]],
+    artifacts: Mapping[str, Path],
+    compressed: Compressed = "sampled",
 ) -> dict[str, Any]:
     """Bytes per format for `tensors`, and for each artifact (e.g. `file`, `sparse_npz`,
-    `onnx_sparse`) its size, zipped size and zstd size; `ratios` are to dense float32."""
+    `onnx_sparse`) its size and, unless `compressed` is 'none', its zipped and zstd sizes;
+    `ratios` are to dense float32, `obtained` says how each format's figure was got."""
     layers = [_layer(name, array) for name, array in tensors.items()]
     dense = sum(layer["dense_bytes"] for layer in layers)
     formats = {
         "csr": sum(layer["csr_bytes"] for layer in layers),
         "bitmask": sum(layer["bitmask_bytes"] for layer in layers),
     }
+    obtained = {"csr": COMPUTED, "bitmask": COMPUTED}
     method = {k: v for k, v in METHOD.items() if not k.startswith("<artifact>")}
     for name, path in artifacts.items():
-        formats.update(_artifact_sizes(name, path, method))
+        formats.update(_artifact_sizes(name, path, compressed, method, obtained))
+    if compressed == "none" and artifacts:
+        method["compressed"] = "not asked for: the spec's report.compressed_sizes is 'none'"
     floor_bits = sum(layer["floor_bits"] for layer in layers)
     return {
         "dense_bytes": dense,
         "parameters": sum(layer["parameters"] for layer in layers),
         "nonzeros": sum(layer["nonzeros"] for layer in layers),
         "formats": formats,
+        "obtained": obtained,
         "ratios": {name: _ratio(size, dense) for name, size in formats.items()},
         "floor": {
             "bits": floor_bits,
@@ -96,58 +111,56 @@ def binary_entropy(p: float) -> float:
 
 
 def _layer(name: str, array: npt.NDArray[np.generic]) -> dict[str, Any]:
-    candidates = [enc.encode(array, e) for e in enc.ENCODINGS]
-    by_name = {c.encoding: c for c in candidates}
-    nonzeros = int(enc.nonzero_mask(array).sum())
+    shape, nonzeros = tuple(array.shape), enc.count_nonzero_bits(array)
     return {
         "name": name,
-        "shape": list(array.shape),
+        "shape": list(shape),
         "parameters": int(array.size),
         "nonzeros": nonzeros,
         "density": nonzeros / array.size if array.size else 0.0,
         "dense_bytes": 4 * int(array.size),
-        "csr_bytes": by_name["csr"].payload_bytes,
-        "bitmask_bytes": by_name["bitmask"].payload_bytes,
+        "csr_bytes": enc.payload_bytes(shape, array.dtype, nonzeros, "csr"),
+        "bitmask_bytes": enc.payload_bytes(shape, array.dtype, nonzeros, "bitmask"),
         "floor_bits": entropy_floor_bits(int(array.size), nonzeros),
-        "sparse_npz_encoding": cheapest(candidates).encoding,
+        "sparse_npz_encoding": _cheapest(encoding_costs(shape, array.dtype, nonzeros)),
     }
 
 
-def _artifact_sizes(name: str, path: Path, method: dict[str, str]) -> dict[str, int]:
-    for suffix in ("", "_zip", "_zstd"):
-        method[f"{name}{suffix}"] = METHOD[f"<artifact>{suffix}"].replace(
-            "that file", f"`{path.name}`"
-        )
-    sizes = {name: path.stat().st_size, f"{name}_zip": zipped_size(path)}
-    zstd = zstd_size(path)
-    if zstd is None:
-        method[f"{name}_zstd"] = "not measured: the zstandard package is not installed"
-    else:
-        sizes[f"{name}_zstd"] = zstd
+def _cheapest(costs: Mapping[enc.Encoding, int]) -> str:
+    return min(enc.ENCODINGS, key=lambda name: costs[name])  # on a tie the earliest
+
+
+def _artifact_sizes(
+    name: str,
+    path: Path,
+    compressed: Compressed,
+    method: dict[str, str],
+    obtained: dict[str, str],
+) -> dict[str, int]:
+    def say(suffix: str, how: str) -> None:
+        what = METHOD[f"<artifact>{suffix}"].replace("that file", f"`{path.name}`")
+        method[f"{name}{suffix}"] = f"{what}; {how}" if how else what
+
+    say("", "")
+    sizes, obtained[name] = {name: path.stat().st_size}, MEASURED
+    found = compressed_sizes(path, compressed)
+    if found is None:
+        return sizes
+    for suffix, size, codec in (
+        ("_zip", found.zip, f"deflate level {ZIP_LEVEL}"),
+        ("_zstd", found.zstd, f"zstd level {ZSTD_LEVEL}"),
+    ):
+        if size is None:
+            say(suffix, "not measured: the zstandard package is not installed")
+            continue
+        say(suffix, found.describe(codec))
+        sizes[f"{name}{suffix}"] = size
+        obtained[f"{name}{suffix}"] = _how(found)
     return sizes
 
 
-def zipped_size(path: Path) -> int:
-    """Bytes of a real zip archive holding `path`, written to a scratch directory."""
-    with tempfile.TemporaryDirectory(prefix="shears-zip-") as scratch:
-        archive = Path(scratch) / "artifact.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as z:
-            z.write(path, arcname=path.name)
-        return archive.stat().st_size
-
-
-def zstd_size(path: Path) -> int | None:
-    """Bytes of the zstd frame of `path`, streamed; None without the zstandard package."""
-    try:
-        import zstandard
-    except ImportError:
-        return None
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
-    size = 0
-    with path.open("rb") as source:
-        while chunk := source.read(_CHUNK):
-            size += len(compressor.compress(chunk))
-    return size + len(compressor.flush())
+def _how(found: CompressedSizes) -> str:
+    return ESTIMATED if found.estimated else MEASURED
 
 
 def _ratio(size: float, dense: int) -> float:

@@ -8,13 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pruning.html import values as v
+from pruning.html.latency_section import latency_section, speed_card
 from pruning.html.magnitudes import Tensors
-from pruning.html.run_sections import (
-    latency_section,
-    quality_section,
-    timings_section,
-    training_section,
-)
+from pruning.html.run_sections import quality_section, timings_section, training_section
 from pruning.html.style import CSS
 from pruning.html.svg import esc
 from pruning.html.weight_sections import magnitude_section, sparsity_section, storage_section
@@ -77,7 +73,7 @@ def _cards(report: Mapping[str, Any]) -> str:
     cards = [
         _sparsity_card(report),
         _storage_card(report),
-        _speed_card(report),
+        speed_card(report),
         _fidelity_card(report),
     ]
     return '<div class="cards">' + "".join(_card(*c) for c in cards) + "</div>"
@@ -109,18 +105,6 @@ def _storage_card(report: Mapping[str, Any]) -> tuple[str, str, str]:
         return "Smallest format", v.NOT_MEASURED, ""
     name, smallest = min(measured, key=lambda item: item[1])
     return "Smallest format", v.size(smallest), f"{name}: {smallest / dense:.1%} of dense float32"
-
-
-def _speed_card(report: Mapping[str, Any]) -> tuple[str, str, str]:
-    results = v.rows(v.block(report, "latency"), "results")
-    if not results:
-        return "Speedup", v.NOT_MEASURED, ""
-    first = results[0]
-    return (
-        "Speedup",
-        v.speedup(first.get("speedup")),
-        f"batch {v.count(first.get('batch_size'))}, median",
-    )
 
 
 def _fidelity_card(report: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -1,76 +1,13 @@
-"""Sections about running the model: latency, output quality, training, and timings."""
+"""Sections about running the model: output quality, training, and timings (latency has
+its own module)."""
 
 from collections.abc import Mapping
 from typing import Any
 
 from pruning.html import values as v
-from pruning.html.bars import LatencyPanel, latency_chart
 from pruning.html.curves import LOSS, SPARSITY, Curve, training_chart
-from pruning.html.layout import figure, missing, note, section
+from pruning.html.layout import figure, missing, section
 from pruning.html.tables import table
-
-
-def latency_section(report: Mapping[str, Any]) -> str:
-    latency = v.block(report, "latency")
-    results = v.rows(latency, "results")
-    lead = (
-        f"Runtime {latency.get('runtime', v.NOT_MEASURED)}, "
-        f"{v.count(latency.get('threads'))} thread(s); times per call."
-        if latency
-        else ""
-    )
-    panels = [p for p in (_panel(r) for r in results) if p is not None]
-    if not panels:
-        return section("latency", "Latency, dense vs pruned", lead, missing("no latency results"))
-    chart = latency_chart(
-        "chart-latency",
-        "Latency, dense vs pruned, per batch size",
-        "For each batch size, bars of median latency in milliseconds for the dense and the "
-        "pruned model, with whiskers up to the 95th percentile.",
-        panels,
-    )
-    parts = [figure(chart, "Each batch size has its own scale. Bars: median; whiskers: p95.")]
-    if latency.get("note"):
-        parts.append(note(str(latency["note"])))
-    parts.append(_latency_table(results))
-    return section("latency", "Latency, dense vs pruned", lead, *parts)
-
-
-def _panel(result: Mapping[str, Any]) -> LatencyPanel | None:
-    dense, pruned = v.block(result, "dense_ms"), v.block(result, "pruned_ms")
-    figures = [v.number(m.get(q)) for m in (dense, pruned) for q in ("p50", "p95")]
-    batch = v.number(result.get("batch_size"))
-    if batch is None or any(f is None for f in figures):
-        return None
-    d50, d95, p50, p95 = (f or 0.0 for f in figures)
-    return LatencyPanel(
-        int(batch), (d50, max(d95, d50)), (p50, max(p95, p50)), _speedup_words(result)
-    )
-
-
-def _speedup_words(result: Mapping[str, Any]) -> str:
-    speedup = v.number(result.get("speedup"))
-    if speedup is None:
-        return "speedup not measured"
-    return f"{v.speedup(speedup)} " + ("faster" if speedup >= 1 else "(slower)")
-
-
-def _latency_table(results: list[Mapping[str, Any]]) -> str:
-    rows = []
-    for r in results:
-        dense, pruned = v.block(r, "dense_ms"), v.block(r, "pruned_ms")
-        rows.append(
-            [
-                v.count(r.get("batch_size")),
-                v.milliseconds(dense.get("p50")),
-                v.milliseconds(dense.get("p95")),
-                v.milliseconds(pruned.get("p50")),
-                v.milliseconds(pruned.get("p95")),
-                v.speedup(r.get("speedup")),
-            ]
-        )
-    headers = ["Batch size", "Dense p50", "Dense p95", "Pruned p50", "Pruned p95", "Speedup"]
-    return table("Latency per batch size", headers, rows, 0)
 
 
 def quality_section(report: Mapping[str, Any]) -> str:

@@ -134,7 +134,11 @@ def storage_section(report: Mapping[str, Any]) -> str:
         if floor
         else ""
     )
-    parts = [_storage_chart(formats, dense, floor), _storage_table(formats, dense, floor)]
+    obtained = _obtained(storage)
+    parts = [
+        _storage_chart(formats, dense, floor, obtained),
+        _storage_table(formats, dense, floor, obtained),
+    ]
     per_tensor = v.rows(storage, "layers")
     if per_tensor:
         parts.append(_per_tensor_storage(per_tensor))
@@ -155,10 +159,17 @@ def _format_sizes(storage: Mapping[str, Any]) -> dict[str, float]:
     return dict(sorted(sizes.items(), key=lambda item: item[1]))
 
 
-def _storage_chart(formats: dict[str, float], dense: float, floor: float | None) -> str:
+def _obtained(storage: Mapping[str, Any]) -> dict[str, str]:
+    """How each format's figure was got; reports from before `obtained` existed measured all."""
+    return {str(k): str(how) for k, how in v.block(storage, "obtained").items()}
+
+
+def _storage_chart(
+    formats: dict[str, float], dense: float, floor: float | None, obtained: Mapping[str, str]
+) -> str:
     bars = [Bar("dense float32", dense, f"{v.size(dense)} · 100%", DENSE)]
     bars += [
-        Bar(name, b, f"{v.size(b)} · {b / dense:.1%} of dense", PRUNED)
+        Bar(name, b, f"{v.size(b)} · {b / dense:.1%} of dense" + _flag(obtained.get(name)), PRUNED)
         for name, b in formats.items()
     ]
     markers = [Marker(floor, f"entropy floor {v.size(floor)}")] if floor else []
@@ -176,11 +187,17 @@ def _storage_chart(formats: dict[str, float], dense: float, floor: float | None)
         markers=markers,
     )
     caption = (
-        "Measured sizes; _zip and _zstd are the same files compressed. The floor is n·H(p) "
+        "Files are measured on disk; CSR and bitmask are computed from each tensor's shape and "
+        "nonzero count (exact for those encodings); _zip and _zstd are the files compressed, "
+        "measured or estimated from a sample as the table below says. The floor is n·H(p) "
         "bits per tensor for the mask plus 32 bits per kept weight: it bounds formats that keep "
         "raw float32 values, while compressors can dip below it by squeezing the values too."
     )
     return figure(chart, caption)
+
+
+def _flag(how: str | None) -> str:
+    return " · estimated" if how and how.startswith("estimated") else ""
 
 
 def _per_tensor_storage(layers: list[Mapping[str, Any]]) -> str:
@@ -196,7 +213,9 @@ def _per_tensor_storage(layers: list[Mapping[str, Any]]) -> str:
         for layer in layers
     ]
     headers = ["Tensor", "Density", "CSR", "Bitmask", "Floor (bound)", "In sparse_npz as"]
-    return table("Per tensor: bytes of each encoding and the floor", headers, rows)
+    return table(
+        "Per tensor: bytes of each encoding (computed from counts) and the floor", headers, rows
+    )
 
 
 def _bytes_from_bits(bits: object) -> float | None:
@@ -204,11 +223,23 @@ def _bytes_from_bits(bits: object) -> float | None:
     return None if n is None else n / 8
 
 
-def _storage_table(formats: dict[str, float], dense: float, floor: float | None) -> str:
-    rows = [["dense float32", v.count(dense), v.size(dense), "100.0%"]]
-    rows += [[name, v.count(b), v.size(b), v.percent(b / dense)] for name, b in formats.items()]
+def _storage_table(
+    formats: dict[str, float], dense: float, floor: float | None, obtained: Mapping[str, str]
+) -> str:
+    rows = [["dense float32", v.count(dense), v.size(dense), "100.0%", "computed from counts"]]
+    rows += [
+        [name, v.count(b), v.size(b), v.percent(b / dense), obtained.get(name, "measured")]
+        for name, b in formats.items()
+    ]
     if floor:
         rows.append(
-            ["entropy floor (bound)", v.count(floor), v.size(floor), v.percent(floor / dense)]
+            [
+                "entropy floor (bound)",
+                v.count(floor),
+                v.size(floor),
+                v.percent(floor / dense),
+                "computed (a bound, not a file)",
+            ]
         )
-    return table("Bytes per format", ["Format", "Bytes", "Size", "Of dense float32"], rows)
+    headers = ["Format", "Bytes", "Size", "Of dense float32", "Obtained"]
+    return table("Bytes per format", headers, rows)

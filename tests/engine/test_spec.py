@@ -17,7 +17,7 @@ def test_missing_fields_take_the_documented_defaults() -> None:
         "one_shot",
     )
     assert spec.layers == LayerSelection(("*",), (), ())
-    assert spec.latency == LatencySpec((1, 32), 1, 5, 50)
+    assert spec.latency == LatencySpec((1, 32), 1, 5, 1, 1000, 4.0, 0.03)
     assert spec.outputs == ("model",)
     assert spec.input_shapes is None
 

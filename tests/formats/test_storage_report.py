@@ -1,4 +1,6 @@
-"""Storage figures are measured on the real files, next to a labelled entropy bound."""
+"""Storage figures are measured on the real files (compressed sizes measured or estimated
+from a sample, labelled), computed from counts for CSR and bitmask, next to a labelled
+entropy bound."""
 
 import math
 from pathlib import Path
@@ -7,6 +9,7 @@ import numpy as np
 import pytest
 
 from pruning.formats import encode_sparse_npz, storage_report, write_onnx_sparse
+from pruning.formats.compressed import zipped_size, zstd_size
 from pruning.formats.storage import binary_entropy
 from tests.formats.factories import (
     MODELS,
@@ -107,3 +110,55 @@ def test_compressed_sizes_come_from_really_compressing(tmp_path: Path) -> None:
 def test_binary_entropy_edges() -> None:
     assert binary_entropy(0.0) == binary_entropy(1.0) == 0.0
     assert binary_entropy(0.5) == 1.0
+
+
+def pruned_weights_file(path: Path, mib: int = 6) -> Path:
+    """Float32 weights in bands of different sparsity, as a model file holds its layers."""
+    rng = np.random.default_rng(0)
+    bands = [0.2, 0.5, 0.8, 0.95]
+    n = mib * (1 << 20) // 4 // len(bands)
+    layers = [np.where(rng.random(n) < s, 0, rng.standard_normal(n)) for s in bands]
+    path.write_bytes(np.concatenate(layers).astype(np.float32).tobytes())
+    return path
+
+
+def test_a_large_file_compressed_size_is_estimated_from_a_sample_and_labelled(
+    tmp_path: Path,
+) -> None:
+    path = pruned_weights_file(tmp_path / "model.bin")
+    report = storage_report({}, {"file": path})
+    estimate, measured = report["formats"]["file_zip"], zipped_size(path)
+    assert abs(estimate - measured) / measured < 0.03
+    assert (
+        report["obtained"]["file_zip"]
+        == report["obtained"]["file_zstd"]
+        == ("estimated from a sample")
+    )
+    assert report["obtained"]["file"] == "measured"
+    assert "estimated, not measured: 16 chunks of 256 KiB" in report["method"]["file_zip"]
+
+
+def test_compressed_sizes_measured_on_request_compress_the_whole_file(tmp_path: Path) -> None:
+    path = pruned_weights_file(tmp_path / "model.bin")
+    report = storage_report({}, {"file": path}, compressed="measured")
+    assert report["formats"]["file_zip"] == zipped_size(path)
+    assert report["formats"]["file_zstd"] == zstd_size(path)
+    assert report["obtained"]["file_zip"] == "measured"
+
+
+def test_compressed_sizes_can_be_left_out(pruned_convnet: Artifacts) -> None:
+    tensors, artifacts = pruned_convnet
+    report = storage_report(tensors, artifacts, compressed="none")
+    assert not [name for name in report["formats"] if name.endswith(("_zip", "_zstd"))]
+    assert "not asked for" in report["method"]["compressed"]
+
+
+def test_small_files_are_compressed_whole_and_the_encodings_computed(
+    pruned_convnet: Artifacts,
+) -> None:
+    tensors, artifacts = pruned_convnet
+    report = storage_report(tensors, artifacts)
+    assert report["obtained"]["onnx_sparse_zip"] == "measured"
+    assert report["formats"]["onnx_sparse_zip"] == zipped_size(artifacts["onnx_sparse"])
+    assert report["obtained"]["csr"] == report["obtained"]["bitmask"] == "computed from counts"
+    assert report["method"]["csr"].startswith("computed from counts, exact")

@@ -94,18 +94,38 @@ def _storage(dense: int, params: int, nonzeros: int) -> dict[str, Any]:
 
 def _latency() -> dict[str, Any]:
     results = []
-    for batch, dense_ms, speedup in [(1, 1.92, 1.03), (8, 11.4, 0.97), (32, 43.8, 1.08)]:
+    for batch, dense_ms, speedup, verdict in [
+        (1, 1.92, 1.03, "within noise"),
+        (8, 11.4, 0.97, "slower"),
+        (32, 43.8, 1.08, "faster"),
+    ]:
         pruned_ms = dense_ms / speedup
         results.append(
             {
                 "batch_size": batch,
-                "dense_ms": {"p50": dense_ms, "p95": dense_ms * 1.12},
-                "pruned_ms": {"p50": pruned_ms, "p95": pruned_ms * 1.18},
+                "dense_ms": {"p50": dense_ms, "p95": dense_ms * 1.12, "ci95": _ci(dense_ms)},
+                "pruned_ms": {"p50": pruned_ms, "p95": pruned_ms * 1.18, "ci95": _ci(pruned_ms)},
                 "speedup": speedup,
+                "speedup_ci95": _ci(speedup, 0.04 if verdict == "within noise" else 0.02),
+                "verdict": verdict,
+                "iterations": 40 * batch,
+                "stopped": "converged",
             }
         )
     note = "Unstructured zeros are still multiplied by dense kernels: expect no speedup."
-    return {"runtime": "onnxruntime 1.32.0", "threads": 1, "results": results, "note": note}
+    return {
+        "runtime": "onnxruntime 1.32.0",
+        "threads": 1,
+        "budget_s": 4.0,
+        "spent_s": 3.7,
+        "tolerance": 0.03,
+        "results": results,
+        "note": note,
+    }
+
+
+def _ci(median: float, half: float = 0.02) -> list[float]:
+    return [median * (1 - half), median * (1 + half)]
 
 
 def _curve(target: float) -> list[dict[str, float]]:
