@@ -1,5 +1,6 @@
 # `make run`: set up and serve on 127.0.0.1:8000 with the embedded broker (no Redis needed).
 # `make test`: set up and run lint, types, import contracts and the whole test suite.
+# `make test-fast`: the same checks with the unit tests only (no real processes).
 #
 # The virtualenv is large (torch), so like any CI it is cached outside the clone, keyed by a
 # hash of requirements.lock; a fresh machine builds it from scratch.
@@ -58,13 +59,23 @@ typecheck: venv
 test: venv system-deps node-deps lint typecheck
 	$(PY) -m pytest
 
-# Integration tests start a private redis-server, and the report test opens the page in a
-# real headless Chromium: CI must fail, not skip, without them, so install them if we can.
+# The unit tests only: no redis-server, PostgreSQL, uvicorn or Celery process (tests/conftest.py
+# marks every test that uses a process-starting fixture `integration`); about 2 minutes.
+.PHONY: test-fast
+test-fast: venv node-deps lint typecheck
+	$(PY) -m pytest -m "not integration"
+
+# Integration tests start a private redis-server (and PostgreSQL when none answers on 5432),
+# and the report test opens the page in a real headless Chromium: CI must fail, not skip,
+# without them, so install them if we can.
 .PHONY: system-deps
 system-deps:
 	@missing=""
 	command -v redis-server >/dev/null || missing="$$missing redis-server"
 	command -v chromium >/dev/null || missing="$$missing chromium"
+	# PostgreSQL: the tests use the local server on 5432 when one answers, else start their own.
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || missing="$$missing postgresql"
 	# The TypeScript client test runs openapi-typescript and tsc (tests/clients/).
 	command -v node >/dev/null || missing="$$missing nodejs npm"
 	command -v node >/dev/null && { command -v npm >/dev/null || missing="$$missing npm"; }

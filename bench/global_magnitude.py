@@ -57,6 +57,10 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def _zeros(mask: Any) -> int:
+    return int((mask == 0).sum())
+
+
 def _runner(name: str, layers: list[Any]) -> tuple[Callable[[], object], Callable[[], int]]:
     """(run once, count zeros afterwards) for a contender over ``layers``."""
     import numpy as np
@@ -87,7 +91,7 @@ def _runner(name: str, layers: list[Any]) -> tuple[Callable[[], object], Callabl
             lambda: prune.global_unstructured(
                 params, pruning_method=prune.L1Unstructured, amount=SPARSITY
             ),
-            lambda: sum(int((m.weight_mask == 0).sum()) for m in modules),
+            lambda: sum(_zeros(m.weight_mask) for m in modules),
         )
     if name == "stream_torch_abs":
 

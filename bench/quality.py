@@ -122,7 +122,8 @@ class DigitsCNN(nn.Module):
         self.head = nn.Sequential(nn.Linear(512, 64), nn.ReLU(), nn.Linear(64, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)).flatten(1))
+        out: torch.Tensor = self.head(self.pool(self.features(x)).flatten(1))
+        return out
 
 
 class DigitsAttention(nn.Module):
@@ -147,7 +148,8 @@ class DigitsAttention(nn.Module):
         att = torch.softmax(q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5, dim=-1)
         h = h + self.o((att @ v).transpose(1, 2).reshape(b, t, d))
         h = h + self.fc2(nn.functional.gelu(self.fc1(self.norm2(h))))
-        return self.head(h.mean(dim=1))
+        out: torch.Tensor = self.head(h.mean(dim=1))
+        return out
 
 
 def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -164,9 +166,10 @@ def train(kind: type[nn.Module], x: np.ndarray, y: np.ndarray, epochs: int) -> n
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
     for _ in range(epochs):
-        for batch in torch.randperm(len(x)).split(64):
+        for batch in torch.randperm(len(x)).split(64):  # type: ignore[no-untyped-call]
             optimizer.zero_grad()
-            nn.functional.cross_entropy(net(inputs[batch]), targets[batch]).backward()
+            loss = nn.functional.cross_entropy(net(inputs[batch]), targets[batch])
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
     return net.eval()
 

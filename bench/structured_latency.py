@@ -87,7 +87,8 @@ class ResidualConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.stem(x)
-        return self.head(self.down(torch.relu(y + self.block(y))))
+        out: torch.Tensor = self.head(self.down(torch.relu(y + self.block(y))))
+        return out
 
 
 def make_mlp(hidden: int = 2048) -> nn.Module:
@@ -112,9 +113,9 @@ def train(net: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int) -> nn.Modul
     xs, ys = torch.from_numpy(x[:TRAIN]), torch.from_numpy(y[:TRAIN])
     net.train()
     for _ in range(epochs):
-        for idx in torch.randperm(TRAIN).split(64):
+        for idx in torch.randperm(TRAIN).split(64):  # type: ignore[no-untyped-call]
             opt.zero_grad()
-            nn.functional.cross_entropy(net(xs[idx]), ys[idx]).backward()
+            nn.functional.cross_entropy(net(xs[idx]), ys[idx]).backward()  # type: ignore[no-untyped-call]
             opt.step()
     return _settle_batch_norm(net, xs)
 
@@ -127,14 +128,15 @@ def _settle_batch_norm(net: nn.Module, xs: torch.Tensor) -> nn.Module:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average
     with torch.no_grad():
-        for batch in xs.split(256):
+        for batch in xs.split(256):  # type: ignore[no-untyped-call]
             net(batch)
     return net.eval()
 
 
 def predict(path: Path, x: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"x": x})[0]).argmax(axis=1)
+    labels: np.ndarray = np.asarray(session.run(None, {"x": x})[0]).argmax(axis=1)
+    return labels
 
 
 def variant(
@@ -142,7 +144,7 @@ def variant(
 ) -> tuple[Path, dict[str, Any]]:
     if spec is None:
         return dense, {}
-    datasets = {CALIBRATION["dataset_id"]: calibration}
+    datasets = {str(CALIBRATION["dataset_id"]): calibration}
     result = prune(dense, {**spec, "latency": None}, out, datasets=datasets)
     return result.artifacts["model"], result.report
 

@@ -53,7 +53,7 @@ def redis_server(processes: ProcessRegistry, tmp_path: Path) -> RedisServer:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """SQLAlchemy URL of a fresh database on the local PostgreSQL, dropped afterwards."""
+    """SQLAlchemy URL of a fresh database (local or private PostgreSQL), dropped afterwards."""
     with private_database() as url:
         yield url
 

@@ -1,0 +1,281 @@
+"""Job time through the HTTP API, queued -> succeeded, split by stage, for a transformer of
+real shape: a BERT-like encoder (6 layers, 384 wide, 1536 FFN, 30522-token vocabulary, about
+22.7M parameters; integer `input_ids` and `attention_mask` inputs) built and exported to ONNX
+here, with random weights (the shapes set the cost), and 128 calibration samples of 128 tokens.
+
+    python bench/job_time.py                      # this tree only
+    python bench/job_time.py --before cec8647     # the same jobs on an earlier commit, in the
+                                                  # same run, side by side
+    python bench/job_time.py --write              # also replace the section in docs/benchmarks.md
+
+Each tree is served by its own `shears serve` (API + worker, embedded broker, a fresh data
+dir), started from that tree exactly as `make run` starts it; the jobs run one at a time with
+the service's defaults apart from the method, 50% layerwise, and the calibration data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+
+from tests.support.processes import free_port  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Job time through the HTTP API (transformer encoder)"
+FINAL = ("succeeded", "failed", "cancelled")
+METHODS = ("magnitude", "wanda", "sparsegpt")
+# Issue 14's goals on this 2-core machine, end to end and for the pruning stage alone.
+GOALS = {"magnitude": (10.0, None), "wanda": (15.0, None), "sparsegpt": (20.0, 10.0)}
+VOCAB, WIDTH, LAYERS, HEADS, FFN, SEQ, SAMPLES = 30522, 384, 6, 12, 1536, 128, 128
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(WIDTH, WIDTH) for _ in range(3))
+        self.output = nn.Linear(WIDTH, WIDTH)
+        self.norm1, self.norm2 = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
+        self.up, self.down = nn.Linear(WIDTH, FFN), nn.Linear(FFN, WIDTH)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        batch, seq, _ = x.shape
+
+        def heads(t: torch.Tensor) -> torch.Tensor:
+            return t.view(batch, seq, HEADS, WIDTH // HEADS).transpose(1, 2)
+
+        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+        scores = q @ k.transpose(-1, -2) / (WIDTH // HEADS) ** 0.5 + bias
+        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, WIDTH)
+        x = self.norm1(x + self.output(context))
+        out: torch.Tensor = self.norm2(x + self.down(nn.functional.gelu(self.up(x))))
+        return out
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.words = nn.Embedding(VOCAB, WIDTH)
+        self.positions = nn.Embedding(512, WIDTH)
+        self.norm = nn.LayerNorm(WIDTH)
+        self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
+        x = self.norm(self.words(input_ids) + self.positions(positions))
+        mask = attention_mask.unsqueeze(1).unsqueeze(2).float()
+        bias = (1.0 - mask) * -10000.0
+        for block in self.blocks:
+            x = block(x, bias)
+        # BERT's pooling: the first token's state (finite even when every mask is zero).
+        pooled: torch.Tensor = x[:, 0]
+        return pooled
+
+
+def build_encoder(directory: Path) -> tuple[Path, Path]:
+    """The ONNX encoder and its calibration `.npz` (token ids and masks of varied lengths)."""
+    torch.manual_seed(0)
+    net = Encoder().eval()
+    for module in net.modules():
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)  # BERT's initialisation
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, VOCAB, size=(SAMPLES, SEQ), dtype=np.int64)
+    lengths = rng.integers(SEQ // 4, SEQ + 1, size=SAMPLES)
+    mask = (np.arange(SEQ)[None, :] < lengths[:, None]).astype(np.int64)
+    ids[mask == 0] = 0
+    model = directory / "encoder.onnx"
+    torch.onnx.export(
+        net,
+        (torch.from_numpy(ids[:2]), torch.from_numpy(mask[:2])),
+        str(model),
+        dynamo=False,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["embedding"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "attention_mask": {0: "batch", 1: "seq"},
+            "embedding": {0: "batch"},
+        },
+    )
+    data = directory / "calibration.npz"
+    np.savez(data, input_ids=ids, attention_mask=mask)
+    return model, data
+
+
+@contextmanager
+def served(tree: Path, log: Path) -> Iterator[str]:
+    """`shears serve` from ``tree`` (its own sources, first on PYTHONPATH) on a free port."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHEARS_")}
+    env["PYTHONPATH"] = str(tree)
+    with tempfile.TemporaryDirectory(prefix="shears-jobtime-") as data:
+        env["SHEARS_DATA_DIR"] = data
+        argv = [sys.executable, "-m", "shears_cli", "serve", "--port", str(port)]
+        with log.open("w") as out:
+            process = subprocess.Popen(argv, cwd=tree, env=env, stdout=out, stderr=out)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                _wait_healthy(url, process)
+                yield url
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("shears serve exited before answering")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("shears serve did not become ready in 120 s")
+
+
+def upload(http: httpx.Client, route: str, path: Path) -> str:
+    with path.open("rb") as f:
+        response = http.post(route, files={"file": (path.name, f)})
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def wait_model(http: httpx.Client, model_id: str) -> None:
+    for _ in range(600):
+        status = http.get(f"/v1/models/{model_id}").json()["status"]
+        if status != "validating":
+            if status != "ready":
+                raise RuntimeError(f"model {model_id} is {status}")
+            return
+        time.sleep(0.25)
+    raise RuntimeError("the model was not validated in time")
+
+
+@dataclass(frozen=True)
+class JobTime:
+    method: str
+    total_s: float
+    timings: dict[str, float]
+    quality: str
+
+
+def run_job(http: httpx.Client, model_id: str, dataset_id: str, method: str) -> JobTime:
+    spec: dict[str, Any] = {"method": {"name": method}, "sparsity": 0.5, "scope": "layerwise"}
+    # The sequence axis is symbolic in the export: the latency benchmark needs a length.
+    spec["input_shapes"] = {"input_ids": [1, SEQ], "attention_mask": [1, SEQ]}
+    if method != "magnitude":
+        spec["calibration"] = {"dataset_id": dataset_id, "samples": SAMPLES}
+    start = time.monotonic()
+    response = http.post("/v1/jobs", json={"model_id": model_id, "spec": spec})
+    response.raise_for_status()
+    job_id = response.json()["id"]
+    while (job := http.get(f"/v1/jobs/{job_id}").json())["status"] not in FINAL:
+        time.sleep(0.2)
+    total = time.monotonic() - start
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"{method} job {job['status']}: {job.get('error')}")
+    report = http.get(f"/v1/jobs/{job_id}/report").json()
+    return JobTime(method, total, dict(report.get("timings", {})), _quality(report))
+
+
+def _quality(report: dict[str, Any]) -> str:
+    fidelity = (report.get("quality") or {}).get("fidelity") or {}
+    calibration = (report.get("calibration") or {}).get("fidelity") or {}
+    cosine = calibration.get("output_cosine", fidelity.get("output_cosine"))
+    return "" if cosine is None else f"{cosine:.4f}"
+
+
+def measure_tree(
+    tree: Path, model: Path, data: Path, log: Path, methods: list[str]
+) -> list[JobTime]:
+    with served(tree, log) as url, httpx.Client(base_url=url, timeout=600) as http:
+        model_id = upload(http, "/v1/models", model)
+        wait_model(http, model_id)
+        dataset_id = upload(http, "/v1/datasets", data)
+        return [run_job(http, model_id, dataset_id, method) for method in methods]
+
+
+@contextmanager
+def worktree(ref: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="shears-before-") as parent:
+        path = Path(parent) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), ref], cwd=ROOT, check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT)
+
+
+STAGES = ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
+
+
+def table(rows: dict[str, list[JobTime]]) -> str:
+    header = (
+        "| method | tree | whole job (s) | goal (s) | "
+        + " | ".join(STAGES)
+        + " | output cosine (report) |"
+    )
+    lines = [header, "|" + "---|" * (5 + len(STAGES))]
+    for method in METHODS:
+        for tree, jobs in rows.items():
+            job = next((j for j in jobs if j.method == method), None)
+            if job is None:
+                continue
+            whole, prune_goal = GOALS[method]
+            goal = f"<= {whole:g}" + (f" (prune <= {prune_goal:g})" if prune_goal else "")
+            stages = " | ".join(f"{job.timings.get(s, float('nan')):.2f}" for s in STAGES)
+            lines.append(
+                f"| {method} | {tree} | {job.total_s:.1f} | {goal} | {stages} | {job.quality} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", help="a git ref to measure beside this tree")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    rows: dict[str, list[JobTime]] = {}
+    with tempfile.TemporaryDirectory(prefix="shears-jobtime-models-") as scratch:
+        model, data = build_encoder(Path(scratch))
+        print(f"model: {model.stat().st_size / 2**20:.1f} MiB ONNX", flush=True)
+        if args.before:
+            with worktree(args.before) as old:
+                rows[f"before ({args.before})"] = measure_tree(
+                    old, model, data, Path(scratch) / "before.log", methods
+                )
+        rows["this tree"] = measure_tree(ROOT, model, data, Path(scratch) / "after.log", methods)
+    result = table(rows)
+    print(result)
+    if args.write:
+        command = "python bench/job_time.py" + (f" --before {args.before}" if args.before else "")
+        body = f"{SECTION}\n\nCommand: `{command} --write` ({os.cpu_count()} cores).\n\n{result}\n"
+        replace_section(SECTION, body, DOC)
+
+
+if __name__ == "__main__":
+    main()
