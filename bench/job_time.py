@@ -197,6 +197,7 @@ def run_job(http: httpx.Client, model_id: str, dataset_id: str, method: str) -> 
     if job["status"] != "succeeded":
         raise RuntimeError(f"{method} job {job['status']}: {job.get('error')}")
     report = http.get(f"/v1/jobs/{job_id}/report").json()
+    print(f"{method}: {total:.1f} s, timings {report.get('timings')}", flush=True)
     return JobTime(method, total, dict(report.get("timings", {})), _quality(report))
 
 

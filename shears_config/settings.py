@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         default=8 * 1024**3, ge=256 * 1024**2, description="Address-space limit of a job."
     )
     reconcile_interval_s: float = Field(default=30.0, gt=0)
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+        description="Where a job's calibration statistics and SparseGPT solves run: auto (a "
+        "CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N. cuda on a worker "
+        "without a GPU fails the job with an error naming this setting.",
+    )
     api_keys: dict[str, str] = Field(
         default_factory=dict,
         description='API key digest -> tenant, e.g. {"sha256:9f86…": "acme"} (`shears keys new '

@@ -77,7 +77,8 @@ def _prune(
 
     datasets = {name: workdir / rel for name, rel in dict(request.get("datasets") or {}).items()}
     out_dir = workdir / protocol.OUTPUT_DIR
-    result = prune(model, dict(request["spec"]), out_dir, fmt, progress, datasets)
+    device = str(request.get("device") or "cpu")  # the worker's SHEARS_DEVICE
+    result = prune(model, dict(request["spec"]), out_dir, fmt, progress, datasets, device)
     artifacts = {name: _relative(Path(path), workdir) for name, path in result.artifacts.items()}
     return {"artifacts": artifacts, "report": result.report}
 

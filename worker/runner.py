@@ -161,6 +161,7 @@ def _prepare_inputs(
         "format": model.format,
         "spec": job.spec,
         "datasets": datasets,
+        "device": ctx.settings.device,
     }
     return request, model.format
 

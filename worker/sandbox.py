@@ -32,6 +32,7 @@ _ENV_KEEP = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",  # which GPUs the worker may use (the `device` setting)
 )
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 _MAX_LINE = 1 << 16

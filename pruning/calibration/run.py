@@ -10,6 +10,7 @@ from typing import Any
 
 from pruning.calibration.dataset import load_calibration, require_calibration
 from pruning.calibration.outputs import compare_on_data, first_outputs
+from pruning.device import current_device
 from pruning.errors import InvalidSpec
 from pruning.inputs import InputPlan
 from pruning.layers import LayerPlan
@@ -55,6 +56,7 @@ def prune_calibrated(
         progress=lambda fraction: step("prune", fraction, {"method": name}),
         nm=spec.nm,
         nm_columns=frozenset(input_on_axis0(model)) if spec.nm else frozenset(),
+        device=current_device(),
     )
     dense = first_outputs(model, data, inputs.names)
     notes = method.prune(job)

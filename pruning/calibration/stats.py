@@ -1,41 +1,84 @@
 """Streaming statistics of layer inputs: memory is one accumulator per layer, whatever the
-number of samples."""
+number of samples. Each calibration batch's rows ``[tokens, columns]`` enter as a few large
+float32 products (no loop over samples), cut into chunks of at most ``CHUNK_ROWS`` rows so
+that a transfer to the device and the product's workspace stay bounded (im2col rows of a
+convolution can be many times the batch)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
 from pruning.calibration.capture import LayerInputs
 from pruning.calibration.dataset import CalibrationData
 
+CHUNK_ROWS = 16384
+CPU = torch.device("cpu")
+
+
+def chunks(rows: torch.Tensor, size: int = CHUNK_ROWS) -> Iterator[torch.Tensor]:
+    """Consecutive slices of at most ``size`` rows (views, no copy)."""
+    for start in range(0, rows.shape[0], size):
+        yield rows[start : start + size]
+
+
+def gram(batches: Iterable[torch.Tensor], device: torch.device = CPU) -> torch.Tensor:
+    """``X^T X`` in float32 on ``device`` over all rows of ``batches`` (each ``[tokens, cols]``);
+    ``X^T X = sum_c X_c^T X_c`` over row chunks."""
+    total: torch.Tensor | None = None
+    for batch in batches:
+        for part in chunks(batch):
+            x = part.to(device, torch.float32)
+            total = x.T @ x if total is None else total.addmm_(x.T, x)
+    assert total is not None, "no rows"
+    return total
+
+
+def sq_norms(batches: Iterable[torch.Tensor], device: torch.device = CPU) -> torch.Tensor:
+    """``||x_j||_2^2`` per column over all rows of ``batches``, in float32 on ``device``."""
+    total: torch.Tensor | None = None
+    for batch in batches:
+        for part in chunks(batch):
+            x = part.to(device, torch.float32)
+            part_sum = torch.einsum("ij,ij->j", x, x)  # no squared copy of the chunk
+            total = part_sum if total is None else total.add_(part_sum)
+    assert total is not None, "no rows"
+    return total
+
 
 def column_sq_norms(
-    inputs: LayerInputs, names: Sequence[str], data: CalibrationData
+    inputs: LayerInputs,
+    names: Sequence[str],
+    data: CalibrationData,
+    device: torch.device = CPU,
 ) -> dict[str, torch.Tensor]:
     """``||x_j||_2^2`` per input column of each layer, over every calibration token."""
     capture = inputs.open(names)
     sums: dict[str, torch.Tensor] = {}
     for feeds, _ in data.batches():
         for name, x in capture(feeds).items():
-            rows = inputs.geometry[name].rows(x).double()
-            part = rows.pow(2).sum(0)
-            sums[name] = sums[name] + part if name in sums else part
+            part = sq_norms([inputs.geometry[name].rows(x)], device)
+            sums[name] = sums[name].add_(part) if name in sums else part
     return sums
 
 
-def input_hessian(inputs: LayerInputs, name: str, data: CalibrationData) -> torch.Tensor:
+def input_hessian(
+    inputs: LayerInputs, name: str, data: CalibrationData, device: torch.device = CPU
+) -> torch.Tensor:
     """``H = 2 X X^T / n`` of one layer's inputs (SparseGPT, Frantar & Alistarh 2023, sec. 3),
-    the Hessian of the layerwise squared error ``||W X - W' X||^2``, with current weights."""
+    the Hessian of the layerwise squared error ``||W X - W' X||^2``, with current weights;
+    float32 on ``device``."""
     capture = inputs.open([name])
     geometry = inputs.geometry[name]
-    gram: torch.Tensor | None = None
     tokens = 0
-    for feeds, _ in data.batches():
-        rows = geometry.rows(capture(feeds)[name])
-        part = rows.T @ rows
-        gram = part if gram is None else gram + part
-        tokens += rows.shape[0]
-    assert gram is not None  # CalibrationData holds at least one sample
-    return gram * (2.0 / tokens)
+
+    def rows() -> Iterator[torch.Tensor]:
+        nonlocal tokens
+        for feeds, _ in data.batches():
+            batch = geometry.rows(capture(feeds)[name])
+            tokens += batch.shape[0]
+            yield batch
+
+    total = gram(rows(), device)
+    return total.mul_(2.0 / tokens)

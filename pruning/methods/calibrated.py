@@ -27,6 +27,7 @@ class CalibratedJob:
     progress: Callable[[float], None]
     nm: tuple[int, int] | None = None  # (n, m) for granularity n:m, else unstructured
     nm_columns: frozenset[str] = frozenset()  # tensors stored [in, out] (see masks/nm.py)
+    device: str = "cpu"  # where statistics and solves run: pruning.device.resolve_device
 
     def fraction(self, tensor: WeightTensor) -> float:
         return self.overrides.get(tensor.name, self.sparsity)

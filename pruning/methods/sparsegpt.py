@@ -20,6 +20,7 @@ import torch
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.geometry import split_rows
 from pruning.calibration.stats import input_hessian
+from pruning.device import resolve_device
 from pruning.errors import InvalidSpec
 from pruning.masks.nm import NMLayer
 from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer, nm_notes
@@ -41,6 +42,7 @@ class SparseGPTMethod(CalibratedMethod):
         inputs = layer_inputs(job.model, job.input_names)
         calibration_s = solve_s = 0.0
         layers: list[NMLayer] = []
+        device = resolve_device(job.device)
         for index, tensor in enumerate(job.tensors):
             matrix = inputs.geometry[tensor.name].matrix(tensor.values)
             if job.nm is not None:
@@ -49,7 +51,7 @@ class SparseGPTMethod(CalibratedMethod):
                     job.progress((index + 1) / len(job.tensors))
                     continue
             start = time.perf_counter()
-            hessian = input_hessian(inputs, tensor.name, job.data)
+            hessian = input_hessian(inputs, tensor.name, job.data, device)
             middle = time.perf_counter()
             weights = torch.from_numpy(np.array(matrix, np.float32))
             pruned = sparsegpt_layer(
@@ -78,10 +80,11 @@ def sparsegpt_layer(
     nm: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """The pruned ``[rows, cols]`` weights: exactly round(fraction * size) zeros, or with
-    ``nm = (n, m)`` exactly n zeros in every m consecutive columns of each row."""
+    ``nm = (n, m)`` exactly n zeros in every m consecutive columns of each row. The solve runs
+    on ``hessian``'s device; the result comes back on ``weights``' device, in float32."""
     # Work on W^T, so that each input column the algorithm visits is one contiguous row.
-    wt = weights.T.float().contiguous()
-    h = hessian.clone().float()
+    wt = weights.to(hessian.device, torch.float32).T.contiguous()
+    h = hessian.to(torch.float32, copy=True)
     dead = torch.diag(h) == 0  # inputs that are always zero carry no information
     h[dead, dead] = 1.0
     if nm is None:
@@ -97,19 +100,45 @@ def sparsegpt_layer(
         i2 = min(i1 + blocksize, cols)
         k = int(ends[number + 1] - ends[number])  # ... spread over blocks by their width
         errors = _prune_block(wt[i1:i2], hinv[i1:i2, i1:i2], k, nm, dead[i1:i2])
-        wt[i2:] -= hinv[i1:i2, i2:].T @ errors  # lazy batch update (sec. 3.4)
-    return wt.T
+        wt[i2:].addmm_(hinv[i1:i2, i2:].T, errors, alpha=-1.0)  # lazy batch update (sec. 3.4)
+    return wt.T.to(weights.device)
 
 
 def _upper_cholesky_of_inverse(h: torch.Tensor) -> torch.Tensor:
-    try:
-        lower = torch.linalg.cholesky(h)
-    except RuntimeError:  # LinAlgError: rank-deficient despite dampening, dampen harder
-        h = h + torch.eye(h.shape[0]) * 0.1 * torch.mean(torch.diag(h))
-        lower = torch.linalg.cholesky(h)
-    inverse = torch.cholesky_inverse(lower)
-    upper: torch.Tensor = torch.linalg.cholesky(inverse, upper=True)
-    return upper
+    """The upper factor ``U`` of ``H^-1 = U^T U``, in float32. The Cholesky factorization runs
+    in float64, where float32 would lose the small eigenvalues that dampening keeps; the
+    triangular inverse of the well-scaled factor is accurate in float32 (relative error
+    1e-7 measured at 4096, against a float64 solve).
+
+    With ``J`` the reversal permutation and ``J H J = L L^T``: ``H^-1 = J L^-T L^-1 J``, so
+    ``U = J L^-1 J`` (upper, as ``L^-1`` is lower). One Cholesky and one triangular inverse,
+    about ``2 n^3 / 3`` flops, where the reference's Cholesky, ``cholesky_inverse``, Cholesky
+    does twice that, and ``cholesky_inverse`` alone took 14 of 19 s at 4096 on CPU."""
+    flipped = h.double().flip(0, 1)
+    lower, info = torch.linalg.cholesky_ex(flipped)
+    if int(info):  # rank-deficient despite dampening: dampen harder
+        flipped.diagonal().add_(0.1 * torch.mean(torch.diag(flipped)))
+        lower = torch.linalg.cholesky(flipped)
+    lower = lower.float()
+    inverse = torch.zeros_like(lower)
+    _invert_lower(lower, inverse)
+    return inverse.flip(0, 1)
+
+
+def _invert_lower(lower: torch.Tensor, out: torch.Tensor, leaf: int = 64) -> None:
+    """``out = L^-1`` by halves, ``[[A, 0], [B, C]]^-1 = [[A^-1, 0], [-C^-1 B A^-1, C^-1]]``:
+    about ``n^3 / 3`` flops, nearly all in matrix products, written in place. torch has no
+    ``trtri``, and its triangular solve against the identity does ``n^3`` flops at a tenth
+    of the matrix product's rate (measured: 0.3 s here against 1.7 s at 4096)."""
+    n = lower.shape[0]
+    if n <= leaf:
+        identity = torch.eye(n, dtype=lower.dtype, device=lower.device)
+        out.copy_(torch.linalg.solve_triangular(lower, identity, upper=False))
+        return
+    half = n // 2
+    _invert_lower(lower[:half, :half], out[:half, :half], leaf)
+    _invert_lower(lower[half:, half:], out[half:, half:], leaf)
+    out[half:, :half] = (out[half:, half:] @ (lower[half:, :half] @ out[:half, :half])).neg_()
 
 
 def _prune_block(
@@ -124,22 +153,37 @@ def _prune_block(
     move their error onto the block's later columns; return the scaled errors
     ``(w - q) / [H^-1]_qq`` for the columns after the block."""
     diagonal = torch.diag(hinv1)
-    mask = torch.zeros(block.shape, dtype=torch.bool)
-    if nm is None and k:
-        saliency = _saliency(block, diagonal, dead)
-        mask.view(-1)[torch.topk(saliency.flatten(), k, largest=False).indices] = True
+    if nm is None:
+        keep = ~_lowest(_saliency(block, diagonal, dead), k)
+    else:
+        keep = torch.ones_like(block, dtype=torch.bool)
     errors = torch.empty_like(block)
     for i in range(block.shape[0]):
         if nm is not None and i % nm[1] == 0:
             group = slice(i, i + nm[1])
             saliency = _saliency(block[group], diagonal[group], dead[group])
             lowest = torch.topk(saliency, nm[0], dim=0, largest=False).indices
-            mask[group].scatter_(0, lowest, True)
-        q = block[i].masked_fill(mask[i], 0.0)
-        torch.div(block[i] - q, hinv1[i, i], out=errors[i])
-        block[i:].addr_(hinv1[i, i:], errors[i], alpha=-1.0)  # OBS eq. 4, rank-1 update
-        block[i] = q
+            keep[group].scatter_(0, lowest, False)
+        torch.mul(block[i], ~keep[i], out=errors[i]).div_(diagonal[i])  # (w - q) / d
+        # OBS eq. 4, the rank-1 update of the later columns, as a k=1 product: ``addr_`` on
+        # a contiguous row of H^-1 took a slow path, 40x slower (measured, torch 2.x CPU).
+        block[i + 1 :].addmm_(hinv1[i : i + 1, i + 1 :].T, errors[i : i + 1], alpha=-1.0)
+        block[i].mul_(keep[i])  # q: exact zeros where pruned
     return errors
+
+
+def _lowest(values: torch.Tensor, k: int) -> torch.Tensor:
+    """A mask of exactly ``k`` smallest ``values`` (ties broken by position): a selection in
+    linear time, where a top-k of half a 128 x 4096 block sorts (measured 30 ms a block)."""
+    flat = values.flatten()
+    chosen = torch.zeros_like(flat, dtype=torch.bool)
+    if k == 0:
+        return chosen.view_as(values)
+    threshold = torch.kthvalue(flat, k).values
+    torch.lt(flat, threshold, out=chosen)
+    ties = torch.nonzero(flat == threshold).flatten()
+    chosen[ties[: k - int(chosen.sum())]] = True
+    return chosen.view_as(values)
 
 
 def _saliency(columns: torch.Tensor, diagonal: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
