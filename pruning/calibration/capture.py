@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+from pruning.calibration.dataset import CalibrationData
 from pruning.calibration.onnx_capture import Capture, OnnxLayerInputs
+from pruning.calibration.onnx_segments import Group, OnnxSegments, segmentable
 from pruning.calibration.torchscript_capture import TorchScriptLayerInputs
 from pruning.errors import Unsupported
 from pruning.models.base import ModelAdapter
@@ -22,4 +24,20 @@ def layer_inputs(model: ModelAdapter, input_names: Sequence[str]) -> LayerInputs
     raise Unsupported(f"calibration is not available for {model.format} models")
 
 
-__all__ = ["Capture", "LayerInputs", "layer_inputs"]
+def layer_sequence(
+    inputs: LayerInputs, names: Sequence[str], data: CalibrationData
+) -> Iterator[Group]:
+    """Groups of layers with their input per calibration chunk, each captured with every
+    layer before it as the caller left it: prune a group before asking for the next.
+
+    ONNX graphs run segment by segment (one forward of each segment in all); TorchScript and
+    graphs with subgraphs run the whole model once per layer, from the current weights."""
+    if isinstance(inputs, OnnxLayerInputs) and segmentable(inputs):
+        yield from OnnxSegments(inputs, names).groups(data)
+        return
+    for name in names:
+        capture = inputs.open([name])
+        yield [name], [capture(feeds)[name] for feeds, _ in data.batches()]
+
+
+__all__ = ["Capture", "Group", "LayerInputs", "layer_inputs", "layer_sequence"]

@@ -18,6 +18,9 @@ from pruning.models.base import Array
 from pruning.models.onnx_model import OnnxModel, session_for
 
 Capture = Callable[[Mapping[str, Array]], dict[str, torch.Tensor]]
+# Calibration forwards are throughput, not a latency figure: ONNX Runtime's default of one
+# thread per physical core (0) halves them on two cores against the one thread of latency.
+CALIBRATION_THREADS = 0
 
 
 class OnnxLayerInputs:
@@ -31,7 +34,11 @@ class OnnxLayerInputs:
                     self.geometry[tensor.name] = _geometry(node, tensor.name)
                     self._sources[tensor.name] = node.input[0]
 
-    def open(self, names: Sequence[str], threads: int = 1) -> Capture:
+    def source(self, name: str) -> str:
+        """The tensor that the node of layer ``name`` reads as its input."""
+        return self._sources[name]
+
+    def open(self, names: Sequence[str], threads: int = CALIBRATION_THREADS) -> Capture:
         """A function from feeds to the inputs of the layers ``names``, current weights."""
         proto = current_proto(self.model)
         graph_inputs = {i.name for i in proto.graph.input}

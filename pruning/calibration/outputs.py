@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from pruning.calibration.dataset import CalibrationData
-from pruning.calibration.onnx_capture import current_proto
+from pruning.calibration.onnx_capture import CALIBRATION_THREADS, current_proto
 from pruning.models.base import Array, ModelAdapter
 from pruning.models.onnx_model import OnnxModel, session_for
 from pruning.models.torchscript_model import TorchScriptModel
@@ -23,7 +23,8 @@ def first_outputs(model: ModelAdapter, data: CalibrationData, names: Sequence[st
     """The model's first output for every calibration sample, with the weights as they are."""
     parts = []
     if isinstance(model, OnnxModel):
-        session = session_for(current_proto(model).SerializeToString(), threads=1)
+        proto = current_proto(model).SerializeToString()
+        session = session_for(proto, threads=CALIBRATION_THREADS)
         parts = [np.asarray(session.run(None, dict(feeds))[0]) for feeds, _ in data.batches()]
     elif isinstance(model, TorchScriptModel):
         with torch.no_grad():

@@ -53,7 +53,9 @@ def prune_calibrated(
         overrides=dict(plan.overrides),
         data=data,
         input_names=inputs.names,
-        progress=lambda fraction: step("prune", fraction, {"method": name}),
+        progress=lambda fraction, layer=None: step(
+            "prune", fraction, {"method": name} | ({"layer": layer} if layer else {})
+        ),
         nm=spec.nm,
         nm_columns=frozenset(input_on_axis0(model)) if spec.nm else frozenset(),
         device=current_device(),

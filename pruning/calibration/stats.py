@@ -12,6 +12,7 @@ import torch
 
 from pruning.calibration.capture import LayerInputs
 from pruning.calibration.dataset import CalibrationData
+from pruning.calibration.geometry import LayerGeometry
 
 CHUNK_ROWS = 16384
 CPU = torch.device("cpu")
@@ -41,7 +42,8 @@ def sq_norms(batches: Iterable[torch.Tensor], device: torch.device = CPU) -> tor
     for batch in batches:
         for part in chunks(batch):
             x = part.to(device, torch.float32)
-            part_sum = torch.einsum("ij,ij->j", x, x)  # no squared copy of the chunk
+            # A squared copy of one chunk is cheap; einsum("ij,ij->j") measured 6x slower.
+            part_sum = x.square().sum(0)
             total = part_sum if total is None else total.add_(part_sum)
     assert total is not None, "no rows"
     return total
@@ -70,13 +72,20 @@ def input_hessian(
     the Hessian of the layerwise squared error ``||W X - W' X||^2``, with current weights;
     float32 on ``device``."""
     capture = inputs.open([name])
-    geometry = inputs.geometry[name]
+    captured = (capture(feeds)[name] for feeds, _ in data.batches())
+    return hessian_of(inputs.geometry[name], captured, device)
+
+
+def hessian_of(
+    geometry: LayerGeometry, captured: Iterable[torch.Tensor], device: torch.device = CPU
+) -> torch.Tensor:
+    """``H = 2 X X^T / n`` from a layer's captured inputs, one tensor per calibration chunk."""
     tokens = 0
 
     def rows() -> Iterator[torch.Tensor]:
         nonlocal tokens
-        for feeds, _ in data.batches():
-            batch = geometry.rows(capture(feeds)[name])
+        for x in captured:
+            batch = geometry.rows(x)
             tokens += batch.shape[0]
             yield batch
 

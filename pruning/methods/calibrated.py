@@ -5,14 +5,20 @@ weight tensor, so they are not ``Scorer``s. Each one prunes ``job.tensors`` in p
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pruning.calibration.dataset import CalibrationData
 from pruning.masks.nm import NMLayer
 from pruning.models.base import ModelAdapter
 from pruning.tensors import WeightTensor
+
+
+class LayerProgress(Protocol):
+    """How far the method is, and the layer it has just calibrated (shown in job events)."""
+
+    def __call__(self, fraction: float, layer: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,7 @@ class CalibratedJob:
     overrides: dict[str, float]
     data: CalibrationData
     input_names: list[str]
-    progress: Callable[[float], None]
+    progress: LayerProgress
     nm: tuple[int, int] | None = None  # (n, m) for granularity n:m, else unstructured
     nm_columns: frozenset[str] = frozenset()  # tensors stored [in, out] (see masks/nm.py)
     device: str = "cpu"  # where statistics and solves run: pruning.device.resolve_device

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from pruning.calibration.capture import layer_inputs
-from pruning.calibration.geometry import split_rows
-from pruning.calibration.stats import input_hessian
+from pruning.calibration.capture import layer_inputs, layer_sequence
+from pruning.calibration.geometry import LayerGeometry, split_rows
+from pruning.calibration.stats import hessian_of
 from pruning.device import resolve_device
 from pruning.errors import InvalidSpec
 from pruning.masks.nm import NMLayer
@@ -40,27 +40,41 @@ class SparseGPTMethod(CalibratedMethod):
 
     def prune(self, job: CalibratedJob) -> dict[str, Any]:
         inputs = layer_inputs(job.model, job.input_names)
+        tensors = {t.name: t for t in job.tensors}
         calibration_s = solve_s = 0.0
         layers: list[NMLayer] = []
         device = resolve_device(job.device)
-        for index, tensor in enumerate(job.tensors):
-            matrix = inputs.geometry[tensor.name].matrix(tensor.values)
-            if job.nm is not None:
-                layers.append(nm_layer(tensor.name, matrix.shape[0], matrix.shape[1], job.nm[1]))
-                if not layers[-1].pruned:  # left dense, named in the report
-                    job.progress((index + 1) / len(job.tensors))
-                    continue
-            start = time.perf_counter()
-            hessian = input_hessian(inputs, tensor.name, job.data, device)
-            middle = time.perf_counter()
-            weights = torch.from_numpy(np.array(matrix, np.float32))
-            pruned = sparsegpt_layer(
-                weights, hessian, job.fraction(tensor), self.blocksize, self.percdamp, job.nm
-            )
-            matrix[...] = pruned.numpy().astype(matrix.dtype)
-            calibration_s += middle - start
-            solve_s += time.perf_counter() - middle
-            job.progress((index + 1) / len(job.tensors))
+        done = 0
+        start = time.perf_counter()
+        # Layers in graph order, each group captured once with the layers before it pruned.
+        for names, captured in layer_sequence(inputs, list(tensors), job.data):
+            hessians: dict[LayerGeometry, torch.Tensor] = {}  # q, k and v share one
+            for name in names:
+                geometry = inputs.geometry[name]
+                matrix = geometry.matrix(tensors[name].values)
+                done += 1
+                if job.nm is not None:
+                    layers.append(nm_layer(name, matrix.shape[0], matrix.shape[1], job.nm[1]))
+                    if not layers[-1].pruned:  # left dense, named in the report
+                        job.progress(done / len(tensors), name)
+                        continue
+                if geometry not in hessians:
+                    hessians[geometry] = hessian_of(geometry, captured, device)
+                middle = time.perf_counter()
+                calibration_s += middle - start
+                weights = torch.from_numpy(np.array(matrix, np.float32))
+                pruned = sparsegpt_layer(
+                    weights,
+                    hessians[geometry],
+                    job.fraction(tensors[name]),
+                    self.blocksize,
+                    self.percdamp,
+                    job.nm,
+                )
+                matrix[...] = pruned.numpy().astype(matrix.dtype)
+                start = time.perf_counter()
+                solve_s += start - middle
+                job.progress(done / len(tensors), name)
         notes = {"scope_applied": "layerwise"} if job.nm is None else nm_notes(job.nm, layers)
         return {
             "calibration_s": round(calibration_s, 4),

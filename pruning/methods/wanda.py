@@ -37,7 +37,7 @@ class WandaMethod(CalibratedMethod):
                 prune_rows(matrix, scores, job.fraction(tensor))
             else:
                 layers.append(prune_groups(tensor.name, matrix, scores, *job.nm))
-            job.progress((index + 1) / len(job.tensors))
+            job.progress((index + 1) / len(job.tensors), tensor.name)
         notes = {"scope_applied": "per output row"} if job.nm is None else nm_notes(job.nm, layers)
         return {"calibration_s": round(calibration_s, 4), **notes}
 
