@@ -16,6 +16,7 @@ import numpy as np
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.geometry import split_rows
 from pruning.calibration.stats import column_sq_norms
+from pruning.device import resolve_device
 from pruning.masks.nm import NMLayer, nm_matrix_mask
 from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer, nm_notes
 from pruning.tensors import FloatArray
@@ -27,12 +28,13 @@ class WandaMethod(CalibratedMethod):
     def prune(self, job: CalibratedJob) -> dict[str, Any]:
         start = time.perf_counter()
         inputs = layer_inputs(job.model, job.input_names)
-        norms = column_sq_norms(inputs, [t.name for t in job.tensors], job.data)
+        device = resolve_device(job.device)
+        norms = column_sq_norms(inputs, [t.name for t in job.tensors], job.data, device)
         calibration_s = time.perf_counter() - start
         layers: list[NMLayer] = []
         for index, tensor in enumerate(job.tensors):
             matrix = inputs.geometry[tensor.name].matrix(tensor.values)
-            scores = np.abs(matrix) * np.sqrt(norms[tensor.name].numpy())[None, :]
+            scores = np.abs(matrix) * np.sqrt(norms[tensor.name].cpu().numpy())[None, :]
             if job.nm is None:
                 prune_rows(matrix, scores, job.fraction(tensor))
             else:
