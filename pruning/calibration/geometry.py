@@ -6,12 +6,14 @@ convolutions (Frantar & Alistarh 2023, sec. 3)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pruning.errors import Unsupported
 from pruning.tensors import FloatArray
 
 
@@ -39,6 +41,23 @@ class LayerGeometry:
         x = F.pad(x, (left, right, top, bottom))
         patches = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)
         return patches.transpose(1, 2).reshape(-1, patches.shape[1])
+
+    def stack(self, uses: Sequence[torch.Tensor], name: str) -> torch.Tensor:
+        """The inputs of every use of one weight (a layer applied twice, tied weights) as one
+        input: the layerwise error of a shared weight is the sum over its uses,
+        ``sum_u ||W X_u - W' X_u||^2``, so its statistics are those of the uses' rows
+        stacked. Linear inputs are stacked as rows; conv inputs along the batch axis."""
+        if len(uses) == 1:
+            return uses[0]
+        if self.kind == "linear":
+            return torch.cat([x.reshape(-1, x.shape[-1]) for x in uses])
+        if len({tuple(x.shape[1:]) for x in uses}) > 1:
+            raise Unsupported(
+                f"layer {name!r} is applied to inputs of different shapes; exclude it with "
+                "layers.exclude",
+                field="layers",
+            )
+        return torch.cat(list(uses))
 
 
 def conv_geometry(

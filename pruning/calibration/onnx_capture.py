@@ -26,24 +26,32 @@ CALIBRATION_THREADS = 0
 class OnnxLayerInputs:
     def __init__(self, model: OnnxModel) -> None:
         self.model = model
-        self._sources: dict[str, str] = {}  # weight name -> name of the tensor feeding it
+        self._sources: dict[str, list[str]] = {}  # weight -> the tensor each use reads
         self.geometry: dict[str, LayerGeometry] = {}
+        prunable = {tensor.name for tensor in model.prunable()}
         for node in model.proto.graph.node:
-            for tensor in model.prunable():
-                if tensor.name in node.input and tensor.name not in self.geometry:
-                    self.geometry[tensor.name] = _geometry(node, tensor.name)
-                    self._sources[tensor.name] = node.input[0]
+            for weight in (name for name in node.input if name in prunable):
+                geometry = _geometry(node, weight)
+                if self.geometry.setdefault(weight, geometry) != geometry:
+                    raise Unsupported(
+                        f"layer {weight!r} is used by nodes that read it differently "
+                        f"({node.op_type} {node.name!r}); exclude it with layers.exclude",
+                        field="layers",
+                    )
+                self._sources.setdefault(weight, []).append(node.input[0])
 
-    def source(self, name: str) -> str:
-        """The tensor that the node of layer ``name`` reads as its input."""
+    def sources(self, name: str) -> list[str]:
+        """The tensor read by each node that uses weight ``name``, in graph order: one for a
+        layer, more for a weight used twice (a layer applied twice, tied weights)."""
         return self._sources[name]
 
     def open(self, names: Sequence[str], threads: int = CALIBRATION_THREADS) -> Capture:
-        """A function from feeds to the inputs of the layers ``names``, current weights."""
+        """A function from feeds to the inputs of the layers ``names``, current weights; a
+        weight used more than once gets the inputs of all its uses, stacked."""
         proto = current_proto(self.model)
         graph_inputs = {i.name for i in proto.graph.input}
         present = {o.name for o in proto.graph.output}
-        wanted = sorted({self._sources[n] for n in names} - graph_inputs)
+        wanted = sorted({s for n in names for s in self._sources[n]} - graph_inputs)
         for source in wanted:
             if source not in present:
                 proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(source))
@@ -52,9 +60,13 @@ class OnnxLayerInputs:
         def capture(feeds: Mapping[str, Array]) -> dict[str, torch.Tensor]:
             got = dict(zip(wanted, session.run(wanted, dict(feeds)), strict=True)) if wanted else {}
             got.update({k: v for k, v in feeds.items() if k in graph_inputs})
-            return {n: torch.from_numpy(np.asarray(got[self._sources[n]])) for n in names}
+            return {n: self.stacked(n, [got[s] for s in self._sources[n]]) for n in names}
 
         return capture
+
+    def stacked(self, name: str, uses: Sequence[Array]) -> torch.Tensor:
+        tensors = [torch.from_numpy(np.asarray(x)) for x in uses]
+        return self.geometry[name].stack(tensors, name)
 
 
 def current_proto(model: OnnxModel) -> onnx.ModelProto:

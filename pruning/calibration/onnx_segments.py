@@ -1,19 +1,12 @@
-"""Segment-wise calibration of an ONNX graph: each layer costs one segment's forward pass.
-
-The graph (its nodes are topologically sorted, as ONNX requires) is cut before the first node
-that reads each group of layers; layers reading the same tensor (q, k and v) form one group
-and one cut. The calibration batch runs through segment 1, the caller prunes the layers of
-group 1, segment 2 is built with those pruned weights and run from the state at the cut, and
-so on: every node runs once, with the weights current when its segment runs, which is what
-the sequential scheme of SparseGPT (Frantar & Alistarh 2023, sec. 3) asks for. The state at
-a cut is every tensor produced before it and read after it (the residual stream, attention
-masks, graph inputs read later), not only the layer input.
-"""
+"""Segment-wise calibration of an ONNX graph (the walk is ``pruning.calibration.segments``):
+a segment is a sub-model of consecutive nodes whose inputs are the tensors live at its start
+and whose outputs are those read after its end, built with the weights current when it runs
+(one ONNX Runtime session per segment)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -22,29 +15,24 @@ from onnx import numpy_helper
 
 from pruning.calibration.dataset import CalibrationData
 from pruning.calibration.onnx_capture import CALIBRATION_THREADS, OnnxLayerInputs
+from pruning.calibration.segments import Group, SegmentWalk, State
 from pruning.models.base import Array
 from pruning.models.onnx_model import session_for
-
-State = dict[str, Array]  # tensor name -> value, for one chunk of the calibration batch
-Group = tuple[list[str], list[torch.Tensor]]  # layer names, their shared input per chunk
 
 
 def segmentable(inputs: OnnxLayerInputs) -> bool:
     """Cuts need every read to be a node input: subgraphs (If, Loop, Scan) read outer
-    tensors implicitly, so such graphs keep the whole-model capture."""
+    tensors implicitly, so such graphs keep the whole-model capture (as do layers whose
+    input is itself a constant)."""
     graph_kinds = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-    nodes = inputs.model.proto.graph.node
-    return not any(a.type in graph_kinds for node in nodes for a in node.attribute)
+    graph = inputs.model.proto.graph
+    constants = {init.name for init in graph.initializer}
+    sources = {s for name in inputs.geometry for s in inputs.sources(name)}
+    subgraphs = any(a.type in graph_kinds for node in graph.node for a in node.attribute)
+    return not subgraphs and not sources & constants
 
 
-@dataclass(frozen=True)
-class _Cut:
-    at: int  # index of the first node that reads the group's input
-    source: str  # the tensor the group's layers read
-    names: list[str]
-
-
-class OnnxSegments:
+class OnnxSegments(SegmentWalk):
     def __init__(
         self, inputs: OnnxLayerInputs, names: Sequence[str], threads: int = CALIBRATION_THREADS
     ) -> None:
@@ -52,29 +40,21 @@ class OnnxSegments:
         self.proto = inputs.model.proto
         self.nodes = list(self.proto.graph.node)
         self.initializers = {init.name: init for init in self.proto.graph.initializer}
-        self.cuts = self._cuts(names)
-
-    def groups(self, data: CalibrationData) -> Iterator[Group]:
-        """Each group's layers and input, in graph order; prune a group before the next."""
-        states: list[State] = [dict(feeds) for feeds, _ in data.batches()]
-        start = 0
-        for cut in self.cuts:
-            states = self._advance(states, start, cut.at)
-            start = cut.at
-            yield cut.names, [torch.from_numpy(np.asarray(s[cut.source])) for s in states]
-
-    def _cuts(self, names: Sequence[str]) -> list[_Cut]:
-        first_read: dict[str, int] = {}
+        first_read: dict[Hashable, int] = {}
         for index, node in enumerate(self.nodes):
             for name in node.input:
                 first_read.setdefault(name, index)
-        by_source: dict[str, list[str]] = {}
-        for name in sorted(names, key=lambda n: first_read[n]):
-            by_source.setdefault(self.inputs.source(name), []).append(name)
-        cuts = [_Cut(first_read[src], src, group) for src, group in by_source.items()]
-        return sorted(cuts, key=lambda c: c.at)
+        super().__init__(first_read, {n: inputs.sources(n) for n in names}, names)
 
-    def _advance(self, states: list[State], start: int, stop: int) -> list[State]:
+    def groups(self, data: CalibrationData) -> Iterator[Group]:
+        """Each group's layers and input, in graph order; prune a group before the next."""
+        states: list[State] = [{k: v for k, v in feeds.items()} for feeds, _ in data.batches()]
+        return self.walk(states)
+
+    def stacked(self, name: str, uses: Sequence[Any]) -> torch.Tensor:
+        return self.inputs.stacked(name, uses)
+
+    def advance(self, states: list[State], start: int, stop: int) -> list[State]:
         """Run nodes ``[start, stop)`` on each chunk; keep what is read from ``stop`` on."""
         live = self._read_from(stop)
         segment = self.nodes[start:stop]

@@ -26,10 +26,16 @@ class TorchScriptLayerInputs:
         self.input_names = list(input_names)
         self.geometry: dict[str, LayerGeometry] = {}
         shapes = {t.name: t.values.shape for t in model.prunable()}
-        for node in _inlined(model.module).nodes():
-            name = _weight_name(node)
-            if name in shapes and name not in self.geometry:
-                self.geometry[name] = _geometry(node, name, shapes[name][2:])
+        for node in inlined(model.module).nodes():
+            name = weight_name(node)
+            if name in shapes:
+                geometry = _geometry(node, name, shapes[name][2:])
+                if self.geometry.setdefault(name, geometry) != geometry:
+                    raise Unsupported(
+                        f"layer {name!r} is applied as different operations; exclude it with "
+                        "layers.exclude",
+                        field="layers",
+                    )
         missing = [t.name for t in model.prunable() if t.name not in self.geometry]
         if missing:
             raise Unsupported(
@@ -39,18 +45,16 @@ class TorchScriptLayerInputs:
             )
 
     def open(self, names: Sequence[str], threads: int = 1) -> Capture:
-        graph = _inlined(self.model.module)
-        wanted = set(names)
-        values: dict[str, Any] = {}
-        for node in graph.nodes():
-            name = _weight_name(node)
-            if name in wanted and name not in values:
-                values[name] = node.inputsAt(0)
-        order = list(values)
-        tup = graph.create("prim::TupleConstruct", [values[n] for n in order])
+        """A function from feeds to the inputs of the layers ``names``, current weights; a
+        weight used more than once gets the inputs of all its uses, stacked."""
+        graph = inlined(self.model.module)
+        uses = layer_uses(graph, names)
+        order = list(dict.fromkeys(v for values in uses.values() for v in values))
+        tup = graph.create("prim::TupleConstruct", order)
         graph.appendNode(tup)
-        tup.output().setType(torch._C.TupleType([values[n].type() for n in order]))
-        graph.eraseOutput(0)
+        tup.output().setType(torch._C.TupleType([v.type() for v in order]))
+        for index in reversed(range(len(list(graph.outputs())))):
+            graph.eraseOutput(index)
         graph.registerOutput(tup.output())
         torch._C._jit_pass_dce(graph)
         function = torch._C._create_function_from_graph("shears_capture", graph)
@@ -59,19 +63,34 @@ class TorchScriptLayerInputs:
         def capture(feeds: Mapping[str, Array]) -> dict[str, torch.Tensor]:
             args = [torch.from_numpy(feeds[n]) for n in self.input_names]
             with torch.no_grad():
-                out = function(module, *args)
-            return {n: t.detach() for n, t in zip(order, out, strict=True)}
+                out = dict(zip(order, function(module, *args), strict=True))
+            return {n: self.stacked(n, [out[v] for v in uses[n]]) for n in names}
 
         return capture
 
+    def stacked(self, name: str, uses: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.geometry[name].stack([x.detach() for x in uses], name)
 
-def _inlined(module: torch.jit.ScriptModule) -> Any:
+
+def layer_uses(graph: Any, names: Sequence[str]) -> dict[str, list[Any]]:
+    """The value each ``aten::linear`` / conv node of weight ``names`` reads, per weight, in
+    graph order (several for a weight used more than once)."""
+    wanted = set(names)
+    uses: dict[str, list[Any]] = {name: [] for name in names}
+    for node in graph.nodes():
+        name = weight_name(node)
+        if name in wanted:
+            uses[name].append(node.inputsAt(0))
+    return uses
+
+
+def inlined(module: torch.jit.ScriptModule) -> Any:
     graph = getattr(module.forward, "graph").copy()  # noqa: B009  (a ScriptMethod attribute)
     torch._C._jit_pass_inline(graph)
     return graph
 
 
-def _weight_name(node: Any) -> str | None:
+def weight_name(node: Any) -> str | None:
     """``conv.weight`` for a linear/conv node whose weight is a module attribute."""
     if node.kind() != "aten::linear" and node.kind() not in _CONVS:
         return None
