@@ -29,13 +29,12 @@ from typing import Any
 
 import httpx
 import numpy as np
-import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+from benchmodels import VOCAB, bert_like_encoder, export_encoder  # noqa: E402
 
 from tests.support.processes import free_port  # noqa: E402
 
@@ -45,77 +44,18 @@ FINAL = ("succeeded", "failed", "cancelled")
 METHODS = ("magnitude", "wanda", "sparsegpt")
 # Issue 14's goals on this 2-core machine, end to end and for the pruning stage alone.
 GOALS = {"magnitude": (10.0, None), "wanda": (15.0, None), "sparsegpt": (20.0, 10.0)}
-VOCAB, WIDTH, LAYERS, HEADS, FFN, SEQ, SAMPLES = 30522, 384, 6, 12, 1536, 128, 128
-
-
-class Block(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.query, self.key, self.value = (nn.Linear(WIDTH, WIDTH) for _ in range(3))
-        self.output = nn.Linear(WIDTH, WIDTH)
-        self.norm1, self.norm2 = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
-        self.up, self.down = nn.Linear(WIDTH, FFN), nn.Linear(FFN, WIDTH)
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        batch, seq, _ = x.shape
-
-        def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(batch, seq, HEADS, WIDTH // HEADS).transpose(1, 2)
-
-        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scores = q @ k.transpose(-1, -2) / (WIDTH // HEADS) ** 0.5 + bias
-        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, WIDTH)
-        x = self.norm1(x + self.output(context))
-        out: torch.Tensor = self.norm2(x + self.down(nn.functional.gelu(self.up(x))))
-        return out
-
-
-class Encoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.words = nn.Embedding(VOCAB, WIDTH)
-        self.positions = nn.Embedding(512, WIDTH)
-        self.norm = nn.LayerNorm(WIDTH)
-        self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
-        x = self.norm(self.words(input_ids) + self.positions(positions))
-        mask = attention_mask.unsqueeze(1).unsqueeze(2).float()
-        bias = (1.0 - mask) * -10000.0
-        for block in self.blocks:
-            x = block(x, bias)
-        # BERT's pooling: the first token's state (finite even when every mask is zero).
-        pooled: torch.Tensor = x[:, 0]
-        return pooled
+SEQ, SAMPLES = 128, 128
 
 
 def build_encoder(directory: Path) -> tuple[Path, Path]:
     """The ONNX encoder and its calibration `.npz` (token ids and masks of varied lengths)."""
-    torch.manual_seed(0)
-    net = Encoder().eval()
-    for module in net.modules():
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)  # BERT's initialisation
+    net = bert_like_encoder()
     rng = np.random.default_rng(0)
     ids = rng.integers(1000, VOCAB, size=(SAMPLES, SEQ), dtype=np.int64)
     lengths = rng.integers(SEQ // 4, SEQ + 1, size=SAMPLES)
     mask = (np.arange(SEQ)[None, :] < lengths[:, None]).astype(np.int64)
     ids[mask == 0] = 0
-    model = directory / "encoder.onnx"
-    torch.onnx.export(
-        net,
-        (torch.from_numpy(ids[:2]), torch.from_numpy(mask[:2])),
-        str(model),
-        dynamo=False,
-        input_names=["input_ids", "attention_mask"],
-        output_names=["embedding"],
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "seq"},
-            "attention_mask": {0: "batch", 1: "seq"},
-            "embedding": {0: "batch"},
-        },
-    )
+    model = export_encoder(net, ids[:2], mask[:2], directory / "encoder.onnx")
     data = directory / "calibration.npz"
     np.savez(data, input_ids=ids, attention_mask=mask)
     return model, data

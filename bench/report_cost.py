@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+from benchmodels import bert_like_encoder, export_encoder  # noqa: E402
 
 from pruning import prune  # noqa: E402
 from pruning.formats import encodings as enc  # noqa: E402
@@ -63,7 +64,7 @@ from pruning.spec import LatencySpec  # noqa: E402
 
 SECTION = "## Report and latency cost"
 MLP_WIDTH, MLP_LAYERS = 4096, 6
-VOCAB, WIDTH, LAYERS, HEADS, FFN, SEQ = 30522, 384, 6, 12, 1536, 128
+SEQ = 128
 T = TypeVar("T")
 LATENCY_HEADERS = ["path", "iterations", "stopped by", "time (s)", "speedup", "95% CI", "verdict"]
 
@@ -116,50 +117,9 @@ def build_mlp(path: Path) -> Path:
     return export(nn.Sequential(*layers).eval(), (torch.zeros(1, MLP_WIDTH),), ["x"], path)
 
 
-class Block(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.query, self.key, self.value, self.output = (nn.Linear(WIDTH, WIDTH) for _ in "qkvo")
-        self.norm1, self.norm2 = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
-        self.up, self.down = nn.Linear(WIDTH, FFN), nn.Linear(FFN, WIDTH)
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
-
-        def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(batch, SEQ, HEADS, WIDTH // HEADS).transpose(1, 2)
-
-        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scores = q @ k.transpose(-1, -2) / (WIDTH // HEADS) ** 0.5 + bias
-        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, SEQ, WIDTH)
-        x = self.norm1(x + self.output(context))
-        out: torch.Tensor = self.norm2(x + self.down(nn.functional.gelu(self.up(x))))
-        return out
-
-
-class Encoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.words, self.positions = nn.Embedding(VOCAB, WIDTH), nn.Embedding(512, WIDTH)
-        self.norm = nn.LayerNorm(WIDTH)
-        self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(SEQ).unsqueeze(0)
-        x = self.norm(self.words(input_ids) + self.positions(positions))
-        bias = (1.0 - attention_mask.unsqueeze(1).unsqueeze(2).float()) * -10000.0
-        for block in self.blocks:
-            x = block(x, bias)
-        pooled: torch.Tensor = x[:, 0]
-        return pooled
-
-
 def build_encoder(path: Path) -> Path:
-    torch.manual_seed(0)
-    ids = torch.zeros(2, SEQ, dtype=torch.int64)
-    return export(
-        Encoder().eval(), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"], path
-    )
+    ids = np.zeros((2, SEQ), np.int64)
+    return export_encoder(bert_like_encoder(), ids, np.ones_like(ids), path, dynamic_seq=False)
 
 
 def export(net: nn.Module, example: tuple[torch.Tensor, ...], names: list[str], path: Path) -> Path:

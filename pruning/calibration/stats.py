@@ -65,21 +65,12 @@ def column_sq_norms(
     return sums
 
 
-def input_hessian(
-    inputs: LayerInputs, name: str, data: CalibrationData, device: torch.device = CPU
-) -> torch.Tensor:
-    """``H = 2 X X^T / n`` of one layer's inputs (SparseGPT, Frantar & Alistarh 2023, sec. 3),
-    the Hessian of the layerwise squared error ``||W X - W' X||^2``, with current weights;
-    float32 on ``device``."""
-    capture = inputs.open([name])
-    captured = (capture(feeds)[name] for feeds, _ in data.batches())
-    return hessian_of(inputs.geometry[name], captured, device)
-
-
 def hessian_of(
     geometry: LayerGeometry, captured: Iterable[torch.Tensor], device: torch.device = CPU
 ) -> torch.Tensor:
-    """``H = 2 X X^T / n`` from a layer's captured inputs, one tensor per calibration chunk."""
+    """``H = 2 X X^T / n`` of a layer's inputs, one captured tensor per calibration chunk
+    (SparseGPT, Frantar & Alistarh 2023, sec. 3): the Hessian of the layerwise squared error
+    ``||W X - W' X||^2``; float32 on ``device``."""
     tokens = 0
 
     def rows() -> Iterator[torch.Tensor]:

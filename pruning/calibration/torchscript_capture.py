@@ -50,12 +50,7 @@ class TorchScriptLayerInputs:
         graph = inlined(self.model.module)
         uses = layer_uses(graph, names)
         order = list(dict.fromkeys(v for values in uses.values() for v in values))
-        tup = graph.create("prim::TupleConstruct", order)
-        graph.appendNode(tup)
-        tup.output().setType(torch._C.TupleType([v.type() for v in order]))
-        for index in reversed(range(len(list(graph.outputs())))):
-            graph.eraseOutput(index)
-        graph.registerOutput(tup.output())
+        return_tuple(graph, order)
         torch._C._jit_pass_dce(graph)
         function = torch._C._create_function_from_graph("shears_capture", graph)
         module = self.model.module._c
@@ -123,3 +118,13 @@ def _constant(value: Any) -> Any:
     if node.kind() == "prim::ListConstruct":
         return [_constant(v) for v in node.inputs()]
     return value.toIValue()
+
+
+def return_tuple(graph: Any, values: Sequence[Any]) -> None:
+    """Make ``graph`` return exactly ``values``, as one tuple, in place of its outputs."""
+    tup = graph.create("prim::TupleConstruct", list(values))
+    graph.appendNode(tup)
+    tup.output().setType(torch._C.TupleType([v.type() for v in values]))
+    for index in reversed(range(len(list(graph.outputs())))):
+        graph.eraseOutput(index)
+    graph.registerOutput(tup.output())

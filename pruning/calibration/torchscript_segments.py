@@ -19,6 +19,7 @@ from pruning.calibration.torchscript_capture import (
     TorchScriptLayerInputs,
     inlined,
     layer_uses,
+    return_tuple,
     weight_name,
 )
 
@@ -93,13 +94,7 @@ class ScriptSegments(SegmentWalk):
             argument = graph.addInput()
             argument.setType(values[name].type())
             values[name].replaceAllUsesWith(argument)
-        outputs = [values[name] for name in produced]
-        tup = graph.create("prim::TupleConstruct", outputs)
-        graph.appendNode(tup)
-        tup.output().setType(torch._C.TupleType([v.type() for v in outputs]))
-        for index in reversed(range(len(list(graph.outputs())))):
-            graph.eraseOutput(index)
-        graph.registerOutput(tup.output())
+        return_tuple(graph, [values[name] for name in produced])
         # Explicitly, not by dead-code elimination alone: an in-place operator outside the
         # segment (``x += ...``) mutates an input, which DCE must keep.
         outside = nodes[stop:][::-1] + nodes[:start][::-1]

@@ -168,17 +168,7 @@ def test_sparsegpt_leaves_the_weights_of_the_sequential_whole_model_scheme(
     (tmp_path / "naive").mkdir()
     naive = save(kind, form, tmp_path / "naive")
     data, events = calibration(), []
-    job = CalibratedJob(
-        model=segmented,
-        tensors=segmented.prunable(),
-        sparsity=0.5,
-        scope="layerwise",
-        overrides={},
-        data=data,
-        input_names=["x", "mask"],
-        progress=lambda fraction, layer=None: events.append(layer),
-    )
-    SparseGPTMethod().prune(job)
+    sparsegpt_half(segmented, data, events)
     reference = sequential_whole_model(naive, data, order=events)
     assert sorted(events) == sorted(names(segmented))  # each layer named as it is pruned
     for t in segmented.prunable():
@@ -189,17 +179,7 @@ def test_sparsegpt_leaves_the_weights_of_the_sequential_whole_model_scheme(
 def test_a_shared_layer_is_pruned_after_the_layers_between_its_uses(tmp_path: Path) -> None:
     events: list[str | None] = []
     model = save("reused", "onnx", tmp_path)
-    job = CalibratedJob(
-        model=model,
-        tensors=model.prunable(),
-        sparsity=0.5,
-        scope="layerwise",
-        overrides={},
-        data=calibration(),
-        input_names=["x", "mask"],
-        progress=lambda fraction, layer=None: events.append(layer),
-    )
-    SparseGPTMethod().prune(job)
+    sparsegpt_half(model, calibration(), events)
     shared, middle, head = names(model)  # in the order of their first use
     assert events == [middle, shared, head]
 
@@ -221,3 +201,18 @@ def sequential_whole_model(
             weights, hessian_of(geometry, captured), 0.5, 128, 0.01
         ).numpy()
     return {name: t.values.copy() for name, t in tensors.items()}
+
+
+def sparsegpt_half(model: ModelAdapter, data: CalibrationData, events: list[str | None]) -> None:
+    """SparseGPT to 50% layerwise, in place, each layer's name appended to ``events``."""
+    job = CalibratedJob(
+        model=model,
+        tensors=model.prunable(),
+        sparsity=0.5,
+        scope="layerwise",
+        overrides={},
+        data=data,
+        input_names=["x", "mask"],
+        progress=lambda fraction, layer=None: events.append(layer),
+    )
+    SparseGPTMethod().prune(job)

@@ -15,7 +15,7 @@ from pruning import prune
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.dataset import CalibrationData
 from pruning.calibration.geometry import split_rows
-from pruning.calibration.stats import column_sq_norms, gram, input_hessian, sq_norms
+from pruning.calibration.stats import column_sq_norms, gram, hessian_of, sq_norms
 from pruning.device import resolve_device
 from pruning.errors import Unsupported
 from pruning.methods.sparsegpt import (
@@ -209,7 +209,9 @@ def test_layer_statistics_of_a_real_model_equal_per_sample_sums(tmp_path: Path) 
     data = CalibrationData("cal", {"x": x}, None, samples=40, batch=16)
     inputs = layer_inputs(model, ["x"])
     second = [t.name for t in model.prunable()][1]  # fed by ReLU(Linear(x)): a captured input
-    hessian = input_hessian(inputs, second, data)
+    capture = inputs.open([second])
+    captured = [capture(feeds)[second] for feeds, _ in data.batches()]
+    hessian = hessian_of(inputs.geometry[second], captured)
     norms = column_sq_norms(inputs, [second], data)[second]
     with torch.no_grad():
         hidden = [net[1](net[0](torch.from_numpy(row[None]))).double() for row in x]
