@@ -14,11 +14,13 @@ class ModelFormat(StrEnum):
 
 
 class ModelStatus(StrEnum):
-    """`validating` until a worker has opened the model; `invalid` models cannot be pruned."""
+    """`validating` until a worker has opened the model; `invalid` models cannot be pruned;
+    `failed`: opening it broke in Shears, not in the file (POST .../inspect retries)."""
 
     validating = "validating"
     ready = "ready"
     invalid = "invalid"
+    failed = "failed"
 
 
 class PrunableTensor(BaseModel):
@@ -46,6 +48,7 @@ class Model(BaseModel):
                 {"name": "fc2.weight", "shape": [10, 256], "op": "Gemm"},
             ],
             "error": None,
+            "error_code": None,
             "created_at": "2026-11-25T08:00:00Z",
         }
     )
@@ -60,5 +63,10 @@ class Model(BaseModel):
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     prunable: list[PrunableTensor]
-    error: str | None = Field(description="Why the model is invalid; null otherwise.")
+    error: str | None = Field(description="Why the model is invalid or failed; null otherwise.")
+    error_code: str | None = Field(
+        default=None,
+        description="Stable code for `error`: invalid_model, unsupported_model, "
+        "unsupported_operator, timeout, resource_exhausted (invalid); internal_error (failed).",
+    )
     created_at: datetime

@@ -1,8 +1,9 @@
 """uploadModel: store the bytes, let a worker open them, wait a little for its verdict.
 
 The API never opens a model (TorchScript is code, and ONNX parsing belongs to the engine):
-a worker inspects it from the inspect queue and marks the row `ready` or `invalid`. A model
-that is refused leaves nothing behind: its row is deleted and its blob released.
+a worker inspects it from the inspect queue and marks the row `ready`, `invalid` or `failed`.
+A model that is refused leaves nothing behind: its row is deleted and its blob released. A
+`failed` one (Shears' fault, not the file's) is kept for `retry_inspection`.
 """
 
 import asyncio
@@ -13,9 +14,10 @@ from starlette.requests import Request
 
 from api_schemas import ModelFormat
 from service.blobs import release_blob
-from service.problems import BrokerUnavailable, Invalid
+from service.problems import BrokerUnavailable, Invalid, ProblemError
 from service.runtime import Services
 from service.uploads import Upload, display_name, receive_upload
+from shears_config.logging import current_request_id
 from storage import ModelRecord
 
 FIELDS = frozenset({"name", "format"})
@@ -41,7 +43,7 @@ async def upload_model(request: Request, services: Services, tenant: str) -> Mod
     )
     try:
         hint = declared.value if declared else None
-        await run_in_threadpool(services.tasks.inspect_model, record.id, hint)
+        await run_in_threadpool(services.tasks.inspect_model, record.id, hint, current_request_id())
     except BrokerUnavailable:
         await _discard(services, record)
         raise
@@ -78,12 +80,32 @@ async def _wait_for_inspection(
     return record
 
 
+async def retry_inspection(services: Services, tenant: str, model_id: str) -> ModelRecord:
+    """Inspect a `failed` model again (a model in any other state is returned as it is)."""
+    record = await run_in_threadpool(services.store.retry_model_inspection, tenant, model_id)
+    if record.status != "validating":
+        return record
+    hint = record.format
+    await run_in_threadpool(services.tasks.inspect_model, record.id, hint, current_request_id())
+    record = await _wait_for_inspection(services, record, services.settings.inspect_wait_s)
+    await _refuse_if_invalid(services, record, None)
+    return record
+
+
 async def _refuse_if_invalid(
     services: Services, record: ModelRecord, declared: ModelFormat | None
 ) -> None:
     if record.status == "invalid":
         await _discard(services, record)
-        raise Invalid("file", record.error or "the model could not be opened", "invalid_model")
+        message = record.error or "the model could not be opened"
+        raise Invalid("file", message, record.error_code or "invalid_model")
+    if record.status == "failed":  # ours, not the file's: kept for a retry
+        raise ProblemError(
+            500,
+            record.error_code or "internal_error",
+            record.error or "Shears failed while opening the model",
+            extra={"model_id": record.id},
+        )
     if record.status == "ready" and declared is not None and record.format != declared.value:
         await _discard(services, record)
         raise Invalid(

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from api_schemas import Problem, ProblemFieldError
-from shears_config.logging import current_context
+from shears_config.logging import current_request_id
 from storage import Conflict, NotFound
 from storage.blobs import BlobTooLarge
 
@@ -47,10 +47,12 @@ class ProblemError(HTTPException):
         *,
         errors: Sequence[ProblemFieldError] = (),
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(status_code=status, detail=detail, headers=dict(headers or {}))
         self.code = code
         self.errors = list(errors)
+        self.extra = dict(extra or {})  # RFC 9457 extension members, e.g. the model kept
 
 
 class Invalid(ProblemError):
@@ -95,15 +97,10 @@ def problem_response(
         detail=detail,
         code=code,
         errors=list(errors) or None,
-        request_id=_request_id(),
+        request_id=current_request_id(),
     )
     body = {**problem.model_dump(exclude_none=True), **(extra or {})}
     return JSONResponse(body, status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
-
-
-def _request_id() -> str | None:
-    value = current_context().get("request_id")
-    return value if isinstance(value, str) else None
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -135,7 +132,12 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ProblemError):
         return problem_response(
-            exc.status_code, exc.detail, exc.code, errors=exc.errors, headers=exc.headers
+            exc.status_code,
+            exc.detail,
+            exc.code,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
         )
     detail, headers = exc.detail, dict(exc.headers or {})
     if exc.status_code == 404:  # no route matched

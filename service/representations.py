@@ -35,6 +35,7 @@ def model_view(record: ModelRecord) -> Model:
             "outputs": info.get("outputs", []),
             "prunable": info.get("prunable", []),
             "error": record.error,
+            "error_code": record.error_code,
             "created_at": record.created_at,
         }
     )

@@ -22,6 +22,13 @@ def check_model_usable(model: ModelRecord) -> None:
             "model_validating",
             f"model {model.id!r} is still being validated; retry when its status is `ready`",
         )
+    if model.status == "failed":
+        raise ProblemError(
+            409,
+            "model_failed",
+            f"opening model {model.id!r} failed in Shears, not in the file; retry it with "
+            f"POST /v1/models/{model.id}/inspect",
+        )
     if model.status == "invalid":
         raise ProblemError(
             422,

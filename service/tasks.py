@@ -50,10 +50,12 @@ class TaskSender:
     def run_job(self, job_id: str) -> None:
         self._send(TASK_RUN_JOB, [job_id], JOB_QUEUE)
 
-    def inspect_model(self, model_id: str, format_hint: str | None = None) -> None:
-        """`format_hint`: the format the client declared; the worker opens it as that."""
-        args = [model_id, format_hint] if format_hint else [model_id]
-        self._send(TASK_INSPECT_MODEL, args, INSPECT_QUEUE)
+    def inspect_model(
+        self, model_id: str, format_hint: str | None = None, request_id: str | None = None
+    ) -> None:
+        """`format_hint`: the format the client declared; the worker opens it as that.
+        `request_id`: the request's, for the worker's log lines about this model."""
+        self._send(TASK_INSPECT_MODEL, [model_id, format_hint, request_id], INSPECT_QUEUE)
 
     def ping(self) -> None:
         """Raise BrokerUnavailable unless the broker accepts a connection now."""
@@ -74,7 +76,7 @@ class TaskSender:
     def close(self) -> None:
         self.celery.close()
 
-    def _send(self, name: str, args: list[str], queue: str) -> None:
+    def _send(self, name: str, args: list[str | None], queue: str) -> None:
         try:
             self.celery.send_task(
                 name, args=args, queue=queue, retry=True, retry_policy=_PUBLISH_RETRY

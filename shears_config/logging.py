@@ -54,6 +54,12 @@ def log_context(**fields: LogValue | None) -> Iterator[None]:
         _context.reset(token)
 
 
+def current_request_id() -> str | None:
+    """The id of the request being handled, if any."""
+    value = _context.get().get("request_id")
+    return value if isinstance(value, str) else None
+
+
 def bind_context(**fields: LogValue | None) -> contextvars.Token[Mapping[str, LogValue]]:
     """Add ids until `reset_context(token)`; `log_context` is the usual way."""
     unknown = set(fields) - set(CONTEXT_FIELDS)

@@ -40,6 +40,8 @@ models = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("info", sa.JSON),
     sa.Column("error", sa.Text),
+    # Added after the first release: `_add_missing_columns` gives older stores the column.
+    sa.Column("error_code", sa.String(64)),
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
 
@@ -197,11 +199,29 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
+            _add_missing_columns(engine)
             return
         except sa.exc.DBAPIError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A store created by an older release lacks the nullable columns added since; adding
+    them is the whole migration (`create_all` leaves existing tables as they are). A race
+    with another process adding the same column fails here and the retry finds it."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"table {table.name} lacks the non-null column {column.name}")
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -59,6 +59,7 @@ class JobStore:
             "status": "validating",
             "info": None,
             "error": None,
+            "error_code": None,
             "created_at": utcnow(),
         }
         with self.engine.begin() as conn:
@@ -79,14 +80,36 @@ class JobStore:
             conn.execute(
                 models.update()
                 .where(models.c.id == model_id)
-                .values(status="ready", format=fmt, info=info, error=None)
+                .values(status="ready", format=fmt, info=info, error=None, error_code=None)
             )
 
-    def set_model_invalid(self, model_id: str, error: str) -> None:
+    def set_model_invalid(self, model_id: str, error: str, code: str = "invalid_model") -> None:
+        """The file's fault: it cannot be pruned, whoever retries."""
+        self._end_inspection(model_id, "invalid", error, code)
+
+    def set_model_failed(self, model_id: str, error: str, code: str = "internal_error") -> None:
+        """Our fault: the file may be fine, and `retry_model_inspection` tries again."""
+        self._end_inspection(model_id, "failed", error, code)
+
+    def _end_inspection(self, model_id: str, status: str, error: str, code: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                models.update().where(models.c.id == model_id).values(status="invalid", error=error)
+                models.update()
+                .where(models.c.id == model_id, models.c.status == "validating")
+                .values(status=status, error=error, error_code=code)
             )
+
+    def retry_model_inspection(self, tenant: str, model_id: str) -> ModelRecord:
+        """A `failed` model goes back to `validating`; other states are returned unchanged
+        (a `validating` or `ready` model needs no retry; an `invalid` one would fail again)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                models.update()
+                .where(models.c.id == model_id, models.c.tenant == tenant)
+                .where(models.c.status == "failed")
+                .values(status="validating", error=None, error_code=None)
+            )
+        return self.get_model(tenant, model_id)
 
     def delete_model(self, tenant: str, model_id: str) -> ModelRecord:
         """Delete the row; return it so the caller can drop a blob nobody else references."""

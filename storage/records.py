@@ -17,6 +17,7 @@ class ModelRecord:
     info: dict[str, Any] | None
     error: str | None
     created_at: datetime
+    error_code: str | None = None  # why it is `invalid` or `failed`: a stable code
 
 
 @dataclass(frozen=True)

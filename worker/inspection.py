@@ -1,7 +1,9 @@
 """Validate an upload: open it in a sandboxed child and record what it is, or why not.
 
-The API waits on the model row's status (`validating` -> `ready` | `invalid`), never on a
-Celery result. TorchScript is code: it is only ever opened in the child.
+The API waits on the model row's status, never on a Celery result: `validating` -> `ready`,
+`invalid` (the file's fault, with the engine's code: invalid_model, unsupported_operator, ...)
+or `failed` (ours: an exception in Shears, a crashed child; the file is kept for a retry and
+the log has the details under the request's id). TorchScript is only ever opened in the child.
 """
 
 import logging
@@ -21,12 +23,27 @@ from worker.workdir import place_blob, private_workdir
 
 log = logging.getLogger(__name__)
 
+# Codes that blame the file; anything else (internal_error, a crash, an unknown code) is ours.
+FILE_FAULTS = frozenset(
+    {
+        protocol.INVALID_MODEL,
+        "unsupported_model",
+        "unsupported_operator",
+        protocol.TIMEOUT,
+        protocol.RESOURCE_EXHAUSTED,
+    }
+)
+FAILED_MESSAGE = (
+    "Shears failed while opening the model: an error in the service, not in the file. The "
+    "file is kept; retry with POST /v1/models/{id}/inspect, and quote the request id of the "
+    "upload (X-Request-ID) if it fails again: the service's log has the details under it."
+)
 _TENSORS = TypeAdapter(list[TensorInfo])
 _PRUNABLE = TypeAdapter(list[PrunableTensor])
 
 
 def inspect_model(ctx: WorkerContext, model_id: str, format_hint: str | None = None) -> str:
-    """Returns the model's status afterwards (`ready`, `invalid`, or `missing`)."""
+    """Returns the model's status afterwards (`ready`, `invalid`, `failed` or `missing`)."""
     try:
         model = ctx.store.get_model(None, model_id)
     except NotFound:
@@ -58,10 +75,15 @@ def _record(
             ctx.store.set_model_validated(model_id, info["format"], info)
             log.info("model %s: ready (%s)", model_id, info["format"])
             return "ready"
-    message = _invalid_message(ending)
-    ctx.store.set_model_invalid(model_id, message)
-    log.info("model %s: invalid: %s", model_id, message)
-    return "invalid"
+    if isinstance(ending, ChildError) and ending.code in FILE_FAULTS:
+        message = _invalid_message(ending)
+        ctx.store.set_model_invalid(model_id, message, ending.code)
+        log.info("model %s: invalid (%s): %s", model_id, ending.code, message)
+        return "invalid"
+    detail = ending.reason if isinstance(ending, Stopped) else ending.message
+    log.error("model %s: inspection failed in Shears, not in the file: %s", model_id, detail)
+    ctx.store.set_model_failed(model_id, FAILED_MESSAGE.format(id=model_id))
+    return "failed"
 
 
 def _checked_info(info: Any) -> dict[str, Any]:
@@ -83,11 +105,7 @@ def _known_format(fmt: Any) -> str | None:
     return fmt if fmt in {f.value for f in ModelFormat} else None
 
 
-def _invalid_message(ending: ChildError | Stopped) -> str:
-    if isinstance(ending, Stopped):  # inspection has no watch, so this does not happen
-        return f"validation stopped: {ending.reason}"
+def _invalid_message(ending: ChildError) -> str:
     if ending.code == protocol.TIMEOUT:
         return f"opening the model took too long: {ending.message}"
-    if ending.code == protocol.INTERNAL_ERROR:
-        return f"the model could not be opened: {ending.message}"
     return ending.message

@@ -7,6 +7,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shears_config import TASK_INSPECT_MODEL, TASK_RUN_JOB
+from shears_config.logging import log_context
 from worker import inspection, runner
 from worker.context import get_context
 
@@ -26,8 +27,17 @@ def run_job(self: Task, job_id: str) -> None:
 
 
 @shared_task(name=TASK_INSPECT_MODEL)  # type: ignore[untyped-decorator]
-def inspect_model(model_id: str, format_hint: str | None = None) -> None:
-    try:
-        inspection.inspect_model(get_context(), model_id, format_hint)
-    except SoftTimeLimitExceeded:
-        get_context().store.set_model_invalid(model_id, "opening the model took too long")
+def inspect_model(
+    model_id: str, format_hint: str | None = None, request_id: str | None = None
+) -> None:
+    """`request_id`: the upload's (or the retry's), so this worker's lines and the child's
+    carry the id the client was given."""
+    ctx = get_context()
+    with log_context(request_id=request_id):
+        try:
+            inspection.inspect_model(ctx, model_id, format_hint)
+        except SoftTimeLimitExceeded:
+            ctx.store.set_model_invalid(model_id, "opening the model took too long", "timeout")
+        except Exception:  # left `validating`, the upload would wait forever
+            log.exception("model %s: inspection failed in Shears, not in the file", model_id)
+            ctx.store.set_model_failed(model_id, inspection.FAILED_MESSAGE.format(id=model_id))

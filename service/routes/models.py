@@ -1,8 +1,8 @@
-"""/v1/models: upload, list, get, delete, download."""
+"""/v1/models: upload, list, get, delete, download, and retry a failed inspection."""
 
 from fastapi import APIRouter, Request, Response
 
-from api_schemas import Model, Page
+from api_schemas import Model, Page, Problem
 from service import model_uploads
 from service.blobs import download, release_blob
 from service.deps import BlobsDep, PageDep, ServicesDep, StoreDep, TenantDep
@@ -32,6 +32,11 @@ _UPLOAD_FORM = openapi_form(
     responses={
         202: {"model": Model, "description": "Stored, still `validating`: poll `Location`."},
         **problems(400, 413, 415, 422, 503),
+        500: {
+            "model": Problem,
+            "description": "Opening it failed in Shears, not in the file: the model is kept "
+            "(`model_id`) for POST /v1/models/{model_id}/inspect.",
+        },
     },
     openapi_extra=_UPLOAD_FORM,
 )
@@ -40,6 +45,30 @@ async def upload_model(
 ) -> Model:
     record = await model_uploads.upload_model(request, services, tenant)
     response.headers["Location"] = f"{COLLECTION}/{record.id}"
+    if record.status == "validating":
+        response.status_code = 202
+    return model_view(record)
+
+
+@router.post(
+    "/{model_id}/inspect",
+    operation_id="inspectModel",
+    summary="Open a `failed` model again (one whose inspection broke in Shears, not in the file)",
+    responses={
+        202: {"model": Model, "description": "Still `validating`: poll the model."},
+        **problems(404, 422, 503),
+        500: {
+            "model": Problem,
+            "description": "It failed again in Shears; `request_id` names the log lines.",
+        },
+    },
+)
+async def inspect_model(
+    model_id: str, response: Response, services: ServicesDep, tenant: TenantDep
+) -> Model:
+    """A model that is `ready` (or still `validating`) is returned as it is; one the retry
+    finds `invalid` is refused like an upload (422) and removed."""
+    record = await model_uploads.retry_inspection(services, tenant, model_id)
     if record.status == "validating":
         response.status_code = 202
     return model_view(record)

@@ -5,7 +5,7 @@ import pytest
 from api_http import assert_problem
 
 OPERATIONS = {
-    "uploadModel", "listModels", "getModel", "deleteModel", "downloadModel",
+    "uploadModel", "listModels", "getModel", "deleteModel", "downloadModel", "inspectModel",
     "uploadDataset", "listDatasets", "getDataset", "deleteDataset",
     "createJob", "listJobs", "getJob", "cancelJob", "listJobEvents", "getJobReport",
     "getJobReportPage", "downloadJobArtifact", "health", "readiness", "metrics",

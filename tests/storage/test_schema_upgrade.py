@@ -1,0 +1,51 @@
+"""A job store created by an older release gains the columns added since, keeps its rows, and
+serves them: starting a new release on an old database is the whole upgrade."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from storage import JobStore, connect
+from storage.database import models
+from tests.support.postgres import private_database
+
+
+@contextmanager
+def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    with private_database() as url:
+        yield url
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_old_models_table_gains_error_code_and_keeps_its_rows(kind: str, tmp_path: Path) -> None:
+    with database_url(kind, tmp_path) as url:
+        old = sa.MetaData()
+        # The models table as the first release created it: no error_code.
+        kept = [c._copy() for c in models.columns if c.name != "error_code"]
+        sa.Table("models", old, *kept)
+        engine = sa.create_engine(url)
+        old.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO models (id, tenant, name, sha256, size_bytes, status, created_at)"
+                    " VALUES ('mdl_1', 't', 'm.onnx', 'ab', 3, 'invalid', '2026-01-01 00:00:00')"
+                )
+            )
+        engine.dispose()
+
+        db = connect(url)
+        try:
+            record = JobStore(db).get_model("t", "mdl_1")
+            assert (record.status, record.error_code) == ("invalid", None)
+            columns = {c["name"] for c in sa.inspect(db.engine).get_columns("models")}
+            assert "error_code" in columns
+            connect(url).engine.dispose()  # a second start finds nothing to add
+        finally:
+            db.engine.dispose()
