@@ -16,6 +16,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "jobs": ("shears_client.cli", "jobs", "list a server's recent jobs"),
     "report": ("shears_client.cli", "report", "print a job's report, or save its page"),
     "keys": ("shears_config.api_keys", "keys_command", "`keys new TENANT`: a new API key"),
+    "webhook-secrets": (
+        "service.secret_box",
+        "webhook_secrets_command",
+        "`new-key` | `rotate`: keys sealing webhook secrets",
+    ),
 }
 
 
@@ -24,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help") or args[0] not in _COMMANDS:
         print("usage: shears COMMAND [options]\n\ncommands:")
         for name, (_, _, summary) in _COMMANDS.items():
-            print(f"  {name:<8} {summary}")
+            print(f"  {name:<16} {summary}")
         return 0 if args and args[0] in ("-h", "--help") else 2
     module, function, _ = _COMMANDS[args[0]]
     entry: Callable[[list[str]], int] = getattr(import_module(module), function)

@@ -16,6 +16,7 @@ from service.reconciler import Reconciler
 from service.request_id import RequestContext
 from service.routes import ROUTERS, STREAMED_UPLOADS
 from service.runtime import Services
+from service.secret_box import secret_box
 from service.tasks import TaskSender
 from service.webhook_docs import install_webhook_docs
 from service.webhooks import WebhookDispatcher
@@ -62,7 +63,7 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     app.state.services = services
     reconciler = Reconciler(services.store, services.tasks, settings)
     reconciling = asyncio.create_task(reconciler.run_forever(), name="shears-reconciler")
-    dispatcher = WebhookDispatcher(services.store, settings)
+    dispatcher = WebhookDispatcher(services.store, settings, services.secrets)
     dispatching = asyncio.create_task(dispatcher.run_forever(), name="shears-webhooks")
     try:
         yield
@@ -88,4 +89,5 @@ def _open_services(settings: Settings) -> Services:
         store=JobStore(database),
         blobs=blobs,
         tasks=TaskSender(settings),
+        secrets=secret_box(settings),
     )

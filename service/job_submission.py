@@ -15,6 +15,7 @@ from api_schemas import JobCreate, ProblemFieldError
 from service.callback_urls import CallbackRefused, resolve
 from service.problems import BrokerUnavailable, Invalid, ProblemError
 from service.runtime import Services
+from service.secret_box import SecretBox
 from service.spec_checks import check_model_usable, check_spec, dataset_lookup
 from shears_config.logging import current_context, log_context
 from storage import CallbackTarget, Conflict, JobRecord, JobStore
@@ -34,7 +35,7 @@ def submit_job(
     services: Services, tenant: str, body: JobCreate, idempotency_key: str | None
 ) -> Submission:
     store = services.store
-    callback = _callback_target(body, services.settings.webhook_allow_private)
+    callback = _callback_target(body, services.settings.webhook_allow_private, services.secrets)
     model = store.get_model(tenant, body.model_id)
     check_model_usable(model)
     check_spec(body.spec, model, dataset_lookup(partial(store.get_dataset, tenant)))
@@ -65,7 +66,9 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _callback_target(body: JobCreate, allow_private: bool) -> CallbackTarget | None:
+def _callback_target(
+    body: JobCreate, allow_private: bool, secrets: SecretBox
+) -> CallbackTarget | None:
     """The webhook target, refused (422 naming `callback_url`) where it may not be called."""
     if body.callback_url is None or body.callback_secret is None:
         return None
@@ -74,7 +77,7 @@ def _callback_target(body: JobCreate, allow_private: bool) -> CallbackTarget | N
         resolve(url, allow_private)
     except CallbackRefused as exc:
         raise Invalid("callback_url", str(exc), "callback_url_refused") from exc
-    return CallbackTarget(url=url, secret=body.callback_secret.get_secret_value())
+    return CallbackTarget(url=url, secret=secrets.seal(body.callback_secret.get_secret_value()))
 
 
 def _insert(

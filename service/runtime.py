@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from service.secret_box import SecretBox
 from service.tasks import TaskSender
 from shears_config import Settings
 from storage import BlobStore, Database, JobStore
@@ -14,3 +15,4 @@ class Services:
     store: JobStore
     blobs: BlobStore
     tasks: TaskSender
+    secrets: SecretBox  # seals webhook signing secrets in the job store

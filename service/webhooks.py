@@ -28,6 +28,7 @@ from api_schemas import JobWebhook
 from api_schemas.webhooks import signature
 from service.callback_urls import CallbackEndpoint, CallbackRefused, CallbackUnresolvable, resolve
 from service.representations import job_view
+from service.secret_box import SecretBox, SecretKeyError
 from shears_config import Settings
 from storage import DeliveryRecord, JobStore, NotFound
 from storage.database import utcnow
@@ -57,8 +58,9 @@ def backoff_s(attempts_made: int, first_s: float, rng: random.Random) -> float:
 
 
 class WebhookDispatcher:
-    def __init__(self, store: JobStore, settings: Settings) -> None:
+    def __init__(self, store: JobStore, settings: Settings, secrets: SecretBox) -> None:
         self.store = store
+        self.secrets = secrets
         self.webhooks = store.webhooks
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -122,6 +124,9 @@ class WebhookDispatcher:
             response = self._post(endpoint, delivery, body)
         except httpx.HTTPError as exc:
             return AttemptResult(delivered=False, error=f"{type(exc).__name__}: {exc}")
+        except SecretKeyError as exc:  # retried: the operator may put the key back
+            log.error("webhook %s: %s", delivery.id, exc)
+            return AttemptResult(delivered=False, error=str(exc))
         return _judge(response)
 
     def _post(
@@ -137,7 +142,9 @@ class WebhookDispatcher:
             "user-agent": USER_AGENT,
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature(delivery.secret, delivery.id, timestamp, body),
+            "webhook-signature": signature(
+                self.secrets.open(delivery.secret), delivery.id, timestamp, body
+            ),
         }
         extensions = {"sni_hostname": endpoint.host} if endpoint.scheme == "https" else {}
         # trust_env=False: a proxy from the environment would defeat the address check.

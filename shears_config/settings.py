@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shears_config.api_keys import at_rest
@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="Accept callback URLs whose host resolves to loopback, link-local, private, "
         "shared (CGNAT), multicast or reserved addresses. Off: such URLs are refused at "
         "createJob and again at each delivery (DNS rebinding).",
+    )
+    webhook_secret_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated Fernet keys, newest first, that seal webhook signing "
+        "secrets in the job store (`shears webhook-secrets new-key` makes one; rotation: "
+        "docs/webhooks.md). Empty: a key generated into data_dir/webhook-secret.key.",
     )
     webhook_max_attempts: int = Field(
         default=8, ge=1, description="Attempts of one webhook before it is given up as failed."

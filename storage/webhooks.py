@@ -177,6 +177,21 @@ class WebhookStore:
             ).rowcount
         return bool(held)
 
+    def callback_secrets(self) -> list[tuple[str, str]]:
+        """(job_id, stored secret) of every callback, for re-sealing with a new key."""
+        query = sa.select(job_callbacks.c.job_id, job_callbacks.c.secret)
+        with self.engine.connect() as conn:
+            return [(row.job_id, row.secret) for row in conn.execute(query)]
+
+    def replace_callback_secret(self, job_id: str, old: str, new: str) -> bool:
+        """Only if it is still `old`: a concurrent rotation's write is not undone."""
+        c = job_callbacks
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                c.update().where(c.c.job_id == job_id, c.c.secret == old).values(secret=new)
+            ).rowcount
+        return bool(done)
+
     @staticmethod
     def _claimed(conn: Connection, delivery_id: str, owner: str) -> DeliveryRecord:
         d = webhook_deliveries
