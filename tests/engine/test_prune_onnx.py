@@ -160,11 +160,14 @@ def test_progress_goes_through_the_stages_in_order(tmp_path: Path) -> None:
     assert set(result.report["timings"]) >= {"load_s", "prune_s", "retrain_s", "total_s"}
 
 
-def test_integer_inputs_are_fed_zeros_and_embeddings_stay_dense(tmp_path: Path) -> None:
+def test_token_ids_are_drawn_across_the_embedding_and_embeddings_stay_dense(
+    tmp_path: Path,
+) -> None:
     path = export_onnx(EmbeddingClassifier().eval(), tmp_path / "emb.onnx")
     result = prune(path, fast_spec(sparsity=0.5), tmp_path / "out")
     fidelity = result.report["quality"]["fidelity"]
     assert fidelity["inputs"]["dtypes"] == {"x": "int64"}
+    assert "[0, 50)" in fidelity["inputs"]["fill"]["x"]
     assert [x["name"] for x in result.report["sparsity"]["layers"]] == ["head.weight"]
     before, after = weights(path), weights(result.artifacts["model"])
     assert np.array_equal(before["embed.weight"], after["embed.weight"])
