@@ -152,3 +152,51 @@ def test_a_job_with_calibration_data_reports_fidelity_on_it(tmp_path: Path) -> N
     assert fidelity["samples"] == 16 and fidelity["dataset_id"] == "ds_cal"
     assert 0.0 < fidelity["output_cosine"] < 1.0
     assert quality["synthetic_fidelity"]["source"] == "synthetic inputs"
+
+
+class ComputedTable(nn.Module):
+    """Token ids index a table computed in the graph, whose rows the graph does not state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.table = nn.Parameter(torch.randn(50, 16))
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc((self.table * 2.0)[ids].mean(1))
+
+
+def test_ids_into_a_table_of_unknown_size_are_not_measured_on_synthetic_inputs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "computed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            ComputedTable().eval(),
+            (torch.zeros(2, 5, dtype=torch.int64),),
+            str(path),
+            dynamo=False,
+            input_names=["ids"],
+            output_names=["y"],
+            dynamic_axes={"ids": {0: "batch"}, "y": {0: "batch"}},
+            do_constant_folding=False,  # keep the table computed, as a graph may
+        )
+    fidelity = prune(path, _magnitude(), tmp_path / "out").report["quality"]["fidelity"]
+    assert fidelity["measured"] is False and fidelity["output_cosine"] is None
+    assert "'ids'" in fidelity["reason"] and "evaluation or calibration data" in fidelity["reason"]
+
+
+def test_a_job_with_an_evaluation_reports_fidelity_on_the_evaluation_data(
+    tmp_path: Path,
+) -> None:
+    model = export_encoder_onnx(tmp_path / "encoder.onnx")
+    data = tmp_path / "eval.npz"
+    np.savez(data, **_tokens(40, seed=5), labels=np.random.default_rng(5).integers(0, 8, 40))
+    spec = _magnitude(evaluation={"dataset_id": "ds_eval", "metric": "accuracy"})
+    quality = prune(model, spec, tmp_path / "out", datasets={"ds_eval": data}).report["quality"]
+    fidelity = quality["fidelity"]
+    assert fidelity["source"] == "evaluation data" and fidelity["samples"] == 40
+    assert fidelity["output_cosine"] == quality["metric"]["fidelity"]["output_cosine"]
+    assert quality["synthetic_fidelity"]["source"] == "synthetic inputs"
