@@ -63,12 +63,14 @@ def prune(
     progress: ProgressCallback | None = None,
     datasets: Mapping[str, Path] | None = None,
     device: str = "cpu",
+    model_name: str | None = None,
 ) -> PruneResult:
     """Prune ``model_path`` as ``spec`` (API.md's PruneSpec JSON) says, writing into ``out_dir``.
 
     ``datasets`` maps dataset ids to ``.npz`` paths for the spec's ``calibration`` (the
     loss-based and activation-based methods). ``device`` (``cpu``, ``cuda``, ``auto``) is
-    where calibration statistics and solves run (``pruning.device``).
+    where calibration statistics and solves run (``pruning.device``). ``model_name`` titles
+    the HTML report (the worker's copy of an upload has a generic file name).
     """
     clock = _Clock()
     step = Progress(progress)
@@ -91,7 +93,7 @@ def prune(
     clock.lap("report_s")
     report["timings"] = clock.timings()
     before = _read_weights(job.kind, job.original, job.pruned.names)
-    title = f"Shears report: {job.original.name}"
+    title = f"Shears report: {model_name or job.original.name}"
     artifacts["report_html"] = write_html_report(report, before, after, job.artifact.parent, title)
     step("report", 1.0)
     return PruneResult(artifacts=artifacts, report=report)

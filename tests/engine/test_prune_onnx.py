@@ -183,3 +183,10 @@ def test_a_layer_pruned_away_entirely_is_reported_as_a_warning(tmp_path: Path) -
     assert len(warnings) == 1 and warnings[0].startswith("2.weight: all 640 weights are zero")
     layerwise = prune(model, fast_spec(sparsity=0.8, scope="layerwise"), tmp_path / "lw")
     assert layerwise.report["sparsity"]["warnings"] == []
+
+
+def test_the_report_page_is_titled_with_the_uploaded_model_name(tmp_path: Path) -> None:
+    path = export_onnx(make_mlp(), tmp_path / "model.onnx")  # a worker's generic copy
+    result = prune(path, fast_spec(), tmp_path / "out", model_name="mnist <mlp>.onnx")
+    page = result.artifacts["report_html"].read_text()
+    assert "<title>Shears report: mnist &lt;mlp&gt;.onnx</title>" in page
