@@ -60,15 +60,11 @@ def torchscript_input_ranges(
     the caller knows the dtypes, so floats found here are ignored there."""
     try:
         graph = module.inlined_graph
-    except RuntimeError:  # a module whose calls cannot be inlined: nothing is known
+        arguments = [a.name for a in getattr(module.forward, "schema").arguments[1:]]  # noqa: B009
+        values = dict(zip(arguments, list(graph.inputs())[1:], strict=False))
+        return {name: _range_of(values[name], module) for name in names if name in values}
+    except Exception:  # the graph API is internal to torch: an unread graph means "no hint"
         return {}
-    arguments = [a.name for a in getattr(module.forward, "schema").arguments[1:]]  # noqa: B009
-    values = dict(zip(arguments, list(graph.inputs())[1:], strict=False))
-    ranges = {}
-    for name in names:
-        if name in values:
-            ranges[name] = _range_of(values[name], module)
-    return ranges
 
 
 def _range_of(value: Any, module: torch.jit.ScriptModule) -> InputRange:
