@@ -69,8 +69,24 @@ _LATENCY = {
     "spent_s": 3.1,
     "results": [_BATCH_1, _BATCH_32],
 }
-_FIDELITY = {"output_cosine": 0.9987, "max_abs_diff": 0.4132, "top1_agreement": 0.986}
-_DATA_FIDELITY = {**_FIDELITY, "samples": 360}
+_FIDELITY = {
+    "measured": True,
+    "source": "evaluation data",
+    "reason": None,
+    "output_cosine": 0.9987,
+    "max_abs_diff": 0.4132,
+    "top1_agreement": 0.986,
+    "samples": 360,
+}
+_DATA_FIDELITY = _FIDELITY
+_SYNTHETIC_FIDELITY = {
+    **_FIDELITY,
+    "source": "synthetic inputs",
+    "output_cosine": 0.9979,
+    "max_abs_diff": 0.5207,
+    "top1_agreement": 0.9375,
+    "samples": 16,
+}
 _METRIC = {
     "name": "accuracy",
     "dataset_id": "ds_5b2e8f0c1a9d3e47",
@@ -83,7 +99,7 @@ _METRIC = {
     "note": "argmax of the first output over its last axis compared with 'labels'",
     "fidelity": _DATA_FIDELITY,
 }
-_QUALITY = {"fidelity": _FIDELITY, "metric": _METRIC}
+_QUALITY = {"fidelity": _FIDELITY, "synthetic_fidelity": _SYNTHETIC_FIDELITY, "metric": _METRIC}
 _TIMINGS = {"load_s": 0.21, "prune_s": 0.08, "retrain_s": 0.0, "benchmark_s": 1.94}
 
 
@@ -155,21 +171,40 @@ class LatencyReport(BaseModel):
     spent_s: float | None = Field(default=None, description="Seconds the timing took.")
 
 
+FidelitySource = Literal["evaluation data", "calibration data", "synthetic inputs"]
+
+
 class Fidelity(BaseModel):
+    """Dense and pruned outputs compared on the same inputs. `source` says which: the
+    evaluation samples, else the calibration samples, else synthetic inputs drawn from the
+    ranges the graph allows (token ids across the embedding's rows, masks of ones). When no
+    comparison could show a difference, `measured` is false, `reason` says why, and the
+    figures are null."""
+
     model_config = _open(_FIDELITY)
-    output_cosine: float
-    max_abs_diff: float
+    measured: bool = Field(
+        default=True,
+        description="False when no figure could be measured that shows what pruning changed: "
+        "synthetic values of an input could not be known valid, or the dense model gives "
+        "the same output for every sample.",
+    )
+    source: FidelitySource = Field(
+        default="synthetic inputs", description="What the two models were run on."
+    )
+    reason: str | None = Field(default=None, description="Why `measured` is false.")
+    output_cosine: float | None = Field(
+        description="Cosine of all first-output values, pruned vs dense; null when not measured."
+    )
+    max_abs_diff: float | None
     top1_agreement: float | None
+    samples: int | None = None
 
 
-class DataFidelity(BaseModel):
+class DataFidelity(Fidelity):
     """Dense and pruned outputs compared on real samples (those of the evaluation)."""
 
     model_config = _open(_DATA_FIDELITY)
-    output_cosine: float | None
-    max_abs_diff: float | None
-    top1_agreement: float | None
-    samples: int
+    samples: int | None
 
 
 class MetricReport(BaseModel):
@@ -189,13 +224,20 @@ class MetricReport(BaseModel):
     fidelity: DataFidelity | None = Field(
         default=None,
         description="Dense and pruned first outputs compared on these evaluation samples "
-        "(`quality.fidelity` uses synthetic inputs).",
+        "(also `quality.fidelity`, the headline, when an evaluation ran).",
     )
 
 
 class QualityReport(BaseModel):
     model_config = _open(_QUALITY)
-    fidelity: Fidelity
+    fidelity: Fidelity = Field(
+        description="The headline: on evaluation data when an evaluation ran, else on "
+        "calibration data when the job had some, else on synthetic inputs (`source`)."
+    )
+    synthetic_fidelity: Fidelity | None = Field(
+        default=None,
+        description="The measurement on synthetic inputs, when the headline is on real data.",
+    )
     metric: MetricReport | None = None
 
 

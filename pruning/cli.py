@@ -123,16 +123,20 @@ def summary(report: dict[str, Any], model: Path, report_path: Path) -> str:
     lines += ["", *_storage_lines(report["storage"])]
     if report["latency"] is not None:
         lines += ["", *_latency_lines(report["latency"])]
-    fid = report["quality"]["fidelity"]
-    top1 = "n/a" if fid["top1_agreement"] is None else f"{fid['top1_agreement']:.3f}"
-    lines += [
-        "",
-        f"fidelity ({fid['output']}, {fid['inputs']['samples']} synthetic samples): "
-        f"cosine {_num(fid['output_cosine'])}, max |diff| {_num(fid['max_abs_diff'])}, "
-        f"top-1 agreement {top1}",
-    ]
+    lines += ["", fidelity_line(report["quality"]["fidelity"])]
     lines += metric_line(report)
     return "\n".join(lines)
+
+
+def fidelity_line(fid: dict[str, Any]) -> str:
+    where = f"{fid.get('samples') or 'no'} samples of {fid.get('source', 'synthetic inputs')}"
+    if fid.get("measured") is False:
+        return f"fidelity not measured ({where}): {fid.get('reason')}"
+    top1 = "n/a" if fid["top1_agreement"] is None else f"{fid['top1_agreement']:.3f}"
+    return (
+        f"fidelity ({where}): cosine {_num(fid['output_cosine'])}, "
+        f"max |diff| {_num(fid['max_abs_diff'])}, top-1 agreement {top1}"
+    )
 
 
 def _layer_table(sparsity: dict[str, Any]) -> list[str]:

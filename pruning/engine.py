@@ -12,7 +12,7 @@ from typing import Any
 from pruning.calibration.run import needs_calibration, prune_calibrated
 from pruning.device import compute_device
 from pruning.evaluation import evaluate
-from pruning.fidelity import measure_fidelity
+from pruning.fidelity import headline, measure_fidelity, measure_on_calibration
 from pruning.formats import storage_report
 from pruning.inputs import InputPlan, resolve_inputs
 from pruning.latency import measure_latency
@@ -63,12 +63,14 @@ def prune(
     progress: ProgressCallback | None = None,
     datasets: Mapping[str, Path] | None = None,
     device: str = "cpu",
+    model_name: str | None = None,
 ) -> PruneResult:
     """Prune ``model_path`` as ``spec`` (API.md's PruneSpec JSON) says, writing into ``out_dir``.
 
     ``datasets`` maps dataset ids to ``.npz`` paths for the spec's ``calibration`` (the
     loss-based and activation-based methods). ``device`` (``cpu``, ``cuda``, ``auto``) is
-    where calibration statistics and solves run (``pruning.device``).
+    where calibration statistics and solves run (``pruning.device``). ``model_name`` titles
+    the HTML report (the worker's copy of an upload has a generic file name).
     """
     clock = _Clock()
     step = Progress(progress)
@@ -91,7 +93,7 @@ def prune(
     clock.lap("report_s")
     report["timings"] = clock.timings()
     before = _read_weights(job.kind, job.original, job.pruned.names)
-    title = f"Shears report: {job.original.name}"
+    title = f"Shears report: {model_name or job.original.name}"
     artifacts["report_html"] = write_html_report(report, before, after, job.artifact.parent, title)
     step("report", 1.0)
     return PruneResult(artifacts=artifacts, report=report)
@@ -110,7 +112,9 @@ def _prune_and_save(
     step("load")
     model = open_model(path, fmt)
     check_outputs(spec.outputs, model.format)
-    inputs = resolve_inputs(model.signature.inputs, spec.input_shapes, model.exact_shapes)
+    inputs = resolve_inputs(
+        model.signature.inputs, spec.input_shapes, model.exact_shapes, model.input_ranges()
+    )
     tensors = model.prunable()
     require_finite(tensors)
     plan = plan_layers(tensors, spec.layers)
@@ -254,10 +258,15 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
             )
         step("fidelity")
         fidelity = measure_fidelity(dense, pruned, job.inputs, job.outputs)
+        on_calibration = None
+        if job.spec.evaluation is None and job.spec.calibration is not None:
+            on_calibration = measure_on_calibration(
+                dense, pruned, job.inputs, job.spec.calibration, job.datasets
+            )
     finally:
         pruned.close()
         dense.close()
-    return {"latency": latency, "fidelity": fidelity}
+    return {"latency": latency, "fidelity": fidelity, "calibration_fidelity": on_calibration}
 
 
 def _evaluate(job: _Job) -> dict[str, Any] | None:
@@ -296,7 +305,9 @@ def _report(
             storage_report(found.weights, files, job.spec.report.compressed_sizes)
         ),
         "latency": _explained(measured["latency"], job),
-        "quality": {"fidelity": measured["fidelity"], "metric": measured["metric"]},
+        "quality": headline(
+            measured["fidelity"], measured["metric"], measured["calibration_fidelity"]
+        ),
         "training": job.training,
         "calibration": job.calibration,
         "structure": job.structure,

@@ -11,7 +11,7 @@ import numpy as np
 
 from pruning.calibration.dataset import TARGET_KEYS, check_array, require_finite_array
 from pruning.errors import DataMismatch, InvalidSpec
-from pruning.fidelity import compare_outputs
+from pruning.fidelity import EVALUATION, compare_on_samples
 from pruning.inputs import InputPlan
 from pruning.models.base import Array, ModelAdapter, Runner
 from pruning.training.spec import EvaluationSpec
@@ -60,12 +60,8 @@ def evaluate(
         "threads": threads,
         "in_sample": in_sample,
         "note": f"{how}; measured by running the saved artifact and the uploaded model; {data}",
-        # The same comparison as quality.fidelity, but on these real samples rather than on
-        # synthetic inputs: what users' data will see.
-        "fidelity": {
-            **compare_outputs([outputs["dense"]], [outputs["pruned"]]),
-            "samples": samples,
-        },
+        # Real samples: what users' data will see; the report's headline fidelity.
+        "fidelity": compare_on_samples(outputs["dense"], outputs["pruned"], EVALUATION),
     }
 
 

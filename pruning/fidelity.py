@@ -1,23 +1,42 @@
-"""How close the pruned model's outputs stay to the dense model's on the same inputs."""
+"""How close the pruned model's outputs stay to the dense model's on the same inputs.
+
+The headline figure is measured on real samples when the job has them (the evaluation's,
+else the calibration's), and on synthetic inputs only otherwise. A figure is reported only
+where it can show a difference: synthetic values that may be invalid, or inputs on which the
+dense model answers the same to every sample (all padding, a saturated model), give
+``measured: false`` and the reason instead of a cosine of 1.0 that no user input would see.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pruning.calibration.dataset import load_calibration
 from pruning.errors import DataMismatch
 from pruning.inputs import InputPlan
 from pruning.models.base import Array, Runner
+from pruning.spec import CalibrationSpec
 
 SAMPLES = 16
 SEED = 1000  # apart from the latency inputs' seed, so the two never share a batch
+DATA_SAMPLES = 256  # calibration samples compared at most: the figure settles long before
+SYNTHETIC, EVALUATION, CALIBRATION = "synthetic inputs", "evaluation data", "calibration data"
+# Relative spread under which outputs count as the same for every sample (float32 noise).
+CONSTANT_SPREAD = 1e-6
 
 
 def measure_fidelity(
     dense: Runner, pruned: Runner, plan: InputPlan, output_names: list[str]
 ) -> dict[str, Any]:
+    """Both models on seeded synthetic inputs drawn from the ranges the graph allows."""
+    reason = plan.unrepresentative()
+    if reason is not None:
+        return not_measured(SYNTHETIC, reason, inputs=plan.describe())
     batch, dense_out, pruned_out = _run_both(dense, pruned, plan)
     outputs = [
         {
@@ -28,21 +47,123 @@ def measure_fidelity(
     ]
     if not outputs:
         raise DataMismatch("the model returned no tensor outputs to compare")
-    primary = outputs[0]
     has_batch = any(i.batch != "none" for i in plan.inputs)
+    inputs = {
+        "samples": batch * len(dense_out) if has_batch else len(dense_out),
+        "batch_size": batch,
+        "seed": SEED,
+        **plan.describe(),
+    }
+    first = _per_sample([d[0] for d in dense_out], batch if has_batch else None)
+    constant = same_for_every_sample(first, SYNTHETIC)
+    if constant is not None:
+        return not_measured(SYNTHETIC, constant, output=outputs[0]["name"], inputs=inputs)
+    primary = outputs[0]
     return {
+        "measured": True,
+        "source": SYNTHETIC,
+        "reason": None,
         "output": primary["name"],
         "output_cosine": primary["output_cosine"],
         "max_abs_diff": primary["max_abs_diff"],
         "top1_agreement": primary["top1_agreement"],
+        "samples": inputs["samples"],
         "outputs": outputs,
-        "inputs": {
-            "samples": batch * len(dense_out) if has_batch else len(dense_out),
-            "batch_size": batch,
-            "seed": SEED,
-            **plan.describe(),
-        },
+        "inputs": inputs,
     }
+
+
+def compare_on_samples(dense: Array, pruned: Array, source: str) -> dict[str, Any]:
+    """The first outputs of both models on the same real samples (axis 0)."""
+    samples = int(dense.shape[0]) if dense.ndim else 1
+    constant = same_for_every_sample(dense.reshape(samples, -1), source)
+    if constant is not None:
+        return not_measured(source, constant, samples=samples)
+    return {
+        "measured": True,
+        "source": source,
+        "reason": None,
+        **compare_outputs([dense], [pruned]),
+        "samples": samples,
+    }
+
+
+def measure_on_calibration(
+    dense: Runner,
+    pruned: Runner,
+    plan: InputPlan,
+    calibration: CalibrationSpec,
+    datasets: Mapping[str, Path],
+) -> dict[str, Any] | None:
+    """The saved artifact and the upload on the job's calibration samples; None when the job
+    has none. In-sample: the method chose its weights on these samples."""
+    path = datasets.get(calibration.dataset_id)
+    if path is None:
+        return None
+    count = min(calibration.samples, DATA_SAMPLES)
+    data = load_calibration(Path(path), calibration.dataset_id, count, plan.inputs)
+    firsts: dict[str, list[Array]] = {"dense": [], "pruned": []}
+    for feeds, _ in data.batches():
+        firsts["dense"].append(np.asarray(dense.run(feeds)[0]))
+        firsts["pruned"].append(np.asarray(pruned.run(feeds)[0]))
+    compared = compare_on_samples(
+        np.concatenate(firsts["dense"]), np.concatenate(firsts["pruned"]), CALIBRATION
+    )
+    return {**compared, "dataset_id": calibration.dataset_id, "in_sample": True}
+
+
+def headline(
+    synthetic: dict[str, Any],
+    metric: Mapping[str, Any] | None,
+    on_calibration: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The report's ``quality``: real data leads; the synthetic figure stays beside it."""
+    on_evaluation = metric.get("fidelity") if metric else None
+    chosen = on_calibration
+    if metric and on_evaluation:
+        chosen = {**on_evaluation, "dataset_id": metric.get("dataset_id")}
+    if not chosen:
+        return {"fidelity": synthetic, "metric": metric}
+    return {"fidelity": chosen, "synthetic_fidelity": synthetic, "metric": metric}
+
+
+def not_measured(source: str, reason: str, **context: Any) -> dict[str, Any]:
+    return {
+        "measured": False,
+        "source": source,
+        "reason": reason,
+        "output_cosine": None,
+        "max_abs_diff": None,
+        "top1_agreement": None,
+        "outputs": None,
+        **context,
+    }
+
+
+def same_for_every_sample(rows: Array, source: str) -> str | None:
+    """Why a comparison on these dense outputs (one row per sample) cannot show a
+    difference, or None. Equal outputs for different inputs mean the inputs never reach the
+    weights (every token padding, say), so the pruned model answers alike and agrees."""
+    if rows.shape[0] < 2 or rows.size == 0:
+        return None
+    values = rows.astype(np.float64)
+    scale = float(np.max(np.abs(values)))
+    spread = float(np.max(np.ptp(values, axis=0)))
+    if spread > CONSTANT_SPREAD * scale or not math.isfinite(spread):
+        return None
+    return (
+        f"the dense model gives the same output for all {rows.shape[0]} samples of the "
+        f"{source}, so no comparison on them can show what pruning changed; give evaluation "
+        "or calibration data whose samples the model tells apart"
+    )
+
+
+def _per_sample(outputs: Sequence[Array], batch: int | None) -> Array:
+    """One row per sample: split along the batch axis when the outputs have one."""
+    if batch is not None and all(o.ndim and o.shape[0] == batch for o in outputs):
+        joined = np.concatenate([np.asarray(o) for o in outputs])
+        return joined.reshape(joined.shape[0], -1)
+    return np.stack([np.asarray(o).ravel() for o in outputs])
 
 
 def _run_both(

@@ -1,19 +1,19 @@
-"""Synthetic inputs built from a model's signature: seeded standard normal for floats, zeros
-for integers and booleans (valid token ids / masks for most models)."""
+"""Synthetic inputs built from a model's signature and from how its graph uses each input:
+seeded standard normal for floats; for integers and booleans, indices drawn across the table
+they index, ones for a mask, zeros otherwise (``pruning.input_ranges``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from pruning.errors import DataMismatch, InvalidSpec, UnsupportedModel
+from pruning.input_ranges import FREE, InputRange
 from pruning.models.base import Array
 from pruning.tensors import TensorSpec
-
-FILL = "seeded standard normal for float inputs, zeros for integer and bool inputs"
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,22 @@ class ResolvedInput:
     dtype: np.dtype[Any]
     dims: tuple[int, ...]
     batch: str  # "variable": dim 0 takes any batch size; "fixed"; "none": a scalar input
+    values: InputRange = FREE  # for integer and bool inputs: what the graph lets them be
+
+    @property
+    def is_float(self) -> bool:
+        return bool(np.issubdtype(self.dtype, np.floating))
+
+    def fill(self) -> str:
+        if self.is_float:
+            return "seeded standard normal"
+        if self.values.kind == "indices":
+            return f"seeded uniform integers in [0, {self.values.high}): {self.values.why}"
+        if self.values.kind == "mask":
+            return f"ones: {self.values.why}"
+        if self.values.kind == "unsized":
+            return f"zeros: {self.values.why}"
+        return "zeros: no use in the graph bounds its values"
 
 
 @dataclass(frozen=True)
@@ -45,10 +61,20 @@ class InputPlan:
         rng = np.random.default_rng(seed)
         return {i.name: _fill(rng, i, batch_size) for i in self.inputs}
 
+    def unrepresentative(self) -> str | None:
+        """Why synthetic inputs cannot stand for real ones, or None when they can."""
+        unsized = next((i for i in self.inputs if i.values.kind == "unsized"), None)
+        if unsized is None:
+            return None
+        return (
+            f"input {unsized.name!r} holds {unsized.values.why}, so no synthetic value is "
+            "known to be valid; give evaluation or calibration data to measure fidelity"
+        )
+
     def describe(self) -> dict[str, Any]:
         return {
             "source": self.source,
-            "fill": FILL,
+            "fill": {i.name: i.fill() for i in self.inputs},
             "shapes": {
                 i.name: (["batch", *i.dims[1:]] if i.batch == "variable" else list(i.dims))
                 for i in self.inputs
@@ -61,9 +87,11 @@ def resolve_inputs(
     specs: Sequence[TensorSpec],
     given: Mapping[str, tuple[int, ...]] | None,
     exact_shapes: bool,
+    ranges: Mapping[str, InputRange] | None = None,
 ) -> InputPlan:
     """``exact_shapes``: the recorded shapes are constraints (ONNX), not examples (a traced
-    TorchScript module), so an int batch dimension is fixed rather than assumed variable."""
+    TorchScript module), so an int batch dimension is fixed rather than assumed variable.
+    ``ranges``: the adapter's ``input_ranges()``, for integer and bool inputs."""
     given = dict(given or {})
     unknown = sorted(set(given) - {s.name for s in specs})
     if unknown:
@@ -72,7 +100,11 @@ def resolve_inputs(
             f"inputs are: {[s.name for s in specs]}",
             field="input_shapes",
         )
-    inputs = [_resolve(s, given.get(s.name), exact_shapes) for s in specs]
+    ranges = ranges or {}
+    inputs = [
+        replace(_resolve(s, given.get(s.name), exact_shapes), values=ranges.get(s.name, FREE))
+        for s in specs
+    ]
     return InputPlan(inputs, "input_shapes" if given else "model signature")
 
 
@@ -133,6 +165,11 @@ def _numpy_dtype(spec: TensorSpec) -> np.dtype[Any]:
 
 def _fill(rng: np.random.Generator, spec: ResolvedInput, batch_size: int) -> Array:
     shape = spec.dims if spec.batch != "variable" else (batch_size, *spec.dims[1:])
-    if np.issubdtype(spec.dtype, np.floating):
+    if spec.is_float:
         return rng.standard_normal(shape).astype(spec.dtype)
+    if spec.values.kind == "indices" and spec.values.high and np.issubdtype(spec.dtype, np.integer):
+        high = min(spec.values.high, int(np.iinfo(spec.dtype).max) + 1)
+        return rng.integers(0, high, shape).astype(spec.dtype)
+    if spec.values.kind == "mask":
+        return np.ones(shape, spec.dtype)
     return np.zeros(shape, spec.dtype)

@@ -78,7 +78,17 @@ def _prune(
     datasets = {name: workdir / rel for name, rel in dict(request.get("datasets") or {}).items()}
     out_dir = workdir / protocol.OUTPUT_DIR
     device = str(request.get("device") or "cpu")  # the worker's SHEARS_DEVICE
-    result = prune(model, dict(request["spec"]), out_dir, fmt, progress, datasets, device)
+    name = request.get("model_name")
+    result = prune(
+        model,
+        dict(request["spec"]),
+        out_dir,
+        fmt,
+        progress,
+        datasets,
+        device,
+        model_name=str(name) if name else None,
+    )
     artifacts = {name: _relative(Path(path), workdir) for name, path in result.artifacts.items()}
     return {"artifacts": artifacts, "report": result.report}
 

@@ -158,6 +158,7 @@ def _prepare_inputs(
     request = {
         "kind": "prune",
         "model": str(model_file),
+        "model_name": model.name,  # the upload's name, for the report's title
         "format": model.format,
         "spec": job.spec,
         "datasets": datasets,

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pruning.html import values as v
-from pruning.html.latency_section import latency_section, speed_card
+from pruning.html.cards import header_cards
+from pruning.html.latency_section import latency_section
 from pruning.html.magnitudes import Tensors
 from pruning.html.run_sections import quality_section, timings_section, training_section
 from pruning.html.style import CSS
@@ -70,12 +71,7 @@ def _nav(body: str) -> str:
 
 
 def _cards(report: Mapping[str, Any]) -> str:
-    cards = [
-        _sparsity_card(report),
-        _storage_card(report),
-        speed_card(report),
-        _fidelity_card(report),
-    ]
+    cards = header_cards(report)
     return '<div class="cards">' + "".join(_card(*c) for c in cards) + "</div>"
 
 
@@ -84,39 +80,4 @@ def _card(label: str, value: str, detail: str) -> str:
     return (
         f'<div class="card"><div class="label">{esc(label)}</div>'
         f'<div class="{kind}">{esc(value)}</div><div class="detail">{esc(detail)}</div></div>'
-    )
-
-
-def _sparsity_card(report: Mapping[str, Any]) -> tuple[str, str, str]:
-    sparsity = v.block(report, "sparsity")
-    return (
-        "Sparsity",
-        v.percent(sparsity.get("achieved")),
-        f"target {v.percent(sparsity.get('target'))}",
-    )
-
-
-def _storage_card(report: Mapping[str, Any]) -> tuple[str, str, str]:
-    storage = v.block(report, "storage")
-    dense = v.number(storage.get("dense_bytes"))
-    sizes = [(n, v.number(b)) for n, b in v.block(storage, "formats").items()]
-    measured = [(n, b) for n, b in sizes if b is not None]
-    if not dense or not measured:
-        return "Smallest format", v.NOT_MEASURED, ""
-    name, smallest = min(measured, key=lambda item: item[1])
-    return "Smallest format", v.size(smallest), f"{name}: {smallest / dense:.1%} of dense float32"
-
-
-def _fidelity_card(report: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Real samples (the evaluation's) when the job had them: synthetic inputs can sit far
-    from what the model was trained on and understate (or overstate) agreement."""
-    quality = v.block(report, "quality")
-    on_data = v.block(v.block(quality, "metric"), "fidelity")
-    fidelity = on_data or v.block(quality, "fidelity")
-    cosine = v.decimal(fidelity.get("output_cosine"), 4)
-    where = "evaluation data" if on_data else "synthetic inputs"
-    return (
-        "Output cosine",
-        cosine,
-        f"top-1 agreement {v.percent(fidelity.get('top1_agreement'))}, {where}",
     )

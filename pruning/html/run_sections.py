@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pruning.html import values as v
+from pruning.html.cards import fidelity_block
 from pruning.html.curves import LOSS, SPARSITY, Curve, training_chart
 from pruning.html.layout import figure, missing, section
 from pruning.html.tables import table
@@ -12,14 +13,9 @@ from pruning.html.tables import table
 
 def quality_section(report: Mapping[str, Any]) -> str:
     quality = v.block(report, "quality")
-    fidelity = v.block(quality, "fidelity")
+    columns = _fidelity_columns(report)
     parts = []
-    metric = v.block(quality, "metric")
-    on_data = v.block(metric, "fidelity")
-    if fidelity:
-        columns = [("synthetic inputs", fidelity)]
-        if on_data:
-            columns.append((f"{v.count(on_data.get('samples'))} evaluation samples", on_data))
+    if columns:
         rows = [
             [label, *(fmt(block.get(key)) for _, block in columns)]
             for label, key, fmt in (
@@ -30,11 +26,38 @@ def quality_section(report: Mapping[str, Any]) -> str:
         ]
         headers = ["Measure", *(f"On {name}" for name, _ in columns)]
         parts.append(table("Pruned outputs compared with dense outputs", headers, rows))
+        parts += [
+            missing(f"fidelity on {name}: {block.get('reason') or 'no reason given'}")
+            for name, block in columns
+            if block.get("measured") is False
+        ]
     else:
         parts.append(missing("no fidelity figures"))
+    metric = v.block(quality, "metric")
     if metric:
         parts.append(_metric_table(metric))
     return section("quality", "Fidelity and metric", "", *parts)
+
+
+def _fidelity_columns(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The headline first (real data when the job had some), then the synthetic figure."""
+    quality = v.block(report, "quality")
+    headline = fidelity_block(report)
+    synthetic = v.block(quality, "synthetic_fidelity")
+    if "source" not in v.block(quality, "fidelity") and headline is not v.block(
+        quality, "fidelity"
+    ):
+        synthetic = v.block(quality, "fidelity")  # an older report: it was the synthetic one
+    blocks = [b for b in (headline, synthetic) if b]
+    return [(_column_name(b), b) for b in blocks]
+
+
+def _column_name(block: Mapping[str, Any]) -> str:
+    source = str(block.get("source", "synthetic inputs"))
+    samples = v.number(block.get("samples"))
+    if samples is None or source == "synthetic inputs":
+        return source
+    return f"{v.count(samples)} samples of {source}"
 
 
 def _metric_table(metric: Mapping[str, Any]) -> str:

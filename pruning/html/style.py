@@ -9,7 +9,7 @@ body { margin: 0; background: var(--bg); color: var(--ink);
 header { background: var(--ink); color: #fff; padding: 28px 0 64px; }
 h1 { margin: 0 0 20px; font-size: 26px; font-weight: 700; overflow-wrap: anywhere; }
 .wrap, main, footer { max-width: 1180px; margin: 0 auto; padding: 0 24px; }
-.cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 16px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 16px; }
 .card { background: #1e293b; border-radius: 10px; padding: 14px 18px; }
 .card .label { color: #94a3b8; font-size: 12px; letter-spacing: .06em; text-transform: uppercase; }
 .card .value { font-size: 30px; font-weight: 700; font-variant-numeric: tabular-nums; }

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pruning.errors import InvalidModel
+from pruning.input_ranges import InputRange
 from pruning.tensors import Signature, WeightTensor
 
 Array = npt.NDArray[Any]
@@ -50,6 +51,11 @@ class ModelAdapter(ABC):
     @abstractmethod
     def prunable(self) -> list[WeightTensor]:
         """The prunable weights as writable arrays; ``save()`` writes what they hold."""
+
+    def input_ranges(self) -> dict[str, InputRange]:
+        """What values each integer or bool input may take, from how the graph uses it;
+        inputs left out get no constraint."""
+        return {}
 
     @abstractmethod
     def save(self, out_dir: Path) -> Path:

@@ -13,7 +13,9 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from pruning.errors import DataMismatch, InvalidModel, UnsupportedModel, UnsupportedOperator
+from pruning.input_ranges import InputRange
 from pruning.models.base import Array, ModelAdapter, Runner
+from pruning.models.onnx_ranges import onnx_input_ranges
 from pruning.tensors import Dim, Signature, TensorSpec, WeightTensor
 
 # Which inputs of an operator are its weight (ONNX operator specs: Conv's W is input 1;
@@ -72,6 +74,9 @@ class OnnxModel(ModelAdapter):
                 for name, op in self._prunable_ops.items()
             ]
         return self._weights
+
+    def input_ranges(self) -> dict[str, InputRange]:
+        return onnx_input_ranges(self.proto.graph)
 
     def save(self, out_dir: Path) -> Path:
         for tensor in self._weights or []:

@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 import torch
 
 from pruning.errors import DataMismatch, InvalidModel, UnsupportedModel
+from pruning.input_ranges import InputRange
 from pruning.models.base import Array, ModelAdapter, Runner
+from pruning.models.torchscript_ranges import torchscript_input_ranges
 from pruning.models.traced_inputs import read_traced_inputs
 from pruning.tensors import Signature, TensorSpec, WeightTensor
 
@@ -59,6 +61,9 @@ class TorchScriptModel(ModelAdapter):
                 values, shared = _numpy_view(param)
                 self._weights.append((WeightTensor(name, op, values), param, shared))
         return [w for w, _, _ in self._weights]
+
+    def input_ranges(self) -> dict[str, InputRange]:
+        return torchscript_input_ranges(self.module, [s.name for s in self.signature.inputs])
 
     def save(self, out_dir: Path) -> Path:
         with torch.no_grad():

@@ -160,11 +160,14 @@ def test_progress_goes_through_the_stages_in_order(tmp_path: Path) -> None:
     assert set(result.report["timings"]) >= {"load_s", "prune_s", "retrain_s", "total_s"}
 
 
-def test_integer_inputs_are_fed_zeros_and_embeddings_stay_dense(tmp_path: Path) -> None:
+def test_token_ids_are_drawn_across_the_embedding_and_embeddings_stay_dense(
+    tmp_path: Path,
+) -> None:
     path = export_onnx(EmbeddingClassifier().eval(), tmp_path / "emb.onnx")
     result = prune(path, fast_spec(sparsity=0.5), tmp_path / "out")
     fidelity = result.report["quality"]["fidelity"]
     assert fidelity["inputs"]["dtypes"] == {"x": "int64"}
+    assert "[0, 50)" in fidelity["inputs"]["fill"]["x"]
     assert [x["name"] for x in result.report["sparsity"]["layers"]] == ["head.weight"]
     before, after = weights(path), weights(result.artifacts["model"])
     assert np.array_equal(before["embed.weight"], after["embed.weight"])
@@ -180,3 +183,10 @@ def test_a_layer_pruned_away_entirely_is_reported_as_a_warning(tmp_path: Path) -
     assert len(warnings) == 1 and warnings[0].startswith("2.weight: all 640 weights are zero")
     layerwise = prune(model, fast_spec(sparsity=0.8, scope="layerwise"), tmp_path / "lw")
     assert layerwise.report["sparsity"]["warnings"] == []
+
+
+def test_the_report_page_is_titled_with_the_uploaded_model_name(tmp_path: Path) -> None:
+    path = export_onnx(make_mlp(), tmp_path / "model.onnx")  # a worker's generic copy
+    result = prune(path, fast_spec(), tmp_path / "out", model_name="mnist <mlp>.onnx")
+    page = result.artifacts["report_html"].read_text()
+    assert "<title>Shears report: mnist &lt;mlp&gt;.onnx</title>" in page

@@ -134,19 +134,21 @@ def test_the_training_section_appears_only_with_a_curve(
     assert 'id="training"' not in page and 'href="#training"' not in page
 
 
-def test_fidelity_on_evaluation_samples_leads_the_page_beside_the_synthetic_one(
+def test_an_older_report_with_evaluation_fidelity_leads_with_it_beside_the_synthetic_one(
     weights: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
-    report = make_report(weights[1])
+    report = make_report(weights[1])  # quality.fidelity without a source: synthetic inputs
     on_data = {"output_cosine": 0.9411, "max_abs_diff": 2.5, "top1_agreement": 0.955}
     report["quality"]["metric"]["fidelity"] = {**on_data, "samples": 397}
     page = render_report_html(report, None, None, "t")
-    assert "top-1 agreement 95.5%, evaluation data" in page
-    assert "On synthetic inputs" in page and "On 397 evaluation samples" in page
+    assert "top-1 agreement 95.5%, on 397 samples of evaluation data" in page
+    assert "On synthetic inputs" in page and "On 397 samples of evaluation data" in page
     assert "0.9411" in page and "0.9971" in page
 
     del report["quality"]["metric"]["fidelity"]
-    assert "top-1 agreement 98.1%, synthetic inputs" in render_report_html(report, None, None, "t")
+    assert "top-1 agreement 98.1%, on synthetic inputs" in render_report_html(
+        report, None, None, "t"
+    )
 
 
 def test_magnitude_histogram_counts_every_weight(

@@ -209,3 +209,13 @@ def test_job_on_a_model_that_failed_validation_ends_invalid_model(
 
     assert (outcome.status, outcome.detail) == ("failed", "invalid_model")
     assert ctx.store.get_job(None, job.id).error_message == "not an ONNX or TorchScript file"
+
+
+def test_the_report_page_is_titled_with_the_uploaded_name_not_the_work_copy(
+    ctx: WorkerContext, onnx_model_file: Path
+) -> None:
+    job = add_job(ctx, add_ready_model(ctx, onnx_model_file), fast_spec(sparsity=0.5))
+    assert run_job(ctx, job.id).status == "succeeded"
+    artifacts = {a["name"]: a for a in ctx.store.get_job(None, job.id).artifacts}
+    page = ctx.blobs.path(artifacts["report_html"]["sha256"]).read_text()
+    assert f"<title>Shears report: {onnx_model_file.name}</title>" in page
