@@ -110,7 +110,7 @@ def _prune_and_save(
 ) -> _Job:
     """Everything that holds the weights in memory; they are released when this returns."""
     step("load")
-    model = open_model(path, fmt)
+    model = open_model(path, fmt, probe_runtime=False)  # timed in its runtime later
     check_outputs(spec.outputs, model.format)
     inputs = resolve_inputs(
         model.signature.inputs, spec.input_shapes, model.exact_shapes, model.input_ranges()

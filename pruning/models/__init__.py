@@ -41,8 +41,8 @@ def _looks_like(fmt: str) -> str:
     return "a zip archive (TorchScript)" if fmt == "torchscript" else "not a zip archive (ONNX)"
 
 
-def open_model(path: Path, fmt: str | None = None) -> ModelAdapter:
-    return ADAPTERS[detect_format(path, fmt)].load(path)
+def open_model(path: Path, fmt: str | None = None, probe_runtime: bool = True) -> ModelAdapter:
+    return ADAPTERS[detect_format(path, fmt)].load(path, probe_runtime)
 
 
 __all__ = ["ADAPTERS", "ModelAdapter", "Runner", "detect_format", "open_model"]

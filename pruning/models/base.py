@@ -37,8 +37,10 @@ class ModelAdapter(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path) -> ModelAdapter:
-        """Open and validate; raise InvalidModel / UnsupportedModel with a fix-it message."""
+    def load(cls, path: Path, probe_runtime: bool = True) -> ModelAdapter:
+        """Open and validate; raise InvalidModel / UnsupportedModel with a fix-it message.
+        ``probe_runtime``: also open it in the runtime that will time it (an upload's check);
+        a job on a validated upload opens its runtime later anyway."""
 
     @abstractmethod
     def parameter_count(self) -> int:

@@ -3,6 +3,8 @@ the uploaded graph with new initializer values (same nodes, names, opset and sig
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,11 +50,11 @@ class OnnxModel(ModelAdapter):
         )
 
     @classmethod
-    def load(cls, path: Path) -> OnnxModel:
-        data = path.read_bytes()
-        proto = parse_model(data)
-        _check(proto)
-        session_for(data, threads=1)  # ONNX Runtime must be able to run it, or say why
+    def load(cls, path: Path, probe_runtime: bool = True) -> OnnxModel:
+        proto = read_model(path)
+        _check(path)
+        if probe_runtime:  # ONNX Runtime must be able to run it, or say why
+            session_for(path, threads=1)
         return cls(proto)
 
     def parameter_count(self) -> int:
@@ -87,14 +89,14 @@ class OnnxModel(ModelAdapter):
 
     @classmethod
     def iter_parameters(cls, path: Path) -> Iterator[tuple[str, Array]]:
-        proto = parse_model(path.read_bytes())
+        proto = read_model(path)
         for init in proto.graph.initializer:
             if init.data_type in PARAMETER_TYPES:
                 yield init.name, numpy_helper.to_array(init)
 
     @classmethod
     def open_runner(cls, path: Path, threads: int, input_names: list[str]) -> Runner:
-        return OnnxRunner(session_for(path.read_bytes(), threads))
+        return OnnxRunner(session_for(path, threads))
 
 
 class OnnxRunner:
@@ -112,9 +114,26 @@ class OnnxRunner:
         del self.session
 
 
-def parse_model(data: bytes) -> onnx.ModelProto:
+def read_model(path: Path) -> onnx.ModelProto:
+    """The file's ModelProto, parsed from a memory map: the file's bytes are never copied into
+    the process besides the parsed message itself (a 1 GB model costs 1 GB, not 2)."""
+    try:
+        with path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise InvalidModel("the file is empty")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                view = memoryview(mapped)
+                try:
+                    return parse_model(view)
+                finally:
+                    view.release()
+    except OSError as exc:
+        raise InvalidModel(f"cannot read the model file: {exc.strerror}") from exc
+
+
+def parse_model(data: bytes | memoryview) -> onnx.ModelProto:
     """Bytes to ModelProto; external data is refused before anything resolves a path."""
-    if not data:
+    if not len(data):
         raise InvalidModel("the file is empty")
     proto = onnx.ModelProto()
     try:
@@ -133,16 +152,20 @@ def parse_model(data: bytes) -> onnx.ModelProto:
     return proto
 
 
-def session_for(data: bytes, threads: int) -> ort.InferenceSession:
+def session_for(model: bytes | Path, threads: int) -> ort.InferenceSession:
+    """A session on serialized bytes or on a file (which ONNX Runtime reads itself, so the
+    caller holds no copy)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
+    source = str(model) if isinstance(model, Path) else model
     try:
-        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own pybind classes (Fail, InvalidGraph, ...)
-        raise _runtime_error(onnx.load_model_from_string(data), exc) from exc
+        proto = read_model(model) if isinstance(model, Path) else parse_model(model)
+        raise _runtime_error(proto, exc) from exc
 
 
 def _runtime_error(proto: onnx.ModelProto, exc: Exception) -> Exception:
@@ -168,10 +191,12 @@ def _known_operator(node: onnx.NodeProto) -> bool:
     return node.domain == "com.microsoft" or onnx.defs.has(node.op_type, node.domain)
 
 
-def _check(proto: onnx.ModelProto) -> None:
+def _check(path: Path) -> None:
+    """By path: the checker reads the file in C++; given a ModelProto it would first serialize
+    a copy in Python, seconds and another model's worth of memory for a large one."""
     try:
-        onnx.checker.check_model(proto)
-    except Exception as exc:  # ValidationError, or a C++ error for oversized protos
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # ValidationError
         raise InvalidModel(f"the ONNX checker rejects the model: {exc}") from exc
 
 

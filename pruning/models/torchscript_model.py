@@ -41,7 +41,7 @@ class TorchScriptModel(ModelAdapter):
         self.signature = Signature(_inputs(module, extras, path), _outputs(module))
 
     @classmethod
-    def load(cls, path: Path) -> TorchScriptModel:
+    def load(cls, path: Path, probe_runtime: bool = True) -> TorchScriptModel:
         names = _archive_names(path)
         # Archive entries are <archive>/extra/<name>; the content is filled in by jit.load.
         parts = [n.split("/", 2) for n in names]
