@@ -302,7 +302,7 @@ def _submit_parser() -> argparse.ArgumentParser:
         "--data",
         help="an .npz (arrays named as the model's inputs, plus `labels`) or a dataset id: "
         "calibration data for loss-based methods, training data with --epochs or --schedule, "
-        "evaluation data with --evaluate",
+        "and evaluation data with --evaluate unless --eval-data gives held-out data",
     )
     p.add_argument("--schedule", choices=["one_shot", "iterative", "gradual"])
     p.add_argument("--epochs", type=int, help="retrain on --data for this many epochs")
