@@ -31,7 +31,7 @@ class UsageError(Exception):
 
 
 def submit(argv: list[str]) -> int:
-    args = _submit_parser().parse_args(argv)
+    args = submit_parser().parse_args(argv)
     return _guarded(args, lambda client: _submit(client, args))
 
 
@@ -289,7 +289,7 @@ def _base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _submit_parser() -> argparse.ArgumentParser:
+def submit_parser() -> argparse.ArgumentParser:
     p = _base_parser("shears submit", "upload a model, prune it on the server, fetch results")
     p.add_argument("model", type=Path, help="an ONNX or TorchScript file")
     p.add_argument("--sparsity", type=float)

@@ -16,6 +16,7 @@ _FLAGS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("spec.method", (("method", "--method"),)),
     ("spec.scope", (("scope", "--scope"),)),
     ("spec.layers.exclude", (("exclude", "--exclude"),)),
+    ("spec.layers", (("exclude", "--exclude"),)),
     ("spec.outputs", (("outputs", "--outputs"),)),
     ("spec.input_shapes", (("input_shape", "--input-shape"),)),
     ("spec.schedule", (("schedule", "--schedule"),)),
@@ -30,6 +31,7 @@ _FLAGS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("callback_url", (("callback_url", "--callback-url"),)),
     ("callback_secret", (("callback_secret", "--callback-secret"),)),
     ("format", (("format", "--format"),)),
+    ("Idempotency-Key", (("idempotency_key", "--idempotency-key"),)),
     ("status", (("status", "--status"),)),
     ("limit", (("limit", "--limit"),)),
 )
@@ -51,7 +53,7 @@ def print_problem(exc: ApiError, args: argparse.Namespace) -> None:
 def flag_for(field: str, args: argparse.Namespace, upload_flag: str | None = None) -> str:
     """The flag (or file) behind an API field; the field itself, with the --spec file that
     set it, where no flag did."""
-    if field == "file":
+    if field in ("file", "model_id"):  # the file being uploaded, or the model uploaded
         if upload_flag:
             return f"{upload_flag} {_value(args, upload_flag)}"
         return str(getattr(args, "model", field))
