@@ -18,6 +18,7 @@ RUN groupadd --system --gid 10001 shears \
 COPY pyproject.toml README.md shears_cli.py ./
 COPY api_schemas ./api_schemas
 COPY shears_config ./shears_config
+COPY shears_flags ./shears_flags
 COPY storage ./storage
 
 

@@ -1,6 +1,7 @@
 """The `shears` command. Each subcommand imports only its own side, so `shears api` never
 loads torch and `shears prune` needs no server."""
 
+import os
 import sys
 from collections.abc import Callable
 from importlib import import_module
@@ -33,7 +34,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args and args[0] in ("-h", "--help") else 2
     module, function, _ = _COMMANDS[args[0]]
     entry: Callable[[list[str]], int] = getattr(import_module(module), function)
-    return entry(args[1:])
+    try:
+        return entry(args[1:])
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _reader_left() -> int:
+    """`shears jobs | head`: the reader closed the pipe, having read all it wanted. Success,
+    quietly; stdout goes to /dev/null so the flush at exit cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 if __name__ == "__main__":

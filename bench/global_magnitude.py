@@ -243,7 +243,7 @@ Global magnitude pruning of transformer-shaped linear layers to {SPARSITY:.0%} s
 
 on {platform.machine()} with {os.cpu_count()} cores, torch {torch.__version__.split("+")[0]},
 numpy {np.__version__}, Python {platform.python_version()} (load average before / after:
-{load[0]:.2f} / {load[1]:.2f}; the machine is shared, so times carry noise).
+{load[0]:.2f} / {load[1]:.2f}).
 
 {table(rows)}
 

@@ -154,7 +154,7 @@ def main() -> None:
         f"--whole-model-max {args.whole_model_max}` on "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} "
-        f"at the end (shared machine: the seconds are upper bounds). BERT-like encoder, 6 "
+        f"at the end (the seconds are upper bounds). BERT-like encoder, 6 "
         f"layers x 384, 36 linear layers, {SEQ}-token samples, 50% layerwise, `prune()` as a "
         "job runs it (no latency block). `calibration s` is the method's own account (layer "
         "inputs and statistics), `solve s` SparseGPT's OBS solves; stages are the report's "

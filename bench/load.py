@@ -185,8 +185,7 @@ def report(
         f"    python bench/load.py --clients {args.clients} --uploads {args.uploads} "
         f"--upload-mb {args.upload_mb} --workers {args.workers}",
         "",
-        f"on {platform.machine()} with {os.cpu_count()} cores (shared with other work, so",
-        "latencies carry noise), Python " + platform.python_version() + ".",
+        f"on {platform.machine()} with {os.cpu_count()} cores, Python {platform.python_version()}.",
         "",
         "| measure | value |",
         "|---|---|",

@@ -107,8 +107,7 @@ NOTES = [
     "sec. 2); these digits inputs have no such outliers, and per-row comparison forces the "
     "9-weight rows of the first conv to lose half their taps.",
     "- Figures come from one training seed and 360 held-out images (one image = 0.28% "
-    "accuracy); the CPU was shared with other work while they were measured, so the "
-    "seconds are upper bounds.",
+    "accuracy); the seconds are upper bounds.",
     "",
 ]
 

@@ -291,7 +291,7 @@ def document(
     return f"""{SECTION}
 
 Command: `{command}` (load average {load[0]:.1f} before, {load[1]:.1f} after, on a 2-core
-machine shared with other work: figures are indicative, not best-of). Report stages on a
+machine: figures are indicative, not best-of). Report stages on a
 403 MB ONNX MLP (6 x 4096x4096 float32, pruned 50% global magnitude), seconds; the baseline
 is the code before this change, copied into the script:
 

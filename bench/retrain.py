@@ -3,9 +3,9 @@ sparsity, one-shot against iterative and gradual pruning with fine-tuning, with 
 distillation, through Shears' own engine (`prune()` on the ONNX export with `retrain` and
 `evaluation` blocks, exactly as a job runs it).
 
-    python bench/retrain.py            # prints the table and writes docs/benchmarks.md
-    python bench/retrain.py --no-write
-    python bench/retrain.py --quick    # smoke test: two sparsities, two epochs, no write
+    python bench/retrain.py            # prints the table
+    python bench/retrain.py --write    # also replaces the section in docs/benchmarks.md
+    python bench/retrain.py --quick    # smoke test: two sparsities, two epochs, never writes
 
 The model is bench/quality.py's `digits-cnn` (Conv 1->16, Conv 16->32, MaxPool, Linear
 512->64, Linear 64->10), trained the same way on the same 1437 images of scikit-learn's
@@ -99,7 +99,7 @@ NOTES = [
     "- One image of the 360 is 0.28 points of accuracy, and each figure is one seed of one "
     "run: differences under about a point are noise.",
     "- `retrain s` is the report's `timings.retrain_s` (the training loop with its pruning "
-    "events) on a CPU shared with other work: upper bounds.",
+    "events): upper bounds.",
     "",
 ]
 
@@ -221,8 +221,8 @@ def prepare(work: Path, train_epochs: int) -> tuple[Path, Data, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="smoke test; implies --no-write")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--quick", action="store_true", help="smoke test; never writes")
     args = parser.parse_args()
     sparsities = QUICK_SPARSITIES if args.quick else SPARSITIES
     epochs = QUICK_EPOCHS if args.quick else EPOCHS
@@ -236,7 +236,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"`python bench/retrain.py` on {platform.processor() or platform.machine()}, "
+        f"`python bench/retrain.py --write` on {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}. The digits conv net of "
         f"the one-shot section (dense held-out accuracy {dense:.3f}), pruned by "
         "`pruning.prune()` with global scope; accuracy on the 360 held-out images, as the "
@@ -262,7 +262,7 @@ def main() -> None:
         *NOTES,
     ]
     print("\n".join(lines))
-    if not (args.no_write or args.quick):
+    if args.write and not args.quick:
         replace_section(SECTION, "\n".join(lines))
 
 

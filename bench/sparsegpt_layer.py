@@ -181,7 +181,7 @@ def main() -> None:
         "",
         f"`python bench/sparsegpt_layer.py` on {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, load average "
-        f"{os.getloadavg()[0]:.1f} at the start (the machine was shared: seconds are upper "
+        f"{os.getloadavg()[0]:.1f} at the start (seconds are upper "
         f"bounds). One n x n layer, {SAMPLES} samples x {TOKENS} tokens, 50% unstructured, "
         "blocksize 128, 1% dampening. Seconds; H = statistics, solve = Cholesky + blocked OBS.",
         "",

@@ -250,10 +250,10 @@ runs after 10 warm-up runs, dense and pruned alternating). Measured with:
 
     {command}
 
-on {platform.machine()} with {os.cpu_count()} cores (shared: other work ran at the same time,
-so times carry noise; load average before / after: {load[0]:.2f} / {load[1]:.2f}),
-torch {torch.__version__.split("+")[0]}, Python {platform.python_version()}.
-No GPU was lent to this session, so 2:4 was not measured with
+on {platform.machine()} with {os.cpu_count()} cores (load average before / after:
+{load[0]:.2f} / {load[1]:.2f}), torch {torch.__version__.split("+")[0]},
+Python {platform.python_version()}.
+No GPU was used, so 2:4 was not measured with
 `torch.sparse.to_sparse_semi_structured`.
 
 Conv net: 16x16 digits, conv(64)+BN stem, a residual block of two conv(64)+BN, a strided
@@ -274,7 +274,7 @@ Against the target of the issue (50% channel pruning at least 2x faster at batch
 - Channel pruning removes rows and columns: the file, the parameter count and the work all
   shrink, so the same dense kernels run faster. In the conv net the stem and both residual
   convolutions form one group (the addition ties them), cut together.
-- Two threads on this shared two-core machine are the noisiest column: when another process
+- Two threads on a two-core machine are the noisiest column: when another process
   takes a core, a dense run can take several times its one-thread time, which inflates
   (or deflates) the 2-thread speedups. The one-thread columns are the ones to compare.
 - Fidelity (accuracy on the held-out digits; dense: {dense["convnet"]["accuracy"]:.3f} conv

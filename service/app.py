@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
+from service.docs_page import install_docs_page
 from service.limits import BodyLimit
 from service.metrics import HttpMetrics, HttpMetricsMiddleware
 from service.openapi import install_openapi
@@ -40,12 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lambda app: _lifespan(app, settings),
+        docs_url=None,  # served from local files by install_docs_page: no CDN
+        redoc_url=None,
     )
     for router in ROUTERS:
         app.include_router(router)
     install_problem_handlers(app)
     install_openapi(app)
     install_webhook_docs(app)
+    install_docs_page(app)
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(BodyLimit, exempt=STREAMED_UPLOADS)
     # Pruned weights are mostly zeros: a client that accepts gzip gets artifacts several

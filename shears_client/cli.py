@@ -17,6 +17,8 @@ import httpx
 from tqdm import tqdm
 
 from shears_client.http import ApiError, ShearsClient, iter_lines
+from shears_client.problems import print_problem
+from shears_flags import add_evaluation_data, add_retraining_options, given
 
 DONE, JOB_FAILED, REFUSED, UNREACHABLE = 0, 1, 2, 3
 # Methods that read calibration data; `--data` feeds them (the server names any other need).
@@ -29,7 +31,7 @@ class UsageError(Exception):
 
 
 def submit(argv: list[str]) -> int:
-    args = _submit_parser().parse_args(argv)
+    args = submit_parser().parse_args(argv)
     return _guarded(args, lambda client: _submit(client, args))
 
 
@@ -68,20 +70,16 @@ def report(argv: list[str]) -> int:
 
 def _submit(client: ShearsClient, args: argparse.Namespace) -> int:
     spec = _spec(args)
-    if args.data is None and (args.epochs or args.evaluate):
-        raise UsageError("--epochs and --evaluate train or measure on --data; give --data")
+    _check_data_flags(spec, args)
     callback = _callback(args)
-    if args.data is not None and not _wants_data(spec, args):
-        raise UsageError(
-            "--data would go unused: it feeds calibration (--method obd|wanda|sparsegpt|taylor), "
-            "retraining (--epochs, --schedule, --loss) or --evaluate"
-        )
     model = client.upload_model(args.model, args.format)
     if model["status"] != "ready":
-        print(f"model refused: {model.get('error')}", file=sys.stderr)
+        print(f"error: {args.model}: {model.get('error')}", file=sys.stderr)
         return REFUSED
     if args.data is not None:
-        _use_data(spec, args, _dataset_id(client, args.data))
+        _use_data(spec, args, _dataset_id(client, args.data, "--data"))
+    if args.eval_data is not None:
+        _use_eval_data(spec, args, _dataset_id(client, args.eval_data, "--eval-data"))
     job = client.create_job(model["id"], spec, args.idempotency_key, callback)
     print(f"job {job['id']} {job['status']} (model {model['id']})", file=sys.stderr)
     if not args.wait:
@@ -109,29 +107,55 @@ def _callback(args: argparse.Namespace) -> dict[str, str] | None:
     return {"callback_url": args.callback_url, "callback_secret": args.callback_secret}
 
 
-def _dataset_id(client: ShearsClient, data: str) -> str:
+def _check_data_flags(spec: dict[str, Any], args: argparse.Namespace) -> None:
+    """Refuse, before anything is uploaded, flags whose data is missing or would go unused."""
+    if args.data is None and (args.epochs or (args.evaluate and args.eval_data is None)):
+        raise UsageError(
+            "--epochs trains and --evaluate measures on --data (or --eval-data); give --data"
+        )
+    if args.data is not None and not _wants_data(spec, args):
+        raise UsageError(
+            "--data would go unused: it feeds calibration (--method obd|wanda|sparsegpt|taylor), "
+            "retraining (--epochs, --schedule, --loss) or --evaluate without --eval-data"
+        )
+    unused = sorted(f"--{d.replace('_', '-')}" for d in {"lr", "validation_split"} & given(args))
+    if unused and not _retrains(spec, args):
+        raise UsageError(
+            f"{', '.join(unused)} would go unused: they set retraining "
+            "(--epochs, --schedule iterative|gradual, --loss)"
+        )
+
+
+def _dataset_id(client: ShearsClient, data: str, flag: str) -> str:
     """An uploaded dataset's id as given, or the id of the .npz file uploaded now."""
     path = Path(data)
     if path.is_file():
-        dataset = client.upload_dataset(path)
+        try:
+            dataset = client.upload_dataset(path)
+        except ApiError as exc:
+            exc.upload_flag = flag
+            raise
         print(f"dataset {dataset['id']} uploaded ({dataset['samples']} samples)", file=sys.stderr)
         return str(dataset["id"])
     if data.startswith("ds_"):
         return data
-    raise UsageError(f"--data {data!r} is neither a file nor a dataset id (ds_…)")
+    raise UsageError(f"{flag} {data!r} is neither a file nor a dataset id (ds_…)")
 
 
 def _wants_data(spec: dict[str, Any], args: argparse.Namespace) -> bool:
     method = (spec.get("method") or {}).get("name", "magnitude")
-    blocks = ("calibration", "retrain", "evaluation")
+    evaluation = isinstance(spec.get("evaluation"), dict) or args.evaluate
     return bool(
         method in DATA_METHODS
-        or any(isinstance(spec.get(block), dict) for block in blocks)
-        or args.epochs
-        or args.loss
-        or args.evaluate
-        or args.schedule in ("iterative", "gradual")
+        or isinstance(spec.get("calibration"), dict)
+        or _retrains(spec, args)
+        or (evaluation and args.eval_data is None)
     )
+
+
+def _retrains(spec: dict[str, Any], args: argparse.Namespace) -> bool:
+    asked = args.epochs or args.loss or args.schedule in ("iterative", "gradual")
+    return bool(asked or isinstance(spec.get("retrain"), dict))
 
 
 def _use_data(spec: dict[str, Any], args: argparse.Namespace, dataset_id: str) -> None:
@@ -140,19 +164,34 @@ def _use_data(spec: dict[str, Any], args: argparse.Namespace, dataset_id: str) -
     method = (spec.get("method") or {}).get("name", "magnitude")
     if method in DATA_METHODS or isinstance(spec.get("calibration"), dict):
         spec["calibration"] = {**(spec.get("calibration") or {}), "dataset_id": dataset_id}
-    retrain = args.epochs or args.loss or args.schedule in ("iterative", "gradual")
-    if retrain or isinstance(spec.get("retrain"), dict):
+    if _retrains(spec, args):
         block = {**(spec.get("retrain") or {}), "dataset_id": dataset_id}
         if args.epochs:
             block["epochs"] = args.epochs
         if args.loss:
             block["loss"] = args.loss
+        # The shared defaults apply unless the --spec file chose; a flag given always wins.
+        for name in ("lr", "validation_split"):
+            if name in given(args) or name not in block:
+                block[name] = getattr(args, name)
         spec["retrain"] = block
-    if args.evaluate or isinstance(spec.get("evaluation"), dict):
+    if args.eval_data is None and (args.evaluate or isinstance(spec.get("evaluation"), dict)):
         block = {**(spec.get("evaluation") or {}), "dataset_id": dataset_id}
         if args.evaluate:
             block["metric"] = args.evaluate
         spec["evaluation"] = block
+        print(
+            "note: the metric is measured on --data, which the job also trains or calibrates "
+            "on, so it flatters the pruned model; give held-out data with --eval-data",
+            file=sys.stderr,
+        )
+
+
+def _use_eval_data(spec: dict[str, Any], args: argparse.Namespace, dataset_id: str) -> None:
+    block = {**(spec.get("evaluation") or {}), "dataset_id": dataset_id}
+    if args.evaluate or "metric" not in block:
+        block["metric"] = args.evaluate or "accuracy"
+    spec["evaluation"] = block
 
 
 def _follow(client: ShearsClient, job_id: str, quiet: bool) -> dict[str, Any]:
@@ -226,9 +265,7 @@ def _guarded(args: argparse.Namespace, run: Callable[[ShearsClient], int]) -> in
         print(f"error: {exc}", file=sys.stderr)
         return REFUSED
     except ApiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        for field in exc.problem.get("errors") or []:
-            print(f"  {field.get('field')}: {field.get('message')}", file=sys.stderr)
+        print_problem(exc, args)
         return REFUSED if exc.status < 500 else UNREACHABLE
     except httpx.TransportError as exc:
         print(f"error: cannot reach {args.server}: {exc}", file=sys.stderr)
@@ -252,7 +289,7 @@ def _base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _submit_parser() -> argparse.ArgumentParser:
+def submit_parser() -> argparse.ArgumentParser:
     p = _base_parser("shears submit", "upload a model, prune it on the server, fetch results")
     p.add_argument("model", type=Path, help="an ONNX or TorchScript file")
     p.add_argument("--sparsity", type=float)
@@ -265,12 +302,18 @@ def _submit_parser() -> argparse.ArgumentParser:
         "--data",
         help="an .npz (arrays named as the model's inputs, plus `labels`) or a dataset id: "
         "calibration data for loss-based methods, training data with --epochs or --schedule, "
-        "evaluation data with --evaluate",
+        "and evaluation data with --evaluate unless --eval-data gives held-out data",
     )
     p.add_argument("--schedule", choices=["one_shot", "iterative", "gradual"])
     p.add_argument("--epochs", type=int, help="retrain on --data for this many epochs")
     p.add_argument("--loss", choices=["cross_entropy", "mse", "distill"], help="retrain loss")
-    p.add_argument("--evaluate", choices=["accuracy", "mse"], help="metric on --data")
+    add_retraining_options(p)
+    p.add_argument(
+        "--evaluate",
+        choices=["accuracy", "mse"],
+        help="metric on --eval-data (default accuracy there), or else on --data",
+    )
+    add_evaluation_data(p, metavar="FILE.npz|ds_ID")
     p.add_argument("--callback-url", help="POSTed the job, signed, when it ends (webhook)")
     p.add_argument(
         "--callback-secret",

@@ -19,6 +19,8 @@ class ApiError(Exception):
         self.status = status
         self.detail = detail
         self.problem = problem
+        # The flag whose file was being uploaded: the problem's `file` field means it.
+        self.upload_flag: str | None = None
 
 
 class ShearsClient:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from pruning.errors import InvalidModel
@@ -14,6 +15,7 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {
     TorchScriptModel.format: TorchScriptModel,
 }
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # TorchScript archives are zip files
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def detect_format(path: Path, declared: str | None = None) -> str:
@@ -23,11 +25,12 @@ def detect_format(path: Path, declared: str | None = None) -> str:
         raise InvalidModel(f"format must be one of {sorted(ADAPTERS)}, got {declared!r}")
     try:
         with path.open("rb") as f:
-            head = f.read(4)
+            head = f.read(len(NPY_MAGIC))
     except OSError as exc:
         raise InvalidModel(f"cannot read the model file: {exc.strerror}") from exc
     if not head:
         raise InvalidModel("the file is empty")
+    _refuse_numpy_data(path, head)
     detected = TorchScriptModel.format if head.startswith(ZIP_MAGIC) else OnnxModel.format
     if declared is not None and declared != detected:
         raise InvalidModel(
@@ -35,6 +38,32 @@ def detect_format(path: Path, declared: str | None = None) -> str:
             "leave format out or upload the matching file"
         )
     return detected
+
+
+def _refuse_numpy_data(path: Path, head: bytes) -> None:
+    """Data given where a model belongs is a common slip (`-F file=@data.npz` on /v1/models);
+    an .npz is a zip archive too, and the TorchScript loader would only say that it is a
+    broken checkpoint, so name what the file is instead."""
+    if head.startswith(NPY_MAGIC):
+        raise InvalidModel(_DATA_NOT_MODEL.format(what="a NumPy array (.npy)"))
+    if not head.startswith(ZIP_MAGIC):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return  # the TorchScript loader names the damage
+    if names and all(name.endswith(".npy") for name in names):
+        arrays = ", ".join(name.removesuffix(".npy")[:40] for name in names[:8])
+        what = f"a NumPy archive (.npz) of arrays {arrays}"
+        raise InvalidModel(_DATA_NOT_MODEL.format(what=what))
+
+
+_DATA_NOT_MODEL = (
+    "this looks like {what}: a dataset, not a model; upload it as a dataset "
+    "(POST /v1/datasets, `shears submit --data`) and give an ONNX file or a TorchScript "
+    "archive (torch.jit.save) as the model"
+)
 
 
 def _looks_like(fmt: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pruning.training.spec import LOSSES, METRICS, OPTIMIZERS, SCHEDULES
+from shears_flags import add_evaluation_data, add_retraining_options
 
 RETRAIN_ID = "local_retrain"
 EVALUATION_ID = "local_evaluation"
@@ -20,13 +21,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--rounds", type=int, default=3, help="iterative: pruning rounds")
     group.add_argument("--steps", type=int, default=10, help="gradual: pruning events")
     group.add_argument("--epochs", type=int, default=10)
-    group.add_argument("--lr", type=float, default=1e-3)
+    add_retraining_options(group)  # --lr, --validation-split: shared with `shears submit`
     group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     group.add_argument("--loss", choices=LOSSES, default="cross_entropy")
-    group.add_argument("--validation-split", type=float, default=0.0)
     group.add_argument("--regrow", action="store_true")
-    group.add_argument("--eval-data", type=Path, metavar="FILE.npz", help="measure a metric")
+    add_evaluation_data(group)
     group.add_argument("--metric", choices=METRICS, default="accuracy")
 
 
@@ -47,7 +47,7 @@ def training_fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
             "regrow": args.regrow,
         }
     if args.eval_data is not None:
-        datasets[EVALUATION_ID] = args.eval_data
+        datasets[EVALUATION_ID] = Path(args.eval_data)
         fields["evaluation"] = {"dataset_id": EVALUATION_ID, "metric": args.metric}
     return fields, datasets
 

@@ -1,10 +1,12 @@
 """uploadModel and the model resource, validated by a real worker and the real engine."""
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from api_http import SharedStack, assert_problem, upload_model
 
 
@@ -46,6 +48,15 @@ def test_random_bytes_are_refused_and_leave_nothing_behind(
     listed = http.get("/v1/models", params={"limit": 200}).json()["items"]
     assert all(m["sha256"] != hashlib.sha256(junk.read_bytes()).hexdigest() for m in listed)
     assert blob_files(shared_stack) == before_blobs
+
+
+def test_a_dataset_uploaded_as_a_model_is_refused_as_a_dataset(http: httpx.Client) -> None:
+    data = io.BytesIO()
+    np.savez(data, x=np.zeros((4, 16), np.float32), labels=np.arange(4))
+    response = http.post("/v1/models", files={"file": ("digits.npz", data.getvalue())})
+    problem = assert_problem(response, 422, "invalid_model")
+    assert "NumPy archive (.npz)" in problem["detail"]
+    assert "a dataset, not a model" in problem["errors"][0]["message"]
 
 
 def test_an_empty_file_is_422(http: httpx.Client) -> None:

@@ -73,7 +73,41 @@ def test_submit_of_a_bad_spec_exits_2_naming_the_field(server: ApiServer, model_
         server=server.url,
     )
     assert done.returncode == 2
-    assert "spec.layers.exclude[0]" in done.stderr
+    (line,) = done.stderr.splitlines()  # once: not again as the problem's detail
+    assert line.startswith("error: --exclude: ")
+    assert "spec.layers" not in line
+
+
+def test_a_field_from_the_spec_file_is_named_in_that_file(
+    server: ApiServer, model_file: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"sparsity": 0.5, "layers": {"exclude": ["nothing*"]}}))
+    done = shears("submit", str(model_file), "--spec", str(spec), server=server.url)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: spec.layers.exclude[0] in {spec}: ")
+
+
+def test_a_method_that_needs_data_without_it_names_the_data_flag(
+    server: ApiServer, model_file: Path
+) -> None:
+    done = shears(
+        "submit", str(model_file), "--method", "obd", "--sparsity", "0.5", server=server.url
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: --data: "), line
+
+
+def test_a_dataset_given_as_the_model_is_refused_as_a_dataset(
+    server: ApiServer, data_file: Path
+) -> None:
+    done = shears("submit", str(data_file), "--sparsity", "0.5", server=server.url)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: {data_file}: ")
+    assert "NumPy archive (.npz)" in line and "a dataset, not a model" in line
 
 
 def test_unreachable_server_exits_3(model_file: Path) -> None:
@@ -100,6 +134,24 @@ def test_jobs_lists_and_report_prints_a_finished_job(
     assert page.read_text().startswith("<!DOCTYPE html>")
     printed = shears("report", job_id, server=server.url)
     assert json.loads(printed.stdout)["sparsity"]["target"] == 0.3
+
+
+def test_jobs_into_a_reader_that_stopped_reading_exits_quietly(
+    server: ApiServer, model_file: Path
+) -> None:
+    assert shears("submit", str(model_file), "--sparsity", "0.3", server=server.url).returncode == 0
+    # `shears jobs | head -1` once head has exited: every write meets a closed pipe.
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "shears_cli", "jobs", "--server", server.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.close()
+    stderr = listing.stderr.read().decode()
+    assert listing.wait(timeout=60) == 0
+    assert stderr == ""
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +202,66 @@ def test_submit_with_epochs_retrains_on_the_data_through_a_gradual_schedule(
     assert report["training"]["schedule"]["kind"] == "gradual"
     assert report["training"]["curve"][-1]["sparsity"] == pytest.approx(0.6, abs=0.01)
     assert report["sparsity"]["achieved"] == pytest.approx(0.6, abs=0.01)
+    # Unset, the flags shared with `shears prune` carry its defaults to the server.
+    assert report["training"]["lr"] == 1e-3
+    assert report["training"]["samples"]["validation"] == 0
+
+
+@pytest.fixture(scope="module")
+def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Held-out samples for the tiny MLP: other inputs than data_file's, as many as 40."""
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("data") / "held-out.npz"
+    np.savez(
+        path,
+        x=rng.standard_normal((40, 16)).astype(np.float32),
+        labels=rng.integers(0, 4, 40).astype(np.int64),
+    )
+    return path
+
+
+def test_submit_retrains_on_data_and_measures_on_held_out_eval_data(
+    server: ApiServer, model_file: Path, data_file: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    done = shears(
+        "submit",
+        str(model_file),
+        *("--sparsity", "0.6", "--schedule", "gradual", "--epochs", "2", "--data", str(data_file)),
+        *("--lr", "0.01", "--validation-split", "0.25", "--eval-data", str(eval_file)),
+        *("--wait", "-o", str(out)),
+        server=server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["lr"] == 0.01
+    assert report["training"]["samples"] == {"train": 72, "validation": 24}
+    metric = report["quality"]["metric"]
+    assert (metric["name"], metric["samples"], metric["in_sample"]) == ("accuracy", 40, False)
+
+
+def test_submit_measures_accuracy_on_eval_data_without_any_other_data(
+    server: ApiServer, model_file: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    done = shears(
+        "submit",
+        str(model_file),
+        *("--sparsity", "0.5", "--eval-data", str(eval_file)),
+        *("--wait", "-o", str(out)),
+        server=server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    metric = json.loads((out / "report.json").read_text())["quality"]["metric"]
+    assert (metric["name"], metric["samples"], metric["in_sample"]) == ("accuracy", 40, False)
+
+
+def test_submit_with_a_learning_rate_but_no_retraining_is_refused_before_uploading(
+    server: ApiServer, model_file: Path
+) -> None:
+    done = shears("submit", str(model_file), "--sparsity", "0.5", "--lr", "0.1", server=server.url)
+    assert done.returncode == 2
+    assert "--lr would go unused" in done.stderr
 
 
 def test_submit_with_epochs_but_no_data_is_refused_before_uploading(
@@ -175,7 +287,7 @@ def test_submit_passes_the_callback_to_the_server_which_refuses_a_loopback_url(
         server=server.url,
     )
     assert done.returncode == 2
-    assert "callback_url" in done.stderr
+    assert done.stderr.startswith("error: --callback-url: ")
 
 
 def test_submit_with_data_that_nothing_would_read_is_refused_before_uploading(

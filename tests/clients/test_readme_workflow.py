@@ -2,6 +2,7 @@
 `run` script in bash, with the step's environment, against a real server, on a real model
 and real data (load_digits)."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -46,7 +47,8 @@ def test_readme_workflow_is_a_github_actions_job_whose_steps_run_or_use_an_actio
 
 @pytest.fixture(scope="module")
 def digits_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository checkout as the workflow expects it: a trained digits model and data."""
+    """A repository checkout as the workflow expects it: a digits model trained on the
+    training images, those images, and held-out test images."""
     import torch
     from sklearn.datasets import load_digits
 
@@ -57,9 +59,10 @@ def digits_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    train = slice(0, 1400)
     for _ in range(150):
         optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        torch.nn.functional.cross_entropy(model(x[train]), y[train]).backward()
         optimizer.step()
     torch.onnx.export(
         model.eval(),
@@ -70,7 +73,9 @@ def digits_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
         dynamo=False,
     )
-    np.savez(root / "digits.npz", x=x.numpy(), labels=digits.target.astype(np.int64))
+    labels = digits.target.astype(np.int64)
+    np.savez(root / "digits-train.npz", x=x[:1400].numpy(), labels=labels[:1400])
+    np.savez(root / "digits-test.npz", x=x[1400:].numpy(), labels=labels[1400:])
     return root
 
 
@@ -103,3 +108,5 @@ def test_readme_prune_step_prunes_gates_on_accuracy_and_leaves_the_artifacts(
     assert "accuracy dense" in done.stdout
     pruned = digits_files / "pruned"
     assert {"model.onnx", "report.json", "report_html.html"} <= {p.name for p in pruned.iterdir()}
+    metric = json.loads((pruned / "report.json").read_text())["quality"]["metric"]
+    assert (metric["samples"], metric["in_sample"]) == (397, False)  # gated on held-out data

@@ -100,6 +100,16 @@ def test_garbage_bytes_are_invalid_model(tmp_path: Path, content: bytes) -> None
     assert err.value.code == "invalid_model"
 
 
+def test_a_numpy_dataset_given_as_a_model_is_called_a_dataset(tmp_path: Path) -> None:
+    np.savez(tmp_path / "digits.npz", x=np.zeros((4, 8), np.float32), labels=np.arange(4))
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    with pytest.raises(InvalidModel, match=r"NumPy archive \(\.npz\) of arrays x, labels") as err:
+        inspect_model(tmp_path / "digits.npz")
+    assert "dataset, not a model" in err.value.message
+    with pytest.raises(InvalidModel, match=r"NumPy array \(\.npy\).*dataset, not a model"):
+        inspect_model(tmp_path / "x.npy")
+
+
 def test_truncated_onnx_is_invalid_model(tmp_path: Path) -> None:
     data = export_onnx(make_mlp(), tmp_path / "m.onnx").read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
