@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pruning.errors import InvalidModel
-from pruning.tensors import Signature, WeightTensor
+from pruning.tensors import Signature, SkippedTensor, WeightTensor
 
 Array = npt.NDArray[Any]
 
@@ -50,6 +50,12 @@ class ModelAdapter(ABC):
     @abstractmethod
     def prunable(self) -> list[WeightTensor]:
         """The prunable weights as writable arrays; ``save()`` writes what they hold."""
+
+    def skipped(self) -> list[SkippedTensor]:
+        """Weights of prunable layers that nothing the model computes reads, with the reason.
+        They are left as they are: zeroing dead weight changes no output, so a sparsity
+        figure counting them would promise a gain that is not there."""
+        return []
 
     @abstractmethod
     def save(self, out_dir: Path) -> Path:

@@ -17,12 +17,14 @@ import torch
 
 from pruning.errors import DataMismatch, InvalidModel, UnsupportedModel
 from pruning.models.base import Array, ModelAdapter, Runner
+from pruning.models.script_graph import first_readers
 from pruning.models.traced_inputs import read_traced_inputs
-from pruning.tensors import Signature, TensorSpec, WeightTensor
+from pruning.tensors import Signature, SkippedTensor, TensorSpec, WeightTensor
 
 INPUTS_FILE = "shears/inputs.json"  # optional extra file: [{"name", "dtype", "shape"}]
 NOT_PRUNABLE = ("Embedding", "Norm")  # module kinds whose 2-D weights are not connections
 NUMPY_SHARED = (torch.float32, torch.float64, torch.float16)
+UNUSED = "not used by forward(): dead weight, the model's outputs do not depend on it"
 
 
 class TorchScriptModel(ModelAdapter):
@@ -34,7 +36,13 @@ class TorchScriptModel(ModelAdapter):
     def __init__(self, module: torch.jit.ScriptModule, extras: dict[str, Any], path: Path) -> None:
         self.module = module
         self.extras = extras
-        self._params = _prunable_parameters(module)
+        readers = _readers_by_parameter(module)
+        found = _prunable_parameters(module)
+        self._params = [(n, kind, p) for n, kind, p in found if n in readers]
+        self._readers = readers
+        self._skipped = [
+            SkippedTensor(n, module_path(n), UNUSED) for n, _, _ in found if n not in readers
+        ]
         self._weights: list[tuple[WeightTensor, torch.Tensor, bool]] | None = None
         self.signature = Signature(_inputs(module, extras, path), _outputs(module))
 
@@ -57,8 +65,12 @@ class TorchScriptModel(ModelAdapter):
             self._weights = []
             for name, op, param in self._params:
                 values, shared = _numpy_view(param)
-                self._weights.append((WeightTensor(name, op, values), param, shared))
+                tensor = WeightTensor(name, op, values, module_path(name), self._readers[name])
+                self._weights.append((tensor, param, shared))
         return [w for w, _, _ in self._weights]
+
+    def skipped(self) -> list[SkippedTensor]:
+        return list(self._skipped)
 
     def save(self, out_dir: Path) -> Path:
         with torch.no_grad():
@@ -148,6 +160,27 @@ def _prunable_parameters(module: torch.jit.ScriptModule) -> list[tuple[str, str,
     everything = module.named_parameters(remove_duplicate=False)
     tied = {p.data_ptr() for name, p in everything if name not in found}
     return [(name, kind, p) for name, (kind, p) in found.items() if p.data_ptr() not in tied]
+
+
+def module_path(name: str) -> str:
+    """``encoder.query`` for ``encoder.query.weight``: the layer as the model's code names it."""
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _readers_by_parameter(module: torch.jit.ScriptModule) -> dict[str, str]:
+    """Parameter name -> the operator that first reads it in ``forward()``, through aliases
+    (a submodule registered under two names is read under either)."""
+    readers = first_readers(module)
+    every = list(module.named_parameters(remove_duplicate=False))
+    by_storage: dict[int, str] = {}
+    for name, param in every:
+        if name in readers:
+            by_storage.setdefault(param.data_ptr(), readers[name])
+    return {
+        name: by_storage[param.data_ptr()]
+        for name, param in every
+        if param.data_ptr() in by_storage
+    }
 
 
 def _numpy_view(param: torch.Tensor) -> tuple[Any, bool]:
