@@ -224,3 +224,12 @@ def test_magnitude_prunes_a_weight_calibrated_methods_cannot_score(tmp_path: Pat
     assert report["skipped"] == []
     names = [layer["name"] for layer in report["sparsity"]["layers"]]
     assert len(names) == 2 and "mixer.weight" in names
+
+
+@pytest.mark.parametrize("method", ["obd", "taylor"])
+@pytest.mark.parametrize("fmt", sorted(EXPORTS))
+def test_gradient_methods_skip_the_unused_pooler_too(fmt: str, method: str, tmp_path: Path) -> None:
+    report = _prune(_export(fmt, tmp_path), _spec({"name": method}), tmp_path / "out")
+    assert [s["tensor"] for s in report["skipped"]] == [POOLER]
+    assert report["sparsity"]["pruned_tensors"] == LAYERS
+    assert report["sparsity"]["achieved"] == pytest.approx(0.5, abs=0.01)
