@@ -45,7 +45,8 @@ class ModelAdapter(ABC):
 
     @abstractmethod
     def prunable_info(self) -> list[dict[str, Any]]:
-        """``{"name", "shape", "op"}`` for each prunable tensor, without copying weights."""
+        """``{"name", "shape", "op", "node"}`` for each prunable tensor, without copying
+        weights; ``node`` is what layer globs may match besides the name."""
 
     @abstractmethod
     def prunable(self) -> list[WeightTensor]:

@@ -61,7 +61,7 @@ class OnnxModel(ModelAdapter):
 
     def prunable_info(self) -> list[dict[str, Any]]:
         return [
-            {"name": name, "shape": list(self._inits[name].dims), "op": use.op}
+            {"name": name, "shape": list(self._inits[name].dims), "op": use.op, "node": use.node}
             for name, use in self._prunable_ops.items()
         ]
 

@@ -58,7 +58,10 @@ class TorchScriptModel(ModelAdapter):
         return sum(p.numel() for _, p in self.module.named_parameters() if p.is_floating_point())
 
     def prunable_info(self) -> list[dict[str, Any]]:
-        return [{"name": n, "shape": list(p.shape), "op": op} for n, op, p in self._params]
+        return [
+            {"name": n, "shape": list(p.shape), "op": op, "node": module_path(n)}
+            for n, op, p in self._params
+        ]
 
     def prunable(self) -> list[WeightTensor]:
         if self._weights is None:

@@ -17,6 +17,7 @@ from torch import nn
 
 from pruning import prune
 from pruning.errors import Unsupported
+from pruning.inspection import inspect_model
 from pruning.models.onnx_model import OnnxModel
 from pruning.models.torchscript_model import TorchScriptModel
 from tests.engine.bert_factories import (
@@ -233,3 +234,14 @@ def test_gradient_methods_skip_the_unused_pooler_too(fmt: str, method: str, tmp_
     assert [s["tensor"] for s in report["skipped"]] == [POOLER]
     assert report["sparsity"]["pruned_tensors"] == LAYERS
     assert report["sparsity"]["achieved"] == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPORTS))
+def test_inspection_lists_node_names_and_unused_weights(fmt: str, tmp_path: Path) -> None:
+    info = inspect_model(_export(fmt, tmp_path))
+    assert [u["tensor"] for u in info["unused"]] == [POOLER]
+    nodes = [p["node"] for p in info["prunable"]]
+    assert len(nodes) == LAYERS and POOLER not in [p["name"] for p in info["prunable"]]
+    assert any(node.endswith("attention/self/query/MatMul") for node in nodes) or (
+        "encoder.layer.0.attention.self.query" in nodes
+    )
