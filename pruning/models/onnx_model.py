@@ -214,7 +214,7 @@ def _attribute_tensors(attr: onnx.AttributeProto) -> Iterator[onnx.TensorProto]:
 @dataclass(frozen=True)
 class _Use:
     op: str
-    node: str  # the node's name, or its first output where the exporter left it unnamed
+    node: str  # _node_label: what a user finds in a graph viewer
 
 
 def _prunable_operands(
@@ -232,9 +232,9 @@ def _prunable_operands(
             if position not in operands or name not in inits:
                 other_uses.add(name)  # e.g. a Gather of a tied embedding: not prunable
             elif index in live:
-                weights.setdefault(name, _Use(node.op_type, node.name or node.output[0]))
+                weights.setdefault(name, _Use(node.op_type, _node_label(node)))
             else:
-                dead.setdefault(name, node.name or node.output[0])
+                dead.setdefault(name, _node_label(node))
         for attr in node.attribute:
             other_uses.update(_names_used_by_subgraphs(attr))
 
@@ -248,6 +248,11 @@ def _prunable_operands(
         if weight_like(name) and name not in weights and name not in other_uses
     ]
     return prunable, skipped
+
+
+def _node_label(node: onnx.NodeProto) -> str:
+    """The node's name; unnamed nodes (allowed by ONNX) by their first output."""
+    return node.name or (node.output[0] if node.output else node.op_type)
 
 
 def _unused_reason(node: str | None) -> str:
