@@ -24,11 +24,35 @@ class ModelStatus(StrEnum):
 
 
 class PrunableTensor(BaseModel):
-    model_config = example({"name": "fc1.weight", "shape": [256, 784], "op": "Gemm"})
+    model_config = example(
+        {"name": "fc1.weight", "shape": [256, 784], "op": "Gemm", "node": "/fc1/Gemm"}
+    )
 
     name: str
     shape: list[int]
     op: str = Field(description="The operator or module type that uses the tensor.")
+    node: str = Field(
+        default="",
+        description="The ONNX node that uses the tensor, or its TorchScript module path: "
+        "`layers` globs match it as they match the name.",
+    )
+
+
+class UnusedTensor(BaseModel):
+    """A weight of a prunable layer that nothing the model computes reads (a pooler its
+    forward never calls, an initializer no node reads): jobs leave it as it is."""
+
+    model_config = example(
+        {
+            "tensor": "pooler.dense.weight",
+            "node": "pooler.dense",
+            "reason": "not used by forward(): dead weight, the model's outputs do not depend on it",
+        }
+    )
+
+    tensor: str
+    node: str
+    reason: str
 
 
 class Model(BaseModel):
@@ -44,9 +68,10 @@ class Model(BaseModel):
             "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 784]}],
             "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
             "prunable": [
-                {"name": "fc1.weight", "shape": [256, 784], "op": "Gemm"},
-                {"name": "fc2.weight", "shape": [10, 256], "op": "Gemm"},
+                {"name": "fc1.weight", "shape": [256, 784], "op": "Gemm", "node": "/fc1/Gemm"},
+                {"name": "fc2.weight", "shape": [10, 256], "op": "Gemm", "node": "/fc2/Gemm"},
             ],
+            "unused": [],
             "error": None,
             "error_code": None,
             "created_at": "2026-11-25T08:00:00Z",
@@ -68,5 +93,10 @@ class Model(BaseModel):
         default=None,
         description="Stable code for `error`: invalid_model, unsupported_model, "
         "unsupported_operator, timeout, resource_exhausted (invalid); internal_error (failed).",
+    )
+    unused: list[UnusedTensor] = Field(
+        default_factory=list,
+        description="Weights nothing reads: `layers` globs may name them, and a job lists "
+        "the selected ones in its report's `skipped`.",
     )
     created_at: datetime

@@ -19,6 +19,8 @@ def _open(example: dict[str, Any]) -> ConfigDict:
 # One report of a global magnitude job at 0.8 on a 784-256-10 MLP, block by block.
 _FC1 = {
     "name": "fc1.weight",
+    "node": "/fc1/Gemm",
+    "op_type": "Gemm",
     "shape": [256, 784],
     "parameters": 200704,
     "nonzeros": 40141,
@@ -26,12 +28,26 @@ _FC1 = {
 }
 _FC2 = {
     "name": "fc2.weight",
+    "node": "/fc2/Gemm",
+    "op_type": "Gemm",
     "shape": [10, 256],
     "parameters": 2560,
     "nonzeros": 512,
     "sparsity": 0.8,
 }
-_SPARSITY = {"target": 0.8, "achieved": 0.8, "layers": [_FC1, _FC2]}
+_SPARSITY = {
+    "target": 0.8,
+    "achieved": 0.8,
+    "sparsity_over": "pruned tensors",
+    "pruned_tensors": 2,
+    "skipped_tensors": 1,
+    "layers": [_FC1, _FC2],
+}
+_SKIPPED = {
+    "tensor": "pooler.weight",
+    "node": "",
+    "reason": "no node of the graph reads it: dead weight, the outputs do not depend on it",
+}
 _STORAGE = {
     "dense_bytes": 813056,
     "formats": {"csr": 326296, "bitmask": 188020, "file": 814306, "file_zip": 361542},
@@ -105,7 +121,18 @@ _TIMINGS = {"load_s": 0.21, "prune_s": 0.08, "retrain_s": 0.0, "benchmark_s": 1.
 
 class LayerSparsity(BaseModel):
     model_config = _open(_FC1)
-    name: str
+    name: str = Field(description="The tensor: ONNX initializer or TorchScript parameter.")
+    node: str = Field(
+        default="",
+        description="Where the tensor is used, as the model names it: the ONNX node that "
+        "reads it first (`/encoder/layer.0/attention/self/query/MatMul`) or the TorchScript "
+        "module path (`encoder.layer.0.attention.self.query`).",
+    )
+    op_type: str = Field(
+        default="",
+        description="The operator of that node: ONNX `MatMul`, `Gemm`, `Conv`; TorchScript "
+        "`aten::linear`, `aten::_convolution`.",
+    )
     shape: list[int]
     parameters: int
     nonzeros: int
@@ -115,8 +142,25 @@ class LayerSparsity(BaseModel):
 class SparsityReport(BaseModel):
     model_config = _open(_SPARSITY)
     target: float
-    achieved: float
+    achieved: float = Field(description="Zeros over the parameters of the pruned tensors.")
+    sparsity_over: str | None = Field(
+        default=None,
+        description="The tensors `achieved` counts: `pruned tensors` (skipped and excluded "
+        "ones are left out, and counted in `skipped_tensors` and `excluded_tensors`).",
+    )
+    pruned_tensors: int | None = None
+    skipped_tensors: int | None = None
     layers: list[LayerSparsity]
+
+
+class SkippedTensor(BaseModel):
+    """A selected tensor left as it is: nothing the model computes reads it, or the method
+    cannot score it. The job fails only when every selected tensor is skipped."""
+
+    model_config = _open(_SKIPPED)
+    tensor: str
+    node: str = Field(description="The node or module that reads it; empty when none does.")
+    reason: str
 
 
 class StorageReport(BaseModel):
@@ -310,6 +354,7 @@ class Report(BaseModel):
     model_config = _open(
         {
             "sparsity": _SPARSITY,
+            "skipped": [_SKIPPED],
             "storage": _STORAGE,
             "latency": _LATENCY,
             "quality": _QUALITY,
@@ -317,6 +362,10 @@ class Report(BaseModel):
         }
     )
     sparsity: SparsityReport
+    skipped: list[SkippedTensor] = Field(
+        default_factory=list,
+        description="Selected tensors left unpruned, each with the reason.",
+    )
     storage: StorageReport
     latency: LatencyReport | None = Field(description="null when the spec's latency was null.")
     quality: QualityReport

@@ -359,7 +359,9 @@ class EvaluationSpec(BaseModel):
 
 
 class LayerSelection(BaseModel):
-    """Which prunable tensors to prune, by glob on their names (`fc1.weight`, `conv*`)."""
+    """Which prunable tensors to prune, by glob on their names (`fc1.weight`, `conv*`) or on
+    the names of the nodes that use them (ONNX `/encoder/layer.0/*/MatMul`, TorchScript module
+    paths such as `encoder.layer.0.*`): exporters often name ONNX weights `onnx::MatMul_782`."""
 
     model_config = _contract(
         {"include": ["*"], "exclude": ["classifier*"], "overrides": {"conv1*": 0.5}}
@@ -368,10 +370,13 @@ class LayerSelection(BaseModel):
         default_factory=lambda: ["*"],
         min_length=1,
         max_length=256,
-        description="Globs of the tensors to prune; each must match some prunable tensor.",
+        description="Globs of the tensors to prune, matched against tensor and node names; "
+        "each must match some prunable tensor.",
     )
     exclude: list[str] = Field(
-        default_factory=list, max_length=256, description="Globs of tensors to leave dense."
+        default_factory=list,
+        max_length=256,
+        description="Globs of tensors (or of their nodes) to leave dense.",
     )
     overrides: dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
         default_factory=dict,

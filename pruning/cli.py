@@ -120,6 +120,10 @@ def summary(report: dict[str, Any], model: Path, report_path: Path) -> str:
     lines = [f"pruned model: {model}", f"report:       {report_path}", ""]
     lines += _layer_table(report["sparsity"])
     lines += [f"warning: {w}" for w in report["sparsity"].get("warnings", [])]
+    lines += [
+        f"skipped {s['tensor']}" + (f" ({s['node']})" if s["node"] else "") + f": {s['reason']}"
+        for s in report.get("skipped", [])
+    ]
     lines += ["", *_storage_lines(report["storage"])]
     if report["latency"] is not None:
         lines += ["", *_latency_lines(report["latency"])]

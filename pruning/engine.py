@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pruning.calibration.run import needs_calibration, prune_calibrated
+from pruning.calibration.run import needs_calibration, prune_calibrated, unscorable
 from pruning.device import compute_device
 from pruning.evaluation import evaluate
 from pruning.fidelity import headline, measure_fidelity, measure_on_calibration
@@ -117,7 +117,8 @@ def _prune_and_save(
     )
     tensors = model.prunable()
     require_finite(tensors)
-    plan = plan_layers(tensors, spec.layers)
+    plan = plan_layers(tensors, spec.layers, model.skipped())
+    plan = plan.skipping(unscorable(model, plan, spec, inputs.names))
     clock.lap("load_s")
     step("prune", 0.0, {"layers": len(plan.selected)})
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,9 @@ def _prune_and_save(
     else:
         artifact = done.model.save(out_dir)
     clock.lap("save_s")
-    pruned = PrunedLayers([t.name for t in plan.selected], plan.overrides, plan.excluded)
+    pruned = PrunedLayers(
+        [t.name for t in plan.selected], plan.overrides, plan.excluded, plan.skipped, _uses(plan)
+    )
     outputs = [o.name for o in model.signature.outputs]
     return _Job(
         spec,
@@ -143,6 +146,11 @@ def _prune_and_save(
         done.training,
         datasets,
     )
+
+
+def _uses(plan: LayerPlan) -> dict[str, tuple[str, str]]:
+    """Tensor name -> (node, op type) of each pruned tensor, for the report."""
+    return {t.name: (t.node, t.op_type) for t in plan.selected}
 
 
 @dataclass(frozen=True)
@@ -201,7 +209,7 @@ def _cut_channels_then_train(
     cut_s = time.perf_counter() - began
     with tempfile.TemporaryDirectory(dir=out_dir) as staging:
         small = open_model(outcome.save(model, Path(staging)), model.format)
-    small_plan = plan_layers(small.prunable(), spec.layers)
+    small_plan = plan_layers(small.prunable(), spec.layers, small.skipped())
     notes = EventNotes(calibration, outcome.report)
     trained = prune_with_training(small, small_plan, spec, inputs, datasets, step, lambda *_: notes)
     _lap_training(clock, trained, cut_s)
@@ -301,6 +309,7 @@ def _report(
     files.update({name: path for name, path in artifacts.items() if name != "model"})
     return {
         "sparsity": sparsity_section(found, job.pruned, job.spec),
+        "skipped": [s.to_json() for s in job.pruned.skipped],
         "storage": _labelled(
             storage_report(found.weights, files, job.spec.report.compressed_sizes)
         ),

@@ -17,5 +17,6 @@ def inspect_model(path: Path, fmt: str | None = None) -> dict[str, Any]:
         "inputs": [s.to_json() for s in model.signature.inputs],
         "outputs": [s.to_json() for s in model.signature.outputs],
         "prunable": model.prunable_info(),
+        "unused": [s.to_json() for s in model.skipped()],
         "opset": model.opset,
     }

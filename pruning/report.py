@@ -10,6 +10,7 @@ import numpy as np
 
 from pruning.models.base import Array
 from pruning.spec import PruneSpec
+from pruning.tensors import SkippedTensor
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,11 @@ class LayerStats:
     def rows(self) -> int:
         return self.shape[0] if self.shape else 1
 
-    def to_json(self, target: float | None) -> dict[str, Any]:
+    def to_json(self, target: float | None, node: str = "", op_type: str = "") -> dict[str, Any]:
         return {
             "name": self.name,
+            "node": node,
+            "op_type": op_type,
             "shape": self.shape,
             "parameters": self.parameters,
             "nonzeros": self.nonzeros,
@@ -41,6 +44,8 @@ class PrunedLayers:
     names: list[str]
     overrides: Mapping[str, float]
     excluded: list[str]
+    skipped: list[SkippedTensor] = field(default_factory=list)  # selected, left as they are
+    uses: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # name -> node, op type
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class ArtifactCensus:
     layers: list[LayerStats]  # the pruned tensors, in plan order
     total_parameters: int
     total_zeros: int
+    skipped_parameters: int = 0
     # The pruned tensors as saved, in plan order: the storage figures, the histogram and the
     # sparse outputs read them from here, so the saved model is read once for all of them.
     weights: dict[str, Array] = field(default_factory=dict)
@@ -56,13 +62,15 @@ class ArtifactCensus:
 def census(parameters: Iterable[tuple[str, Array]], pruned: PrunedLayers) -> ArtifactCensus:
     """One pass over the saved model's parameters."""
     wanted = set(pruned.names)
+    skipped = {s.name for s in pruned.skipped}
     found: dict[str, LayerStats] = {}
     weights: dict[str, Array] = {}
-    total = zeros = 0
+    total = zeros = skipped_size = 0
     for name, values in parameters:
         nonzeros = int(np.count_nonzero(values))
         total += int(values.size)
         zeros += int(values.size) - nonzeros
+        skipped_size += int(values.size) if name in skipped else 0
         if name in wanted:
             shape = [int(d) for d in values.shape]
             found[name] = LayerStats(name, shape, int(values.size), nonzeros)
@@ -71,7 +79,8 @@ def census(parameters: Iterable[tuple[str, Array]], pruned: PrunedLayers) -> Art
     if missing:  # the save step lost a tensor: a bug, not a user error
         raise RuntimeError(f"pruned tensors missing from the saved model: {sorted(missing)}")
     ordered = {n: weights[n] for n in pruned.names}
-    return ArtifactCensus([found[n] for n in pruned.names], total, zeros, ordered)
+    layers = [found[n] for n in pruned.names]
+    return ArtifactCensus(layers, total, zeros, skipped_size, ordered)
 
 
 def sparsity_section(
@@ -84,9 +93,19 @@ def sparsity_section(
     return {
         "target": spec.sparsity,
         "achieved": 1.0 - nonzeros / selected if selected else 0.0,
+        # ``achieved`` counts the pruned tensors only: skipped ones (nothing reads them, or
+        # the method cannot score them) and excluded ones are left out of it, and counted.
+        "sparsity_over": "pruned tensors",
+        "pruned_tensors": len(found.layers),
+        "skipped_tensors": len(pruned.skipped),
+        "excluded_tensors": len(pruned.excluded),
         "scope": spec.scope,
         "selected_parameters": selected,
-        "layers": [s.to_json(pruned.overrides.get(s.name, default)) for s in found.layers],
+        "skipped_parameters": found.skipped_parameters,
+        "layers": [
+            s.to_json(pruned.overrides.get(s.name, default), *pruned.uses.get(s.name, ("", "")))
+            for s in found.layers
+        ],
         "excluded": pruned.excluded,
         "total_parameters": total,
         "model_sparsity": found.total_zeros / total if total else 0.0,

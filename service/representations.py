@@ -1,7 +1,8 @@
 """Store rows -> the API contract. The only place that knows both shapes.
 
 A model row's `info` is written by the worker's inspection: `parameters`, `inputs`,
-`outputs` (name, dtype, shape) and `prunable` (name, shape, op), as in `api_schemas.Model`.
+`outputs` (name, dtype, shape), `prunable` (name, shape, op, node) and `unused` (tensor,
+node, reason), as in `api_schemas.Model`.
 """
 
 from typing import Any
@@ -34,6 +35,7 @@ def model_view(record: ModelRecord) -> Model:
             "inputs": info.get("inputs", []),
             "outputs": info.get("outputs", []),
             "prunable": info.get("prunable", []),
+            "unused": info.get("unused", []),
             "error": record.error,
             "error_code": record.error_code,
             "created_at": record.created_at,

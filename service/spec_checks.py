@@ -5,6 +5,7 @@ as a failed job. The model's signature comes from the worker's inspection (`Mode
 """
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -45,7 +46,7 @@ def check_spec(
     an unknown id, and the ``DatasetRecord`` where it has one (its arrays are checked)."""
     info = model.info or {}
     errors = [
-        *_layer_errors(spec, [t["name"] for t in info.get("prunable", [])]),
+        *_layer_errors(spec, _weights(info)),
         *_input_errors(spec, model.format, info.get("inputs", [])),
         *_dataset_errors(spec, dataset_exists),
         *_calibration_errors(spec, model, dataset_exists),
@@ -59,32 +60,61 @@ def check_spec(
         raise ProblemError(422, "invalid_spec", detail, errors=errors)
 
 
-def _layer_errors(spec: PruneSpec, prunable: list[str]) -> Iterator[ProblemFieldError]:
+@dataclass(frozen=True)
+class _Weight:
+    """A weight as globs see it: by its name or its node's (as ``pruning.layers`` does)."""
+
+    name: str
+    node: str
+    unused: str | None = None  # why nothing reads it; such a weight is skipped, not pruned
+
+    def matches(self, pattern: str) -> bool:
+        return fnmatchcase(self.name, pattern) or bool(
+            self.node and fnmatchcase(self.node, pattern)
+        )
+
+
+def _weights(info: dict[str, Any]) -> list[_Weight]:
+    prunable = [_Weight(t["name"], t.get("node") or "") for t in info.get("prunable", [])]
+    unused = [
+        _Weight(t["tensor"], t.get("node") or "", t.get("reason") or "unused")
+        for t in info.get("unused", [])
+    ]
+    return prunable + unused
+
+
+def _layer_errors(spec: PruneSpec, weights: list[_Weight]) -> Iterator[ProblemFieldError]:
     layers = spec.layers
     patterns = [
         *((f"spec.layers.include[{i}]", p) for i, p in enumerate(layers.include)),
         *((f"spec.layers.exclude[{i}]", p) for i, p in enumerate(layers.exclude)),
         *((f"spec.layers.overrides.{p}", p) for p in layers.overrides),
     ]
+    names = [w.name if w.node in ("", w.name) else f"{w.name} ({w.node})" for w in weights]
     unmatched = False
     for field, pattern in patterns:
-        if not any(fnmatchcase(name, pattern) for name in prunable):
+        if not any(w.matches(pattern) for w in weights):
             unmatched = True
             yield ProblemFieldError(
                 field=field,
-                message=f"{pattern!r} matches no prunable tensor; available: {listed(prunable)}",
+                message=f"{pattern!r} matches no prunable tensor; available: {listed(names)}",
             )
     if unmatched:
         return
     selected = [
-        name
-        for name in prunable
-        if any(fnmatchcase(name, p) for p in layers.include)
-        and not any(fnmatchcase(name, p) for p in layers.exclude)
+        w
+        for w in weights
+        if any(w.matches(p) for p in layers.include)
+        and not any(w.matches(p) for p in layers.exclude)
     ]
     if not selected:
         yield ProblemFieldError(
             field="spec.layers", message="include minus exclude leaves no tensor to prune"
+        )
+    elif all(w.unused for w in selected):
+        reasons = "; ".join(f"{w.name}: {w.unused}" for w in selected[:3])
+        yield ProblemFieldError(
+            field="spec.layers", message=f"no selected tensor can be pruned: {reasons}"
         )
 
 

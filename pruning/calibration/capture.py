@@ -18,12 +18,26 @@ from pruning.models.torchscript_model import TorchScriptModel
 LayerInputs = OnnxLayerInputs | TorchScriptLayerInputs
 
 
-def layer_inputs(model: ModelAdapter, input_names: Sequence[str]) -> LayerInputs:
+def layer_inputs(
+    model: ModelAdapter, input_names: Sequence[str], names: Sequence[str] = ()
+) -> LayerInputs:
+    """The layer-input capture of ``model``; each of ``names`` must be one it can capture
+    (the engine skips the others before a method sees them)."""
+    inputs: LayerInputs
     if isinstance(model, OnnxModel):
-        return OnnxLayerInputs(model)
-    if isinstance(model, TorchScriptModel):
-        return TorchScriptLayerInputs(model, input_names)
-    raise Unsupported(f"calibration is not available for {model.format} models")
+        inputs = OnnxLayerInputs(model)
+    elif isinstance(model, TorchScriptModel):
+        inputs = TorchScriptLayerInputs(model, input_names)
+    else:
+        raise Unsupported(f"calibration is not available for {model.format} models")
+    for name in names:
+        if name in inputs.unscorable:
+            raise Unsupported(
+                f"layer {name!r} cannot be calibrated: {inputs.unscorable[name]}; exclude "
+                "it with layers.exclude",
+                field="layers",
+            )
+    return inputs
 
 
 def layer_sequence(

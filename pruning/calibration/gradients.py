@@ -28,7 +28,8 @@ def differentiable(
     model: ModelAdapter, tensors: Sequence[WeightTensor], input_names: Sequence[str]
 ) -> Differentiable:
     if isinstance(model, OnnxModel):
-        module, params = onnx_to_torch(model.proto, model.prunable())
+        required = [t.name for t in tensors]
+        module, params = onnx_to_torch(model.proto, model.prunable(), required)
     elif isinstance(model, TorchScriptModel):
         module = model.module
         own = dict(module.named_parameters())

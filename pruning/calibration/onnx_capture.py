@@ -28,17 +28,29 @@ class OnnxLayerInputs:
         self.model = model
         self._sources: dict[str, list[str]] = {}  # weight -> the tensor each use reads
         self.geometry: dict[str, LayerGeometry] = {}
+        # Weights whose inputs have no layout calibration understands, and why: the engine
+        # leaves them as they are (reported as skipped) instead of failing the job.
+        self.unscorable: dict[str, str] = {}
         prunable = {tensor.name for tensor in model.prunable()}
         for node in model.proto.graph.node:
             for weight in (name for name in node.input if name in prunable):
-                geometry = _geometry(node, weight)
-                if self.geometry.setdefault(weight, geometry) != geometry:
-                    raise Unsupported(
-                        f"layer {weight!r} is used by nodes that read it differently "
-                        f"({node.op_type} {node.name!r}); exclude it with layers.exclude",
-                        field="layers",
-                    )
-                self._sources.setdefault(weight, []).append(node.input[0])
+                reason = self._add_use(node, weight)
+                if reason is not None:
+                    self.unscorable.setdefault(weight, reason)
+        for weight in self.unscorable:
+            self.geometry.pop(weight, None)
+            self._sources.pop(weight, None)
+
+    def _add_use(self, node: onnx.NodeProto, weight: str) -> str | None:
+        """Record one use of ``weight``; the reason it cannot be calibrated, if any."""
+        try:
+            geometry = _geometry(node, weight)
+        except Unsupported as exc:
+            return exc.message
+        if self.geometry.setdefault(weight, geometry) != geometry:
+            return f"it is used by nodes that read it differently ({node.op_type} {node.name!r})"
+        self._sources.setdefault(weight, []).append(node.input[0])
+        return None
 
     def sources(self, name: str) -> list[str]:
         """The tensor read by each node that uses weight ``name``, in graph order: one for a
@@ -83,31 +95,26 @@ def _geometry(node: onnx.NodeProto, weight: str) -> LayerGeometry:
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     position = list(node.input).index(weight)
     if node.op_type == "Conv" and position == 1:
-        return _conv(node, attrs, weight)
+        return _conv(attrs)
     if node.op_type == "Gemm" and position == 1 and not attrs.get("transA", 0):
         return LayerGeometry("linear", transposed=not attrs.get("transB", 0))
     if node.op_type == "MatMul" and position == 1:
         return LayerGeometry("linear", transposed=True)
     raise Unsupported(
-        f"layer {weight!r} ({node.op_type} operand {position}) has no input-feature layout "
-        "that calibration understands; exclude it with layers.exclude",
+        f"{node.op_type} operand {position} has no input-feature layout that calibration "
+        "understands",
         field="layers",
     )
 
 
-def _conv(node: onnx.NodeProto, attrs: dict[str, object], weight: str) -> LayerGeometry:
+def _conv(attrs: dict[str, object]) -> LayerGeometry:
     kernel = attrs.get("kernel_shape")
     if attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise Unsupported(
-            f"layer {weight!r}: grouped or auto-padded convolutions are not calibrated yet; "
-            "exclude it with layers.exclude",
-            field="layers",
+            "grouped or auto-padded convolutions are not calibrated yet", field="layers"
         )
     if not isinstance(kernel, list) or len(kernel) != 2:
-        raise Unsupported(
-            f"layer {weight!r}: only 2-D convolutions are calibrated; exclude it",
-            field="layers",
-        )
+        raise Unsupported("only 2-D convolutions are calibrated", field="layers")
     return conv_geometry(
         tuple(kernel),
         tuple(attrs.get("strides", [1, 1])),  # type: ignore[arg-type]

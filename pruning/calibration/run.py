@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pruning.calibration.capture import layer_inputs
 from pruning.calibration.dataset import load_calibration, require_calibration
 from pruning.calibration.outputs import compare_on_data, first_outputs
 from pruning.device import current_device
@@ -24,6 +25,23 @@ from pruning.structured.nm_layout import input_on_axis0
 
 def needs_calibration(spec: PruneSpec) -> bool:
     return spec.method.name in CALIBRATED
+
+
+def unscorable(
+    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, input_names: list[str]
+) -> dict[str, str]:
+    """Selected tensors the spec's calibrated method cannot score, and why (a layer applied
+    by an operator whose inputs have no layout the capture understands). The job prunes the
+    others: one odd layer is no reason to refuse the rest of the model."""
+    if not needs_calibration(spec) or spec.granularity == "channel":
+        return {}
+    if not CALIBRATED[spec.method.name].reads_layer_inputs:
+        return {}
+    found = layer_inputs(model, input_names).unscorable
+    name = spec.method.name
+    return {
+        t.name: f"{name} cannot score it: {found[t.name]}" for t in plan.selected if t.name in found
+    }
 
 
 def prune_calibrated(

@@ -14,6 +14,7 @@ import torch
 from pruning.calibration.geometry import LayerGeometry, conv_geometry
 from pruning.errors import Unsupported
 from pruning.models.base import Array
+from pruning.models.script_graph import attribute_path, inlined
 from pruning.models.torchscript_model import TorchScriptModel
 
 Capture = Callable[[Mapping[str, Array]], dict[str, torch.Tensor]]
@@ -25,24 +26,33 @@ class TorchScriptLayerInputs:
         self.model = model
         self.input_names = list(input_names)
         self.geometry: dict[str, LayerGeometry] = {}
+        # Weights whose inputs cannot be captured, and why: the engine leaves them as they
+        # are (reported as skipped) instead of failing the job.
+        self.unscorable: dict[str, str] = {}
         shapes = {t.name: t.values.shape for t in model.prunable()}
         for node in inlined(model.module).nodes():
             name = weight_name(node)
-            if name in shapes:
-                geometry = _geometry(node, name, shapes[name][2:])
-                if self.geometry.setdefault(name, geometry) != geometry:
-                    raise Unsupported(
-                        f"layer {name!r} is applied as different operations; exclude it with "
-                        "layers.exclude",
-                        field="layers",
-                    )
-        missing = [t.name for t in model.prunable() if t.name not in self.geometry]
-        if missing:
-            raise Unsupported(
-                f"layer {missing[0]!r} is not used by aten::linear or a 2-D convolution in "
-                "forward(), so its inputs cannot be captured; exclude it with layers.exclude",
-                field="layers",
-            )
+            if name in shapes and name not in self.unscorable:
+                reason = self._add_use(node, name, shapes[name][2:])
+                if reason is not None:
+                    self.unscorable[name] = reason
+        for name in shapes:
+            if name not in self.geometry and name not in self.unscorable:
+                self.unscorable[name] = (
+                    "forward() does not apply it with aten::linear or a 2-D convolution, so "
+                    "its inputs cannot be captured"
+                )
+        for name in self.unscorable:
+            self.geometry.pop(name, None)
+
+    def _add_use(self, node: Any, name: str, kernel: tuple[int, ...]) -> str | None:
+        try:
+            geometry = _geometry(node, kernel)
+        except Unsupported as exc:
+            return exc.message
+        if self.geometry.setdefault(name, geometry) != geometry:
+            return "it is applied as different operations"
+        return None
 
     def open(self, names: Sequence[str], threads: int = 1) -> Capture:
         """A function from feeds to the inputs of the layers ``names``, current weights; a
@@ -79,25 +89,14 @@ def layer_uses(graph: Any, names: Sequence[str]) -> dict[str, list[Any]]:
     return uses
 
 
-def inlined(module: torch.jit.ScriptModule) -> Any:
-    graph = getattr(module.forward, "graph").copy()  # noqa: B009  (a ScriptMethod attribute)
-    torch._C._jit_pass_inline(graph)
-    return graph
-
-
 def weight_name(node: Any) -> str | None:
     """``conv.weight`` for a linear/conv node whose weight is a module attribute."""
     if node.kind() != "aten::linear" and node.kind() not in _CONVS:
         return None
-    chain = []
-    source = node.inputsAt(1).node()
-    while source.kind() == "prim::GetAttr":
-        chain.append(source.s("name"))
-        source = source.inputsAt(0).node()
-    return ".".join(reversed(chain)) or None
+    return attribute_path(node.inputsAt(1).node())
 
 
-def _geometry(node: Any, name: str, kernel: tuple[int, ...]) -> LayerGeometry:
+def _geometry(node: Any, kernel: tuple[int, ...]) -> LayerGeometry:
     if node.kind() == "aten::linear":
         return LayerGeometry("linear")
     args = [_constant(v) for v in list(node.inputs())[3:]]
@@ -106,9 +105,7 @@ def _geometry(node: Any, name: str, kernel: tuple[int, ...]) -> LayerGeometry:
     transposed = node.kind() == "aten::_convolution" and args[3]
     if groups != 1 or transposed or not isinstance(padding, list) or len(kernel) != 2:
         raise Unsupported(
-            f"layer {name!r}: only 2-D, ungrouped, explicitly padded convolutions are "
-            "calibrated; exclude it with layers.exclude",
-            field="layers",
+            "only 2-D, ungrouped, explicitly padded convolutions are calibrated", field="layers"
         )
     return conv_geometry(kernel, tuple(stride), tuple(padding), tuple(dilation))
 

@@ -17,11 +17,11 @@ from pruning.calibration.dataset import CalibrationData
 from pruning.calibration.segments import Group, SegmentWalk, State
 from pruning.calibration.torchscript_capture import (
     TorchScriptLayerInputs,
-    inlined,
     layer_uses,
     return_tuple,
     weight_name,
 )
+from pruning.models.script_graph import inlined
 
 _RECOMPUTED = ("prim::Constant", "prim::GetAttr")
 

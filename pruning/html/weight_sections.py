@@ -18,9 +18,11 @@ MAX_BARS = 60  # a taller chart stops being read; the table below lists every la
 def sparsity_section(report: Mapping[str, Any]) -> str:
     sparsity = v.block(report, "sparsity")
     layers = v.rows(sparsity, "layers")
+    skipped = v.rows(report, "skipped")
     lead = (
         f"Target {v.percent(sparsity.get('target'))}, achieved "
-        f"{v.percent(sparsity.get('achieved'))} over {len(layers)} prunable tensors."
+        f"{v.percent(sparsity.get('achieved'))} over the {len(layers)} pruned tensors"
+        + (f"; {len(skipped)} selected tensors were skipped (below)." if skipped else ".")
     )
     if not layers:
         return section("sparsity", "Sparsity per layer", lead, missing("no per-layer sparsity"))
@@ -32,7 +34,13 @@ def sparsity_section(report: Mapping[str, Any]) -> str:
         *warnings,
         _sparsity_chart(sparsity, layers),
         _sparsity_table(layers),
+        *([_skipped_table(skipped)] if skipped else []),
     )
+
+
+def layer_label(layer: Mapping[str, Any]) -> str:
+    """The node a user recognises first; the tensor name where the report has no node."""
+    return str(layer.get("node") or layer.get("name") or "?")
 
 
 def layer_sparsity(layer: Mapping[str, Any]) -> float | None:
@@ -46,7 +54,7 @@ def layer_sparsity(layer: Mapping[str, Any]) -> float | None:
 def _sparsity_chart(sparsity: Mapping[str, Any], layers: list[Mapping[str, Any]]) -> str:
     shown = _largest(layers)
     bars = [
-        Bar(str(layer.get("name", "?")), layer_sparsity(layer) or 0.0, _sparsity_note(layer))
+        Bar(layer_label(layer), layer_sparsity(layer) or 0.0, _sparsity_note(layer))
         for layer in shown
     ]
     target = v.number(sparsity.get("target"))
@@ -89,7 +97,9 @@ def _sparsity_note(layer: Mapping[str, Any]) -> str:
 def _sparsity_table(layers: list[Mapping[str, Any]]) -> str:
     rows = [
         [
-            str(layer.get("name", "?")),
+            layer_label(layer),
+            str(layer.get("name", "?")) if layer.get("node") else "",  # else the first column
+            str(layer.get("op_type") or ""),
             v.shape(layer.get("shape")),
             v.count(layer.get("parameters")),
             v.count(layer.get("nonzeros")),
@@ -97,9 +107,17 @@ def _sparsity_table(layers: list[Mapping[str, Any]]) -> str:
         ]
         for layer in layers
     ]
-    return table(
-        "Every prunable tensor", ["Layer", "Shape", "Parameters", "Nonzeros", "Sparsity"], rows, 2
-    )
+    headers = ["Layer", "Tensor", "Op", "Shape", "Parameters", "Nonzeros", "Sparsity"]
+    return table("Every pruned tensor", headers, rows, 4)
+
+
+def _skipped_table(skipped: list[Mapping[str, Any]]) -> str:
+    rows = [
+        [str(s.get("node") or "(no node)"), str(s.get("tensor", "?")), str(s.get("reason", ""))]
+        for s in skipped
+    ]
+    caption = "Selected tensors left as they are, and why"
+    return table(caption, ["Layer", "Tensor", "Reason"], rows, 3)
 
 
 def magnitude_section(before: Tensors | None, after: Tensors | None) -> str:

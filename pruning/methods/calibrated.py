@@ -41,6 +41,9 @@ class CalibratedJob:
 
 class CalibratedMethod(ABC):
     name: ClassVar[str]
+    # Scores from each layer's captured inputs (calibration/capture.py): layers whose
+    # inputs cannot be captured are skipped before the method runs.
+    reads_layer_inputs: ClassVar[bool] = False
     OPTIONS: ClassVar[dict[str, type]] = {}
 
     @abstractmethod

@@ -28,6 +28,7 @@ from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer
 
 class SparseGPTMethod(CalibratedMethod):
     name: ClassVar[str] = "sparsegpt"
+    reads_layer_inputs: ClassVar[bool] = True
     OPTIONS: ClassVar[dict[str, type]] = {"blocksize": int, "percdamp": float}
 
     def __init__(self, blocksize: int = 128, percdamp: float = 0.01) -> None:
@@ -39,7 +40,7 @@ class SparseGPTMethod(CalibratedMethod):
         self.percdamp = float(percdamp)
 
     def prune(self, job: CalibratedJob) -> dict[str, Any]:
-        inputs = layer_inputs(job.model, job.input_names)
+        inputs = layer_inputs(job.model, job.input_names, [t.name for t in job.tensors])
         tensors = {t.name: t for t in job.tensors}
         calibration_s = solve_s = 0.0
         layers: list[NMLayer] = []

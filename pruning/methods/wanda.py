@@ -24,10 +24,11 @@ from pruning.tensors import FloatArray
 
 class WandaMethod(CalibratedMethod):
     name: ClassVar[str] = "wanda"
+    reads_layer_inputs: ClassVar[bool] = True
 
     def prune(self, job: CalibratedJob) -> dict[str, Any]:
         start = time.perf_counter()
-        inputs = layer_inputs(job.model, job.input_names)
+        inputs = layer_inputs(job.model, job.input_names, [t.name for t in job.tensors])
         device = resolve_device(job.device)
         norms = column_sq_norms(inputs, [t.name for t in job.tensors], job.data, device)
         calibration_s = time.perf_counter() - start

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from pruning.errors import InvalidModel
 from pruning.input_ranges import InputRange
-from pruning.tensors import Signature, WeightTensor
+from pruning.tensors import Signature, SkippedTensor, WeightTensor
 
 Array = npt.NDArray[Any]
 
@@ -48,7 +48,8 @@ class ModelAdapter(ABC):
 
     @abstractmethod
     def prunable_info(self) -> list[dict[str, Any]]:
-        """``{"name", "shape", "op"}`` for each prunable tensor, without copying weights."""
+        """``{"name", "shape", "op", "node"}`` for each prunable tensor, without copying
+        weights; ``node`` is what layer globs may match besides the name."""
 
     @abstractmethod
     def prunable(self) -> list[WeightTensor]:
@@ -58,6 +59,12 @@ class ModelAdapter(ABC):
         """What values each integer or bool input may take, from how the graph uses it;
         inputs left out get no constraint."""
         return {}
+
+    def skipped(self) -> list[SkippedTensor]:
+        """Weights of prunable layers that nothing the model computes reads, with the reason.
+        They are left as they are: zeroing dead weight changes no output, so a sparsity
+        figure counting them would promise a gain that is not there."""
+        return []
 
     @abstractmethod
     def save(self, out_dir: Path) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +19,7 @@ from pruning.errors import DataMismatch, InvalidModel, UnsupportedModel, Unsuppo
 from pruning.input_ranges import InputRange
 from pruning.models.base import Array, ModelAdapter, Runner
 from pruning.models.onnx_ranges import onnx_input_ranges
-from pruning.tensors import Dim, Signature, TensorSpec, WeightTensor
+from pruning.tensors import Dim, Signature, SkippedTensor, TensorSpec, WeightTensor
 
 # Which inputs of an operator are its weight (ONNX operator specs: Conv's W is input 1;
 # Gemm computes A*B and MatMul A@B, either side may be the constant).
@@ -42,7 +43,7 @@ class OnnxModel(ModelAdapter):
     def __init__(self, proto: onnx.ModelProto) -> None:
         self.proto = proto
         self._inits = {init.name: init for init in proto.graph.initializer}
-        self._prunable_ops = _prunable_operands(proto.graph, self._inits)
+        self._prunable_ops, self._skipped = _prunable_operands(proto.graph, self._inits)
         self._weights: list[WeightTensor] | None = None
         self.signature = _signature(proto.graph, set(self._inits))
         self.opset = next(
@@ -64,21 +65,30 @@ class OnnxModel(ModelAdapter):
 
     def prunable_info(self) -> list[dict[str, Any]]:
         return [
-            {"name": name, "shape": list(self._inits[name].dims), "op": op}
-            for name, op in self._prunable_ops.items()
+            {"name": name, "shape": list(self._inits[name].dims), "op": use.op, "node": use.node}
+            for name, use in self._prunable_ops.items()
         ]
 
     def prunable(self) -> list[WeightTensor]:
         if self._weights is None:
             # to_array returns a read-only view of the protobuf bytes: copy before masking.
             self._weights = [
-                WeightTensor(name, op, np.array(numpy_helper.to_array(self._inits[name])))
-                for name, op in self._prunable_ops.items()
+                WeightTensor(
+                    name,
+                    use.op,
+                    np.array(numpy_helper.to_array(self._inits[name])),
+                    use.node,
+                    use.op,
+                )
+                for name, use in self._prunable_ops.items()
             ]
         return self._weights
 
     def input_ranges(self) -> dict[str, InputRange]:
         return onnx_input_ranges(self.proto.graph)
+
+    def skipped(self) -> list[SkippedTensor]:
+        return list(self._skipped)
 
     def save(self, out_dir: Path) -> Path:
         for tensor in self._weights or []:
@@ -231,28 +241,72 @@ def _attribute_tensors(attr: onnx.AttributeProto) -> Iterator[onnx.TensorProto]:
         yield from _all_tensors(graph)
 
 
+@dataclass(frozen=True)
+class _Use:
+    op: str
+    node: str  # _node_label: what a user finds in a graph viewer
+
+
 def _prunable_operands(
     graph: onnx.GraphProto, inits: Mapping[str, onnx.TensorProto]
-) -> dict[str, str]:
-    """Initializer name -> op, for float initializers (rank >= 2) used only as a weight."""
-    weights: dict[str, str] = {}
+) -> tuple[dict[str, _Use], list[SkippedTensor]]:
+    """Initializer name -> its first use, for float initializers (rank >= 2) used only as a
+    weight by nodes that reach an output; and the weight-like initializers nothing reads."""
+    live = _live_nodes(graph)
+    weights: dict[str, _Use] = {}
+    dead: dict[str, str] = {}  # weight -> the first node reading it, none of whose outputs count
     other_uses: set[str] = {o.name for o in graph.output}
-    for node in graph.node:
+    for index, node in enumerate(graph.node):
         operands = WEIGHT_OPERANDS.get(node.op_type, ()) if node.domain in DEFAULT_DOMAINS else ()
-        for index, name in enumerate(node.input):
-            if index in operands and name in inits:
-                weights.setdefault(name, node.op_type)
-            else:
+        for position, name in enumerate(node.input):
+            if position not in operands or name not in inits:
                 other_uses.add(name)  # e.g. a Gather of a tied embedding: not prunable
+            elif index in live:
+                weights.setdefault(name, _Use(node.op_type, _node_label(node)))
+            else:
+                dead.setdefault(name, _node_label(node))
         for attr in node.attribute:
             other_uses.update(_names_used_by_subgraphs(attr))
-    return {
-        name: op
-        for name, op in weights.items()
-        if name not in other_uses
-        and len(inits[name].dims) >= 2
-        and inits[name].data_type in FLOAT_TYPES
-    }
+
+    def weight_like(name: str) -> bool:
+        return len(inits[name].dims) >= 2 and inits[name].data_type in FLOAT_TYPES
+
+    prunable = {n: use for n, use in weights.items() if n not in other_uses and weight_like(n)}
+    skipped = [
+        SkippedTensor(name, dead.get(name, ""), _unused_reason(dead.get(name)))
+        for name in inits
+        if weight_like(name) and name not in weights and name not in other_uses
+    ]
+    return prunable, skipped
+
+
+def _node_label(node: onnx.NodeProto) -> str:
+    """The node's name; unnamed nodes (allowed by ONNX) by their first output."""
+    return node.name or (node.output[0] if node.output else node.op_type)
+
+
+def _unused_reason(node: str | None) -> str:
+    if node is None:
+        return "no node of the graph reads it: dead weight, the outputs do not depend on it"
+    return (
+        f"read only by node {node!r}, whose result reaches no graph output: dead weight, "
+        "the outputs do not depend on it"
+    )
+
+
+def _live_nodes(graph: onnx.GraphProto) -> set[int]:
+    """Indices of the nodes some graph output depends on (ONNX keeps nodes in topological
+    order, so one walk from the end finds them)."""
+    needed = {o.name for o in graph.output}
+    live: set[int] = set()
+    for index in reversed(range(len(graph.node))):
+        node = graph.node[index]
+        if any(out in needed for out in node.output):
+            live.add(index)
+            needed.update(node.input)
+            for attr in node.attribute:
+                needed.update(_names_used_by_subgraphs(attr))
+    return live
 
 
 def _names_used_by_subgraphs(attr: onnx.AttributeProto) -> Iterable[str]:

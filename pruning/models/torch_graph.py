@@ -10,7 +10,7 @@ an operator it cannot convert is reported as ``UnsupportedOperator`` naming it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import onnx
@@ -33,9 +33,13 @@ class TorchParameter:
 
 
 def onnx_to_torch(
-    proto: onnx.ModelProto, weights: Sequence[WeightTensor]
+    proto: onnx.ModelProto,
+    weights: Sequence[WeightTensor],
+    required: Collection[str] | None = None,
 ) -> tuple[torch.nn.Module, dict[str, TorchParameter]]:
-    """The converted module (current weight values) and the parameter behind each weight."""
+    """The converted module (current weight values) and the parameter behind each weight.
+    ``required`` (default: all of ``weights``) must each have one: a weight the spec leaves
+    out needs no gradient, so it must not stop the job."""
     current = onnx.ModelProto()
     current.CopyFrom(proto)
     inits = {init.name: init for init in current.graph.initializer}
@@ -51,7 +55,8 @@ def onnx_to_torch(
         for tensor in weights:
             if tensor.name in node.input and isinstance(param, torch.nn.Parameter):
                 found.setdefault(tensor.name, _match(param, tensor))
-    missing = [t.name for t in weights if t.name not in found]
+    needed = [t.name for t in weights] if required is None else list(required)
+    missing = [name for name in needed if name not in found]
     if missing:
         raise UnsupportedOperator(
             f"weight {missing[0]!r} does not become a parameter in the torch conversion of the "

@@ -18,13 +18,15 @@ import torch
 from pruning.errors import DataMismatch, InvalidModel, UnsupportedModel
 from pruning.input_ranges import InputRange
 from pruning.models.base import Array, ModelAdapter, Runner
+from pruning.models.script_graph import first_readers
 from pruning.models.torchscript_ranges import torchscript_input_ranges
 from pruning.models.traced_inputs import read_traced_inputs
-from pruning.tensors import Signature, TensorSpec, WeightTensor
+from pruning.tensors import Signature, SkippedTensor, TensorSpec, WeightTensor
 
 INPUTS_FILE = "shears/inputs.json"  # optional extra file: [{"name", "dtype", "shape"}]
 NOT_PRUNABLE = ("Embedding", "Norm")  # module kinds whose 2-D weights are not connections
 NUMPY_SHARED = (torch.float32, torch.float64, torch.float16)
+UNUSED = "not used by forward(): dead weight, the model's outputs do not depend on it"
 
 
 class TorchScriptModel(ModelAdapter):
@@ -36,7 +38,13 @@ class TorchScriptModel(ModelAdapter):
     def __init__(self, module: torch.jit.ScriptModule, extras: dict[str, Any], path: Path) -> None:
         self.module = module
         self.extras = extras
-        self._params = _prunable_parameters(module)
+        readers = _readers_by_parameter(module)
+        found = _prunable_parameters(module)
+        self._params = [(n, kind, p) for n, kind, p in found if n in readers]
+        self._readers = readers
+        self._skipped = [
+            SkippedTensor(n, module_path(n), UNUSED) for n, _, _ in found if n not in readers
+        ]
         self._weights: list[tuple[WeightTensor, torch.Tensor, bool]] | None = None
         self.signature = Signature(_inputs(module, extras, path), _outputs(module))
 
@@ -52,18 +60,25 @@ class TorchScriptModel(ModelAdapter):
         return sum(p.numel() for _, p in self.module.named_parameters() if p.is_floating_point())
 
     def prunable_info(self) -> list[dict[str, Any]]:
-        return [{"name": n, "shape": list(p.shape), "op": op} for n, op, p in self._params]
+        return [
+            {"name": n, "shape": list(p.shape), "op": op, "node": module_path(n)}
+            for n, op, p in self._params
+        ]
 
     def prunable(self) -> list[WeightTensor]:
         if self._weights is None:
             self._weights = []
             for name, op, param in self._params:
                 values, shared = _numpy_view(param)
-                self._weights.append((WeightTensor(name, op, values), param, shared))
+                tensor = WeightTensor(name, op, values, module_path(name), self._readers[name])
+                self._weights.append((tensor, param, shared))
         return [w for w, _, _ in self._weights]
 
     def input_ranges(self) -> dict[str, InputRange]:
         return torchscript_input_ranges(self.module, [s.name for s in self.signature.inputs])
+
+    def skipped(self) -> list[SkippedTensor]:
+        return list(self._skipped)
 
     def save(self, out_dir: Path) -> Path:
         with torch.no_grad():
@@ -153,6 +168,27 @@ def _prunable_parameters(module: torch.jit.ScriptModule) -> list[tuple[str, str,
     everything = module.named_parameters(remove_duplicate=False)
     tied = {p.data_ptr() for name, p in everything if name not in found}
     return [(name, kind, p) for name, (kind, p) in found.items() if p.data_ptr() not in tied]
+
+
+def module_path(name: str) -> str:
+    """``encoder.query`` for ``encoder.query.weight``: the layer as the model's code names it."""
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _readers_by_parameter(module: torch.jit.ScriptModule) -> dict[str, str]:
+    """Parameter name -> the operator that first reads it in ``forward()``, through aliases
+    (a submodule registered under two names is read under either)."""
+    readers = first_readers(module)
+    every = list(module.named_parameters(remove_duplicate=False))
+    by_storage: dict[int, str] = {}
+    for name, param in every:
+        if name in readers:
+            by_storage.setdefault(param.data_ptr(), readers[name])
+    return {
+        name: by_storage[param.data_ptr()]
+        for name, param in every
+        if param.data_ptr() in by_storage
+    }
 
 
 def _numpy_view(param: torch.Tensor) -> tuple[Any, bool]:

@@ -74,7 +74,7 @@ def check_against_runtime(model: ModelAdapter, view: Trainable, args: list[torch
 
 
 def _onnx(model: OnnxModel, selected: Sequence[WeightTensor]) -> Trainable:
-    module, _ = onnx_to_torch(model.proto, model.prunable())
+    module, _ = onnx_to_torch(model.proto, model.prunable(), [t.name for t in selected])
     bound, unbound = bind_initializers(model.proto.graph, module)
     missing = [t.name for t in selected if t.name not in bound]
     if missing:

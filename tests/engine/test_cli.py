@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pruning.cli import main
+from tests.engine.bert_factories import onnx_bert
 from tests.engine.factories import export_onnx, export_torchscript, make_mlp
 
 FAST = ["--batch-sizes", "1,2", "--warmup", "0", "--iterations", "2"]
@@ -60,3 +61,12 @@ def test_inspect_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     model = export_onnx(make_mlp(), tmp_path / "mlp.onnx")
     assert main(["inspect", str(model)]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "onnx"
+
+
+def test_skipped_tensors_are_printed_with_their_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = onnx_bert(tmp_path / "bert.onnx")
+    assert main(["prune", str(model), "--sparsity", "0.5", *FAST, "-o", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped pooler.dense.weight: no node of the graph reads it" in printed

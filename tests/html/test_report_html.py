@@ -177,3 +177,31 @@ def test_storage_report_from_the_formats_package_renders_with_its_floor(
     assert {"csr", "bitmask", "sparse_npz", "sparse_npz_zip", "sparse_npz_zstd"} <= texts
     assert any(t.startswith("entropy floor") for t in texts)
     assert "How each figure was obtained" in page
+
+
+def test_layers_are_shown_by_node_name_first_and_tensor_name_second() -> None:
+    layer = {
+        "name": "onnx::MatMul_782",
+        "node": "/encoder/layer.0/attention/self/query/MatMul",
+        "op_type": "MatMul",
+        "parameters": 256,
+        "nonzeros": 128,
+        "sparsity": 0.5,
+    }
+    page = render_report_html({"sparsity": {"layers": [layer]}}, None, None, "t")
+    (chart,) = [s for s in svgs(page) if s.get("id") == "chart-sparsity"]
+    assert layer["node"] in [t.text for t in chart.iter("text")]
+    row = re.search(r"<tr><th scope=\"row\">(.*?)</tr>", page.split("Every pruned tensor")[1])
+    assert row is not None
+    cells = re.findall(r">([^<]+)</t[hd]>", row.group(0))
+    assert cells[:3] == [layer["node"], layer["name"], "MatMul"]
+
+
+def test_skipped_tensors_are_listed_with_their_reason() -> None:
+    layer = {"name": "fc.weight", "parameters": 10, "nonzeros": 5, "sparsity": 0.5}
+    skipped = {"tensor": "pooler.dense.weight", "node": "pooler.dense", "reason": "dead weight"}
+    report = {"sparsity": {"achieved": 0.5, "layers": [layer]}, "skipped": [skipped]}
+    page = render_report_html(report, None, None, "t")
+    assert "over the 1 pruned tensors; 1 selected tensors were skipped" in page
+    table = page.split("Selected tensors left as they are")[1]
+    assert all(f">{text}<" in table for text in skipped.values())
