@@ -11,6 +11,7 @@ from typing import Any
 
 from pruning.calibration.run import needs_calibration, prune_calibrated, unscorable
 from pruning.device import compute_device
+from pruning.errors import Unsupported
 from pruning.evaluation import evaluate
 from pruning.fidelity import headline, measure_fidelity, measure_on_calibration
 from pruning.formats import storage_report
@@ -21,6 +22,7 @@ from pruning.masks import prune_in_place
 from pruning.methods import make_scorer
 from pruning.models import ModelAdapter, open_model
 from pruning.models.base import Array, require_finite
+from pruning.models.onnx_archive import pack
 from pruning.outputs import check_outputs, write_html_report, write_sparse_outputs
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
@@ -53,6 +55,8 @@ class _Job:
     structure: dict[str, Any] | None = None  # n:m / channel: what was cut or left, and why
     training: dict[str, Any] | None = None  # the retraining's schedule, curve and choices
     datasets: Mapping[str, Path] = field(default_factory=dict)
+    packaging: str | None = None  # "zip" / "tar": the upload's archive, the artifact's too
+    upload: Path | None = None  # the file given, when it is not `original` (an archive)
 
 
 def prune(
@@ -87,7 +91,10 @@ def prune(
     found = census(job.kind.iter_parameters(job.artifact), job.pruned)  # one read for all
     after = found.weights
     sparse = write_sparse_outputs(job.spec.outputs, job.artifact, after, job.artifact.parent)
-    artifacts = {"model": job.artifact, **sparse.paths}
+    delivered = job.artifact
+    if job.packaging is not None:  # back into the upload's archive kind, data file beside
+        delivered = pack(job.artifact, job.packaging, job.artifact.with_suffix(f".{job.packaging}"))
+    artifacts = {"model": delivered, **sparse.paths}
     report = _report(job, measured, found, artifacts)
     report["storage"].update(sparse.notes)
     clock.lap("report_s")
@@ -112,6 +119,12 @@ def _prune_and_save(
     step("load")
     model = open_model(path, fmt, probe_runtime=False)  # timed in its runtime later
     check_outputs(spec.outputs, model.format)
+    if model.packaging is not None and "onnx_sparse" in spec.outputs:
+        raise Unsupported(
+            "outputs: onnx_sparse is not written for a model with external data; ask for "
+            "sparse_npz, which holds the same sparse tensors",
+            field="outputs",
+        )
     inputs = resolve_inputs(
         model.signature.inputs, spec.input_shapes, model.exact_shapes, model.input_ranges()
     )
@@ -136,7 +149,7 @@ def _prune_and_save(
     return _Job(
         spec,
         type(model),
-        path,
+        model.source or path,  # the runtime's file: an archive's unpacked model
         artifact,
         inputs,
         outputs,
@@ -145,6 +158,8 @@ def _prune_and_save(
         done.structure,
         done.training,
         datasets,
+        model.packaging,
+        path,
     )
 
 
@@ -305,7 +320,7 @@ def _report(
     job: _Job, measured: dict[str, Any], found: ArtifactCensus, artifacts: dict[str, Path]
 ) -> dict[str, Any]:
     # Sizes of the files a user would ship, next to those of the upload.
-    files = {"file": job.artifact, "dense_file": job.original}
+    files = {"file": artifacts["model"], "dense_file": job.upload or job.original}
     files.update({name: path for name, path in artifacts.items() if name != "model"})
     return {
         "sparsity": sparsity_section(found, job.pruned, job.spec),

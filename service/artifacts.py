@@ -10,6 +10,8 @@ from storage import BlobStore, JobRecord, NotFound
 _MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8"}
 _EXTENSIONS = {
     "onnx": ".onnx",
+    "onnx+zip": ".zip",  # an ONNX model and its external data files
+    "onnx+tar": ".tar",
     "torchscript": ".pt",
     "json": ".json",
     "npz": ".npz",

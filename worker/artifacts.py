@@ -65,7 +65,9 @@ def store_artifacts(
         records.append(
             {
                 "name": name,
-                "format": model_format if name == "model" else _format_of(path),
+                "format": _model_format(model_format, path)
+                if name == "model"
+                else _format_of(path),
                 "size_bytes": stored.size_bytes,
                 "sha256": stored.sha256,
             }
@@ -90,6 +92,13 @@ def _checked_file(name: str, relative: str, workdir: Path) -> Path:
     if not candidate.is_file():
         raise ResultRejected(f"artifact {name!r} was not written")
     return candidate
+
+
+def _model_format(model_format: str, path: Path) -> str:
+    """An ONNX model uploaded with its data files in an archive comes back in one: `onnx+zip`
+    or `onnx+tar`, so a download is named for what it holds."""
+    packaging = path.suffix.lower().lstrip(".")
+    return f"{model_format}+{packaging}" if packaging in ("zip", "tar") else model_format
 
 
 def _format_of(path: Path) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pruning.errors import InvalidModel
 from pruning.models.base import ModelAdapter, Runner
+from pruning.models.onnx_archive import archive_kind
 from pruning.models.onnx_model import OnnxModel
 from pruning.models.torchscript_model import TorchScriptModel
 
@@ -19,8 +20,9 @@ NPY_MAGIC = b"\x93NUMPY"
 
 
 def detect_format(path: Path, declared: str | None = None) -> str:
-    """ "torchscript" for a zip archive, otherwise "onnx" (protobuf has no magic number;
-    the ONNX parser and checker decide). A declared format must agree with the content."""
+    """ "onnx" for a .zip or .tar holding an .onnx model and its data files, "torchscript"
+    for any other zip archive, otherwise "onnx" (protobuf has no magic number; the ONNX
+    parser and checker decide). A declared format must agree with the content."""
     if declared is not None and declared not in ADAPTERS:
         raise InvalidModel(f"format must be one of {sorted(ADAPTERS)}, got {declared!r}")
     try:
@@ -31,7 +33,9 @@ def detect_format(path: Path, declared: str | None = None) -> str:
     if not head:
         raise InvalidModel("the file is empty")
     _refuse_numpy_data(path, head)
-    detected = TorchScriptModel.format if head.startswith(ZIP_MAGIC) else OnnxModel.format
+    detected = OnnxModel.format
+    if head.startswith(ZIP_MAGIC) and archive_kind(path) is None:
+        detected = TorchScriptModel.format
     if declared is not None and declared != detected:
         raise InvalidModel(
             f"format {declared!r} was given but the content is {_looks_like(detected)}; "

@@ -34,6 +34,10 @@ class ModelAdapter(ABC):
 
     signature: Signature
     opset: int | None = None
+    # The file the runtime opens for the upload (inside an archive: the unpacked model file),
+    # and the archive kind its pruned copy goes back into, if it came in one.
+    source: Path | None = None
+    packaging: str | None = None
 
     @classmethod
     @abstractmethod

@@ -3,8 +3,11 @@ the uploaded graph with new initializer values (same nodes, names, opset and sig
 
 from __future__ import annotations
 
+import atexit
 import mmap
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,13 @@ from onnx import numpy_helper
 from pruning.errors import DataMismatch, InvalidModel, UnsupportedModel, UnsupportedOperator
 from pruning.input_ranges import InputRange
 from pruning.models.base import Array, ModelAdapter, Runner
+from pruning.models.onnx_archive import (
+    archive_kind,
+    check_locations,
+    external_tensors,
+    folder_members,
+    unpack,
+)
 from pruning.models.onnx_ranges import onnx_input_ranges
 from pruning.tensors import Dim, Signature, SkippedTensor, TensorSpec, WeightTensor
 
@@ -40,8 +50,11 @@ class OnnxModel(ModelAdapter):
     runtime: ClassVar[str] = f"onnxruntime {ort.__version__}"
     exact_shapes: ClassVar[bool] = True
 
-    def __init__(self, proto: onnx.ModelProto) -> None:
+    def __init__(
+        self, proto: onnx.ModelProto, source: Path | None = None, packaging: str | None = None
+    ) -> None:
         self.proto = proto
+        self.source, self.packaging = source, packaging
         self._inits = {init.name: init for init in proto.graph.initializer}
         self._prunable_ops, self._skipped = _prunable_operands(proto.graph, self._inits)
         self._weights: list[WeightTensor] | None = None
@@ -52,11 +65,14 @@ class OnnxModel(ModelAdapter):
 
     @classmethod
     def load(cls, path: Path, probe_runtime: bool = True) -> OnnxModel:
-        proto = read_model(path)
+        packaging = archive_kind(path)
+        if packaging is not None:
+            path = unpack(path, _unpack_dir())
+        proto = read_model(path, allow_external=packaging is not None)
         _check(path)
         if probe_runtime:  # ONNX Runtime must be able to run it, or say why
             session_for(path, threads=1)
-        return cls(proto)
+        return cls(proto, path, packaging)
 
     def parameter_count(self) -> int:
         return sum(
@@ -94,12 +110,22 @@ class OnnxModel(ModelAdapter):
         for tensor in self._weights or []:
             self._inits[tensor.name].CopyFrom(numpy_helper.from_array(tensor.values, tensor.name))
         out = out_dir / f"model{self.suffix}"
-        out.write_bytes(self.proto.SerializeToString())
+        if self.packaging is None:
+            out.write_bytes(self.proto.SerializeToString())
+            return out
+        # The upload's layout: the graph and one data file beside it (packed by the engine).
+        onnx.save_model(
+            self.proto,
+            str(out),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=f"model{self.suffix}.data",
+        )
         return out
 
     @classmethod
     def iter_parameters(cls, path: Path) -> Iterator[tuple[str, Array]]:
-        proto = read_model(path)
+        proto = read_model(path, allow_external=True)
         for init in proto.graph.initializer:
             if init.data_type in PARAMETER_TYPES:
                 yield init.name, numpy_helper.to_array(init)
@@ -124,9 +150,26 @@ class OnnxRunner:
         del self.session
 
 
-def read_model(path: Path) -> onnx.ModelProto:
+def read_model(path: Path, allow_external: bool = False) -> onnx.ModelProto:
     """The file's ModelProto, parsed from a memory map: the file's bytes are never copied into
-    the process besides the parsed message itself (a 1 GB model costs 1 GB, not 2)."""
+    the process besides the parsed message itself (a 1 GB model costs 1 GB, not 2).
+    ``allow_external``: a model unpacked from an archive (or written by us) whose tensors
+    live in data files beside it; their locations are checked, then the data is loaded."""
+    proto = _read_graph(path, allow_external)
+    if allow_external and any(True for _ in external_tensors(proto.graph)):
+        check_locations(proto, "", folder_members(path.parent))
+        onnx.load_external_data_for_model(proto, str(path.parent))
+    return proto
+
+
+def _unpack_dir() -> Path:
+    """Under TMPDIR: the worker's child has its work dir's tmp/ there, removed with it."""
+    folder = Path(tempfile.mkdtemp(prefix="shears-onnx-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _read_graph(path: Path, allow_external: bool) -> onnx.ModelProto:
     try:
         with path.open("rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
@@ -134,15 +177,16 @@ def read_model(path: Path) -> onnx.ModelProto:
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 view = memoryview(mapped)
                 try:
-                    return parse_model(view)
+                    return parse_model(view, allow_external)
                 finally:
                     view.release()
     except OSError as exc:
         raise InvalidModel(f"cannot read the model file: {exc.strerror}") from exc
 
 
-def parse_model(data: bytes | memoryview) -> onnx.ModelProto:
-    """Bytes to ModelProto; external data is refused before anything resolves a path."""
+def parse_model(data: bytes | memoryview, allow_external: bool = False) -> onnx.ModelProto:
+    """Bytes to ModelProto; external data is refused before anything resolves a path, unless
+    the caller checks its locations (``pruning.models.onnx_archive``)."""
     if not len(data):
         raise InvalidModel("the file is empty")
     proto = onnx.ModelProto()
@@ -158,7 +202,8 @@ def parse_model(data: bytes | memoryview) -> onnx.ModelProto:
             "the file is not an ONNX model (no IR version or no graph nodes); "
             "upload a .onnx exported with torch.onnx.export or a torch.jit.save archive"
         )
-    _refuse_external_data(proto.graph)
+    if not allow_external:
+        _refuse_external_data(proto.graph)
     return proto
 
 
@@ -211,16 +256,17 @@ def _check(path: Path) -> None:
 
 
 def _refuse_external_data(graph: onnx.GraphProto) -> None:
-    for tensor in _all_tensors(graph):
+    for tensor in all_tensors(graph):
         if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
             raise InvalidModel(
-                f"tensor {tensor.name!r} is stored as external data, which Shears refuses "
-                "(it would read other files); re-save with all tensors inside the file: "
-                "onnx.save_model(model, path, save_as_external_data=False)"
+                f"tensor {tensor.name!r} is stored as external data, which a lone .onnx "
+                "file cannot carry; upload the .onnx file and "
+                "its data files together as one .zip or .tar, or re-save with all tensors "
+                "inside the file: onnx.save_model(model, path, save_as_external_data=False)"
             )
 
 
-def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+def all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     yield from graph.initializer
     for sparse in graph.sparse_initializer:
         yield sparse.values
@@ -238,7 +284,7 @@ def _attribute_tensors(attr: onnx.AttributeProto) -> Iterator[onnx.TensorProto]:
         yield attr.sparse_tensor.values
         yield attr.sparse_tensor.indices
     for graph in [attr.g] if attr.HasField("g") else list(attr.graphs):
-        yield from _all_tensors(graph)
+        yield from all_tensors(graph)
 
 
 @dataclass(frozen=True)

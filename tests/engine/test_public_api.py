@@ -26,7 +26,7 @@ def test_prune_signature_is_what_the_worker_calls() -> None:
         "progress",
         "datasets",
         "device",
-        "model_name",  # fmt: skip
+        "model_name",
     ]
     assert list(inspect.signature(pruning.inspect_model).parameters) == ["path", "fmt"]
 
