@@ -11,6 +11,7 @@ memory whole. Credentials and region come from boto3's usual sources (`AWS_ACCES
 """
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,7 +20,12 @@ from urllib.parse import urlsplit
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from storage.blob_store import BlobMissing, StoredBlob, checked_sha256
 from storage.blobs import CHUNK, Staging, file_sha256, staged_stream
@@ -28,6 +34,11 @@ from storage.blobs import CHUNK, Staging, file_sha256, staged_stream
 # four in flight bound the memory of a transfer to a few hundred MiB.
 PART_BYTES = 64 << 20
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+# What botocore raises when a body stops short: the connection broke, stalled, or closed early.
+_BROKEN_STREAM = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
+_RESUMES = 3
+
+log = logging.getLogger(__name__)
 
 
 class S3BlobStore:
@@ -93,12 +104,32 @@ class S3BlobStore:
         return blob
 
     def open_chunks(self, sha256: str) -> Iterator[bytes]:
+        """One streamed GET; a stream broken mid-way resumes with a ranged GET from the
+        first byte not yet yielded (the bytes under a digest's key never change), so a
+        multi-gigabyte download survives a dropped connection to the bucket."""
+        key = self.key(sha256)
         with _missing_as(sha256):
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))["Body"]
-        try:
-            yield from body.iter_chunks(CHUNK)
-        finally:
-            body.close()  # a client that hangs up mid-download frees the connection
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        size, sent = int(response["ContentLength"]), 0
+        for resume in range(_RESUMES + 1):
+            body = response["Body"]
+            try:
+                for chunk in body.iter_chunks(CHUNK):
+                    sent += len(chunk)
+                    yield chunk
+                return
+            except _BROKEN_STREAM as exc:
+                if resume == _RESUMES:
+                    raise
+                log.warning("blob %s: download broke at byte %d (%s); resuming", sha256, sent, exc)
+            finally:
+                body.close()  # a client that hangs up mid-download frees the connection
+            if sent >= size:
+                return  # broke after the last byte: a range past the end would be a 416
+            with _missing_as(sha256):
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={sent}-"
+                )
 
     def fetch_to(self, sha256: str, destination: Path) -> Path:
         with _missing_as(sha256):

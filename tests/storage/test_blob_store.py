@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
+from shears_config import Settings
 from storage import BlobMissing, BlobStore, FileBlobStore, open_blob_store
 from storage.blobs import BlobTooLarge, clear_stale_temp_files
 from storage.s3_blobs import S3BlobStore, parse_s3_url
 from tests.support.s3_server import CREDENTIALS, S3Server
+from tests.support.tcp_proxy import cutting_proxy
 
 
 def stored_digests(store: BlobStore) -> list[str]:
@@ -154,3 +157,38 @@ def test_an_s3_url_names_a_bucket_and_a_key_prefix(url: str, bucket: str, prefix
 def test_anything_but_an_s3_url_is_refused(url: str) -> None:
     with pytest.raises(ValueError):
         parse_s3_url(url)
+
+
+@pytest.mark.parametrize("url", ["file:///srv/blobs", "s3://", "s3://bucket?versionId=1"])
+def test_a_blob_url_other_than_s3_stops_the_settings_from_loading(url: str) -> None:
+    with pytest.raises(ValidationError, match="blob_url"):
+        Settings(blob_url=url)
+
+
+def test_without_a_blob_url_blobs_are_files_under_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    store = open_blob_store(settings.blob_url, settings.blob_dir, settings.s3_endpoint_url)
+    assert isinstance(store, FileBlobStore) and store.root == tmp_path / "blobs"
+
+
+@pytest.mark.parametrize("read", ["open_chunks", "fetch_to"])
+def test_a_download_cut_by_the_network_resumes_and_comes_back_whole(
+    read: str, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    bucket = s3_server.new_bucket()
+    url = f"s3://{bucket}/blobs"
+    data = os.urandom(6 << 20)
+    direct = S3BlobStore.from_url(url, tmp_path, s3_server.endpoint_url, part_bytes=5 << 20)
+    blob = direct.put_stream(io.BytesIO(data), max_bytes=len(data))
+    upstream_port = int(s3_server.endpoint_url.rsplit(":", 1)[1])
+    with cutting_proxy(upstream_port, cut_after=2 << 20) as proxy:
+        endpoint = f"http://127.0.0.1:{proxy.port}"
+        store = S3BlobStore.from_url(url, tmp_path, endpoint, part_bytes=5 << 20)
+        if read == "open_chunks":  # the API's download
+            received = b"".join(store.open_chunks(blob.sha256))
+        else:  # a worker's copy: concurrent ranged GETs
+            received = store.fetch_to(blob.sha256, tmp_path / "copy").read_bytes()
+    assert proxy.cuts == 1
+    assert hashlib.sha256(received).hexdigest() == blob.sha256

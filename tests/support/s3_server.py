@@ -34,13 +34,7 @@ class S3Server:
     endpoint_url: str
 
     def client(self) -> Any:
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
-        )
+        return _client(self.endpoint_url)
 
     def new_bucket(self) -> str:
         name = f"shears-test-{secrets.token_hex(6)}"
@@ -55,6 +49,18 @@ class S3Server:
     def settings(self, bucket: str, prefix: str = "blobs") -> dict[str, str]:
         """`shears_env(**...)` keyword arguments and AWS variables for a Shears process."""
         return {"blob_url": f"s3://{bucket}/{prefix}", "s3_endpoint_url": self.endpoint_url}
+
+
+@cache
+def _client(endpoint_url: str) -> Any:
+    # One per server: building a client loads botocore's S3 model, a second or so each time.
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
 
 
 @cache
