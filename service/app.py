@@ -22,8 +22,7 @@ from service.tasks import TaskSender
 from service.webhook_docs import install_webhook_docs
 from service.webhooks import WebhookDispatcher
 from shears_config import Settings, get_settings
-from storage import BlobStore, JobStore, connect
-from storage.blobs import clear_stale_temp_files
+from storage import JobStore, connect, open_blob_store
 
 log = logging.getLogger("shears.api")
 
@@ -83,8 +82,8 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 def _open_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite creates files, not folders
     database = connect(settings.resolved_database_url)
-    blobs = BlobStore(settings.blob_dir)
-    removed = clear_stale_temp_files(blobs, settings.stale_upload_s)
+    blobs = open_blob_store(settings.blob_url, settings.blob_dir, settings.s3_endpoint_url)
+    removed = blobs.clear_partial_uploads(settings.stale_upload_s)
     if removed:
         log.info("removed %d partial upload(s) left by an earlier crash", removed)
     return Services(

@@ -22,7 +22,7 @@ def download(
     blobs: BlobStore, sha256: str, filename: str, media_type: str, inline: bool = False
 ) -> StreamingResponse:
     """Stream a blob (1 MiB chunks, read in a thread) with a safe Content-Disposition."""
-    size = blobs.path(sha256).stat().st_size
+    size = blobs.size(sha256)
     return StreamingResponse(
         blobs.open_chunks(sha256),
         media_type=media_type,

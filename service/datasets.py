@@ -42,7 +42,10 @@ def _inspect(services: Services, sha256: str) -> NpzSummary:
     # A dataset larger than a job's memory limit could never be loaded by a job.
     limit = services.settings.child_memory_bytes
     try:
-        return inspect_npz(services.blobs.path(sha256), max_unpacked_bytes=limit)
+        # In a bucket the archive is fetched to a temp file first: zip's directory is at its
+        # end, and numpy seeks, which a streamed body cannot.
+        with services.blobs.as_local_file(sha256) as path:
+            return inspect_npz(path, max_unpacked_bytes=limit)
     except NpzRefused as exc:
         raise Invalid("file", str(exc), "invalid_dataset") from exc
 

@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect
 from api_schemas import Problem, ProblemFieldError
 from shears_config.logging import current_request_id
 from storage import Conflict, NotFound
-from storage.blobs import BlobTooLarge
+from storage.blob_store import BlobTooLarge
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://shears.dev/problems/"

@@ -2,7 +2,6 @@
 a short timeout, so a load balancer learns of an outage in seconds."""
 
 import asyncio
-import tempfile
 from collections.abc import Callable
 
 from fastapi.concurrency import run_in_threadpool
@@ -33,7 +32,7 @@ class Readiness(BaseModel):
 async def check_readiness(services: Services) -> Readiness:
     checks: dict[str, Callable[[], None]] = {
         "database": services.database.ping,
-        "blob_store": lambda: _check_writable_dir(services),
+        "blob_store": services.blobs.ping,
         "broker": services.tasks.ping,
     }
     results = await asyncio.gather(*(_run(check) for check in checks.values()))
@@ -53,8 +52,3 @@ async def _run(check: Callable[[], None]) -> str:
     except Exception as exc:  # any failure of a dependency means "not ready", with why
         return f"{type(exc).__name__}: {exc}"[:300]
     return "ok"
-
-
-def _check_writable_dir(services: Services) -> None:
-    with tempfile.NamedTemporaryFile(dir=services.blobs.root / "tmp", prefix="ready-"):
-        pass

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 from service.blobs import release_blob
 from service.problems import Invalid, PayloadTooLarge, ProblemError
 from storage import BlobStore, JobStore
-from storage.blobs import BlobTooLarge, StoredBlob
+from storage.blob_store import BlobTooLarge, StoredBlob
 
 FILE_FIELD = "file"
 MAX_FIELDS = 8

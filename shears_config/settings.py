@@ -22,6 +22,18 @@ class Settings(BaseSettings):
         description="Celery broker URL (redis://…); default: the embedded filesystem transport "
         "under data_dir, which needs no server but serves one machine only.",
     )
+    blob_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[^/?#]+(/[^?#]*)?$",
+        description="s3://bucket/prefix: blobs in an S3-compatible bucket, so workers on other "
+        "hosts need no shared disk (credentials and region from AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION or an instance role); default: files "
+        "under data_dir/blobs.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 server of blob_url when it is not AWS, e.g. http://minio:9000.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -126,6 +138,7 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
+        """The blob store's files, or with blob_url only its partial uploads."""
         return self.data_dir / "blobs"
 
     @property

@@ -1,9 +1,10 @@
-"""Content-addressed files on disk, written atomically.
+"""Content-addressed files on disk, written atomically: the embedded default blob store.
 
 Paths come only from sha256 digests we compute, never from a user's string. Partial files
 live in `tmp/<session>/`, one folder per process, locked (flock) while that process lives:
 after a crash, the next start removes a dead process's folder at once, while the live
-uploads of another API replica sharing the volume keep their lock and stay.
+uploads of another API replica sharing the volume keep their lock and stay. The S3 backend
+stages its uploads the same way (`Staging`, `staged_stream`).
 """
 
 import contextlib
@@ -11,79 +12,129 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-_CHUNK = 1 << 20
+from storage.blob_store import BlobMissing, BlobStore, BlobTooLarge, StoredBlob, checked_sha256
+
+__all__ = [
+    "BlobMissing",
+    "BlobTooLarge",
+    "FileBlobStore",
+    "Staging",
+    "StoredBlob",
+    "clear_stale_temp_files",
+    "staged_stream",
+]
+
+CHUNK = 1 << 20
 _LOCK_NAME = ".owner.lock"
 _SESSION_PREFIX = "session-"
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
-class BlobTooLarge(Exception):
-    """The stream exceeded the size limit; nothing was kept."""
-
-
-@dataclass(frozen=True)
-class StoredBlob:
-    sha256: str
-    size_bytes: int
-
-
-class BlobStore:
+class FileBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / "sha256").mkdir(parents=True, exist_ok=True)
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
-        self._session: Path | None = None
-        self._session_lock: int | None = None
-        self._session_owner = 0
+        self.staging = Staging(root / "tmp")
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError("not a sha256 hex digest")
+        checked_sha256(sha256)
         return self.root / "sha256" / sha256[:2] / sha256
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def size(self, sha256: str) -> int:
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobMissing(f"no blob {sha256}") from exc
+
     def put_stream(self, stream: BinaryIO, max_bytes: int) -> StoredBlob:
-        """Copy `stream` in, hashing as it goes; refuse past `max_bytes` while reading."""
-        digest = hashlib.sha256()
-        size = 0
-        with self._temp_file() as (tmp_path, out):
-            while chunk := stream.read(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise BlobTooLarge(f"larger than the limit of {max_bytes} bytes")
-                digest.update(chunk)
-                out.write(chunk)
-            return self._commit(tmp_path, out, digest.hexdigest(), size)
+        with staged_stream(self.staging, stream, max_bytes) as (tmp_path, out, blob):
+            os.fsync(out.fileno())
+            final = self.path(blob.sha256)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            # rename is atomic on one filesystem: a reader sees the whole blob or none.
+            os.replace(tmp_path, final)
+            return blob
 
     def put_file(self, source: Path) -> StoredBlob:
         with source.open("rb") as stream:
             return self.put_stream(stream, max_bytes=1 << 62)
 
     def open_chunks(self, sha256: str) -> Iterator[bytes]:
-        with self.path(sha256).open("rb") as f:
-            while chunk := f.read(_CHUNK):
+        try:
+            f = self.path(sha256).open("rb")
+        except FileNotFoundError as exc:
+            raise BlobMissing(f"no blob {sha256}") from exc
+        with f:
+            while chunk := f.read(CHUNK):
                 yield chunk
+
+    def fetch_to(self, sha256: str, destination: Path) -> Path:
+        """Hard-link the blob to `destination` (copy across filesystems).
+
+        The blob is made read-only first: a link shares the inode, so an engine writing to
+        its input in place would otherwise change the stored upload.
+        """
+        source = self.path(sha256)
+        try:
+            os.chmod(source, _READ_ONLY)
+        except FileNotFoundError as exc:
+            raise BlobMissing(f"no blob {sha256}") from exc
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copyfile(source, destination)
+        return destination
+
+    @contextlib.contextmanager
+    def as_local_file(self, sha256: str) -> Iterator[Path]:
+        path = self.path(sha256)
+        if not path.is_file():
+            raise BlobMissing(f"no blob {sha256}")
+        yield path
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
-    def _temp_file(self) -> "_TempFile":
+    def ping(self) -> None:
+        self.staging.ping()
+
+    def clear_partial_uploads(self, older_than_s: float) -> int:
+        return self.staging.clear_stale(older_than_s)
+
+
+class Staging:
+    """A folder of partial uploads, with one locked session folder per live process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._session: Path | None = None
+        self._session_lock: int | None = None
+        self._session_owner = 0
+
+    def temp_file(self) -> "_TempFile":
         return _TempFile(self._session_dir())
+
+    def ping(self) -> None:
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix="ready-"):
+            pass
 
     def _session_dir(self) -> Path:
         """This process's folder for partial files, locked for as long as the process lives
         (a forked child inherits the lock with the open file, which is what we want)."""
         if self._session is None or self._session_owner != os.getpid():
             # Locked before it gets its `session-` name: a sweeper never sees it unlocked.
-            new = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=".new-"))
+            new = Path(tempfile.mkdtemp(dir=self.root, prefix=".new-"))
             fd = os.open(new / _LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             session = new.with_name(_SESSION_PREFIX + new.name.removeprefix(".new-"))
@@ -91,18 +142,26 @@ class BlobStore:
             self._session, self._session_lock, self._session_owner = session, fd, os.getpid()
         return self._session
 
-    def _commit(self, tmp_path: Path, out: BinaryIO, sha256: str, size: int) -> StoredBlob:
-        out.flush()
-        os.fsync(out.fileno())
-        final = self.path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        # rename is atomic on one filesystem: a reader sees the whole blob or none.
-        os.replace(tmp_path, final)
-        return StoredBlob(sha256=sha256, size_bytes=size)
+    def clear_stale(self, older_than_s: float) -> int:
+        """A session folder whose lock can be taken belongs to a dead process: removed
+        whatever its age. Anything else (loose files, folders of older versions) only once
+        untouched for `older_than_s`, since another process sharing the volume may be writing
+        it right now."""
+        removed = 0
+        cutoff = time.time() - older_than_s
+        for leftover in self.root.iterdir():
+            if leftover == self._session:
+                continue
+            if leftover.name.startswith(_SESSION_PREFIX):
+                # Its lock, not its age, decides: a live replica's slow upload may be old.
+                removed += _remove_tree(leftover) if _owner_is_gone(leftover) else 0
+            elif leftover.stat().st_mtime <= cutoff:
+                removed += _remove_tree(leftover) if leftover.is_dir() else _remove_file(leftover)
+        return removed
 
 
 class _TempFile:
-    """A temp file in the store's own tmp dir, removed on any exit unless renamed away."""
+    """A temp file in a session folder, removed on any exit unless renamed away."""
 
     def __init__(self, directory: Path) -> None:
         fd, name = tempfile.mkstemp(dir=directory, prefix="upload-")
@@ -117,24 +176,40 @@ class _TempFile:
         self.path.unlink(missing_ok=True)
 
 
-def clear_stale_temp_files(store: BlobStore, older_than_s: float = 600.0) -> int:
-    """Remove partial uploads left by a crash; call at startup. Returns the files removed.
+@contextlib.contextmanager
+def staged_stream(
+    staging: Staging, stream: BinaryIO, max_bytes: int
+) -> Iterator[tuple[Path, BinaryIO, StoredBlob]]:
+    """`stream` copied into a temp file (flushed, still open) and hashed; the file is
+    removed when the block ends unless the block renamed it away. Refused past `max_bytes`
+    while reading, so an oversized upload never fills the disk."""
+    digest = hashlib.sha256()
+    size = 0
+    with staging.temp_file() as (tmp_path, out):
+        while chunk := stream.read(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise BlobTooLarge(f"larger than the limit of {max_bytes} bytes")
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        yield tmp_path, out, StoredBlob(sha256=digest.hexdigest(), size_bytes=size)
 
-    A session folder whose lock can be taken belongs to a dead process: removed whatever its
-    age. Anything else (loose files, folders of older versions) only once untouched for
-    `older_than_s`, since another process sharing the volume may be writing it right now.
-    """
-    removed = 0
-    cutoff = time.time() - older_than_s
-    for leftover in (store.root / "tmp").iterdir():
-        if leftover == store._session:
-            continue
-        if leftover.name.startswith(_SESSION_PREFIX):
-            # Its lock, not its age, decides: a live replica's slow upload may be old.
-            removed += _remove_tree(leftover) if _owner_is_gone(leftover) else 0
-        elif leftover.stat().st_mtime <= cutoff:
-            removed += _remove_tree(leftover) if leftover.is_dir() else _remove_file(leftover)
-    return removed
+
+def file_sha256(path: Path) -> StoredBlob:
+    """The digest and size of a file, read once in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            size += len(chunk)
+            digest.update(chunk)
+    return StoredBlob(sha256=digest.hexdigest(), size_bytes=size)
+
+
+def clear_stale_temp_files(store: BlobStore, older_than_s: float = 600.0) -> int:
+    """Remove partial uploads left by a crash; call at startup. Returns the files removed."""
+    return store.clear_partial_uploads(older_than_s)
 
 
 def _owner_is_gone(session: Path) -> bool:

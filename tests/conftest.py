@@ -11,7 +11,7 @@ _PROCESS_FIXTURES = frozenset(
     {
         "processes", "redis_server", "postgres_url", "start_worker", "start_api",
         "start_serve", "make_stack", "stack", "shared_stack", "http", "onnx_model", "server",
-        "keyed_server",
+        "keyed_server", "s3_server",
     }
 )  # fmt: skip
 
@@ -19,6 +19,7 @@ _PROCESS_FIXTURES = frozenset(
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        on_server = params.get("store") == "postgresql"  # tests/storage runs on both stores
+        # tests/storage runs on both job stores and both blob stores.
+        on_server = params.get("store") == "postgresql" or params.get("blob_store") == "s3"
         if on_server or _PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)

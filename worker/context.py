@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from shears_config import Settings, get_settings
-from storage import BlobStore, JobStore, connect
+from storage import BlobStore, JobStore, connect, open_blob_store
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class WorkerContext:
     def from_settings(cls, settings: Settings) -> "WorkerContext":
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite's file lives there
         store = JobStore(connect(settings.resolved_database_url))
-        return cls(settings=settings, store=store, blobs=BlobStore(settings.blob_dir))
+        blobs = open_blob_store(settings.blob_url, settings.blob_dir, settings.s3_endpoint_url)
+        return cls(settings=settings, store=store, blobs=blobs)
 
 
 @lru_cache(maxsize=1)

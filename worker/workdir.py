@@ -4,9 +4,7 @@ Every name in a work dir is chosen here or in worker/protocol.py: ids we generat
 fixed file names, never a user's string.
 """
 
-import os
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,8 +13,6 @@ from pathlib import Path
 
 from storage import BlobStore
 from worker import protocol
-
-_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
 def work_root(data_dir: Path) -> Path:
@@ -38,18 +34,9 @@ def private_workdir(data_dir: Path, label: str) -> Iterator[Path]:
 
 
 def place_blob(blobs: BlobStore, sha256: str, destination: Path) -> Path:
-    """Hard-link a blob into a work dir (copy across filesystems).
-
-    The blob is made read-only first: a link shares the inode, so an engine writing to its
-    input in place would otherwise change the stored upload.
-    """
-    source = blobs.path(sha256)
-    os.chmod(source, _READ_ONLY)
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copyfile(source, destination)
-    return destination
+    """A blob as a file in a work dir: a hard link to the disk store's own file (made
+    read-only), or a copy fetched from the bucket; never a path into a shared store."""
+    return blobs.fetch_to(sha256, destination)
 
 
 def remove_stale_workdirs(data_dir: Path, older_than_s: float) -> int:

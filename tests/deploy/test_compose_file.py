@@ -48,17 +48,33 @@ def test_workers_scale_and_outlast_celerys_soft_shutdown(compose: dict[str, Any]
     assert _seconds(worker["stop_grace_period"]) > SOFT_SHUTDOWN_TIMEOUT_S + 30
 
 
-def test_api_and_workers_share_the_data_volume_broker_and_database(
+def test_api_and_workers_share_the_broker_database_and_bucket_but_no_disk(
     compose: dict[str, Any],
 ) -> None:
     api, worker = compose["services"]["api"], compose["services"]["worker"]
     assert api["build"]["target"] == "api"
     assert "healthcheck" in api and "8000" in api["ports"][0]
-    for key in ("SHEARS_BROKER_URL", "SHEARS_DATABASE_URL", "SHEARS_DATA_DIR"):
-        assert api["environment"][key] == worker["environment"][key]
+    shared = ("SHEARS_BROKER_URL", "SHEARS_DATABASE_URL", "SHEARS_DATA_DIR", "SHEARS_BLOB_URL")
+    for key in (*shared, "SHEARS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert api["environment"][key] == worker["environment"][key], key
     assert api["environment"]["SHEARS_HOST"] == "0.0.0.0"
-    assert set(api["volumes"]) == set(worker["volumes"]) == {"shears-data:/data"}
-    assert "shears-data" in compose["volumes"]
+    assert set(api["volumes"]) == {"shears-data:/data"} and "shears-data" in compose["volumes"]
+    assert "volumes" not in worker, "a worker on another host has no share of the API's disk"
+
+
+def test_the_bucket_is_made_before_the_api_or_a_worker_starts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    bucket = services["api"]["environment"]["SHEARS_BLOB_URL"].removeprefix("s3://").split("/")[0]
+    assert re.fullmatch(r"minio/minio:RELEASE\.[0-9TZ-]+", services["minio"]["image"])
+    assert "healthcheck" in services["minio"] and "ports" not in services["minio"]
+    init = services["minio-init"]
+    assert f"mc mb --ignore-existing store/{bucket}" in " ".join(init["command"])
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in ("api", "worker"):
+        condition = services[name]["depends_on"]["minio-init"]["condition"]
+        assert condition == "service_completed_successfully", name
+    endpoint = services["api"]["environment"]["SHEARS_S3_ENDPOINT_URL"]
+    assert endpoint == "http://minio:9000"
 
 
 def _seconds(duration: str) -> float:

@@ -5,16 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage import BlobStore
+from storage import FileBlobStore
 from storage.blobs import clear_stale_temp_files
 
 # A process that starts an upload and dies mid-way (no cleanup runs on os._exit).
 _DIES_MID_UPLOAD = """
 import os, sys
 from pathlib import Path
-from storage import BlobStore
-store = BlobStore(Path(sys.argv[1]))
-upload = store._temp_file()
+from storage import FileBlobStore
+store = FileBlobStore(Path(sys.argv[1]))
+upload = store.staging.temp_file()
 upload.file.write(b"half of a model")
 upload.file.flush()
 os._exit(9)
@@ -30,16 +30,16 @@ def test_a_dead_processs_partial_upload_is_removed_at_the_next_start(tmp_path: P
     assert subprocess.run(argv, cwd=Path(__file__).resolve().parents[2]).returncode == 9
     assert len(partial_files(tmp_path)) == 1
 
-    assert clear_stale_temp_files(BlobStore(tmp_path)) == 1
+    assert clear_stale_temp_files(FileBlobStore(tmp_path)) == 1
     assert partial_files(tmp_path) == []
 
 
 def test_a_live_replicas_partial_upload_is_kept(tmp_path: Path) -> None:
-    live = BlobStore(tmp_path)
-    with live._temp_file() as (path, out):
+    live = FileBlobStore(tmp_path)
+    with live.staging.temp_file() as (path, out):
         out.write(b"arriving")
         out.flush()
 
-        restarted = BlobStore(tmp_path)  # another replica starting on the same volume
+        restarted = FileBlobStore(tmp_path)  # another replica starting on the same volume
         assert clear_stale_temp_files(restarted, older_than_s=0.0) == 0
         assert path.exists()

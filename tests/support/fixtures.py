@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from tests.support import s3_server as s3_server_module
 from tests.support import shears
 from tests.support.models import tiny_onnx, tiny_torchscript
 from tests.support.postgres import private_database
 from tests.support.processes import ManagedProcess, ProcessRegistry
 from tests.support.redis_server import RedisServer
+from tests.support.s3_server import S3Server
 from tests.support.shears import BOTH_QUEUES, ApiServer, Stack
 
 _REGISTRY = pytest.StashKey[ProcessRegistry]()
@@ -56,6 +58,13 @@ def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of a fresh database (local or private PostgreSQL), dropped afterwards."""
     with private_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> S3Server:
+    """moto's S3 server, one per session: `.endpoint_url`, `.new_bucket()`, `.keys(bucket)`,
+    `.settings(bucket)` (blob_url and s3_endpoint_url for `shears_env`)."""
+    return s3_server_module.s3_server()
 
 
 @pytest.fixture
