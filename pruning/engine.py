@@ -22,7 +22,7 @@ from pruning.masks import prune_in_place
 from pruning.methods import make_scorer
 from pruning.models import ModelAdapter, open_model
 from pruning.models.base import Array, require_finite
-from pruning.models.onnx_archive import pack
+from pruning.models.onnx_archive import pack, unpacked_files
 from pruning.outputs import check_outputs, write_html_report, write_sparse_outputs
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
@@ -102,6 +102,9 @@ def prune(
     before = _read_weights(job.kind, job.original, job.pruned.names)
     title = f"Shears report: {model_name or job.original.name}"
     artifacts["report_html"] = write_html_report(report, before, after, job.artifact.parent, title)
+    if delivered != job.artifact:  # the archive holds them: one copy of the weights on disk
+        for loose in unpacked_files(job.artifact):
+            loose.unlink()
     step("report", 1.0)
     return PruneResult(artifacts=artifacts, report=report)
 

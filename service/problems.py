@@ -189,6 +189,7 @@ _DESCRIPTIONS = {
     415: "The body is not multipart/form-data.",
     422: "The request is invalid; `errors` names each offending field.",
     503: "A dependency (the job queue) is unreachable; retry after `Retry-After` seconds.",
+    507: "The service's disk cannot hold the upload; nothing was kept.",
 }
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 from service.blobs import release_blob
 from service.problems import Invalid, PayloadTooLarge, ProblemError
 from storage import BlobStore, JobStore
-from storage.blob_store import BlobTooLarge, StoredBlob
+from storage.blob_store import BlobTooLarge, StagingFull, StoredBlob
 
 FILE_FIELD = "file"
 MAX_FIELDS = 8
@@ -36,6 +36,8 @@ MAX_FIELD_BYTES = 4096
 MAX_NAME_CHARS = 256
 # Boundaries, part headers and the few small fields around the file part.
 _MULTIPART_OVERHEAD = MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024
+# Kept free when taking an upload: the job store, logs and job work dirs share the disk.
+_DISK_RESERVE = 1024**3
 # A refused upload still reads this much of the rest of the body (see `drain`).
 DRAIN_BYTES = 16 * 1024 * 1024
 # Hand the blob store ~256 KiB at a time: fewer thread hops, memory still bounded.
@@ -65,10 +67,14 @@ async def receive_upload(
     body = request.stream()
     try:
         _refuse_declared_oversize(request, max_bytes)
+        _refuse_what_the_disk_cannot_hold(request, blobs)
         return await _receive(body, boundary, store, blobs, max_bytes, field_names)
-    except (PayloadTooLarge, BlobTooLarge):
+    except (PayloadTooLarge, BlobTooLarge, InsufficientStorage):
         await drain(body, DRAIN_BYTES)
         raise
+    except StagingFull as exc:
+        await drain(body, DRAIN_BYTES)
+        raise InsufficientStorage(f"the upload filled the service's disk ({exc})") from exc
 
 
 async def drain(body: AsyncIterator[bytes], budget: int) -> None:
@@ -119,6 +125,31 @@ def _boundary(request: Request) -> bytes:
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
         raise ProblemError(415, "unsupported_media_type", "send the upload as multipart/form-data")
     return params[b"boundary"]
+
+
+class InsufficientStorage(ProblemError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            507,
+            "insufficient_storage",
+            f"{detail}; nothing was kept: free space on the service's data disk, or ask its "
+            "operator to",
+            headers={"Connection": "close"},
+        )
+
+
+def _refuse_what_the_disk_cannot_hold(request: Request, blobs: BlobStore) -> None:
+    """A declared body larger than the free space is refused before a byte is written, so
+    a large upload never fills the disk the job store and other uploads share."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return
+    free = blobs.staging_free_bytes() - _DISK_RESERVE
+    if int(declared) > free:
+        raise InsufficientStorage(
+            f"the upload ({int(declared)} bytes) does not fit the {max(free, 0)} bytes free "
+            "for uploads"
+        )
 
 
 def _refuse_declared_oversize(request: Request, max_bytes: int) -> None:

@@ -37,7 +37,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_upload_bytes: int = Field(
+        default=32 * 1024**3,
+        ge=1,
+        description="Largest model or dataset upload: room for a 7B-parameter fp32 model "
+        "(28 GB) in an archive with its data files. A body the disk cannot hold is refused "
+        "with 507 first.",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Deliveries before worker_lost.")
     lease_s: float = Field(default=60.0, gt=0, description="Job lease, renewed while running.")
     job_time_limit_s: float = Field(default=3600.0, gt=0, description="Hard limit per job.")

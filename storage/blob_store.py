@@ -19,6 +19,10 @@ class BlobTooLarge(Exception):
     """The stream exceeded the size limit; nothing was kept."""
 
 
+class StagingFull(Exception):
+    """The staging disk has no room for the stream; nothing was kept."""
+
+
 class BlobMissing(FileNotFoundError):
     """No blob has this digest (deleted, or never stored)."""
 
@@ -30,6 +34,10 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
+    def staging_free_bytes(self) -> int:
+        """Free bytes where uploads are staged: a body larger than this cannot be taken."""
+        ...
+
     def put_stream(self, stream: BinaryIO, max_bytes: int) -> StoredBlob:
         """Copy `stream` in, hashing as it goes; refuse past `max_bytes` while reading."""
         ...

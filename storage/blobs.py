@@ -8,6 +8,7 @@ stages its uploads the same way (`Staging`, `staged_stream`).
 """
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -19,7 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.blob_store import BlobMissing, BlobStore, BlobTooLarge, StoredBlob, checked_sha256
+from storage.blob_store import (
+    BlobMissing,
+    BlobStore,
+    BlobTooLarge,
+    StagingFull,
+    StoredBlob,
+    checked_sha256,
+)
 
 __all__ = [
     "BlobMissing",
@@ -105,6 +113,9 @@ class FileBlobStore:
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
+    def staging_free_bytes(self) -> int:
+        return self.staging.free_bytes()
+
     def ping(self) -> None:
         self.staging.ping()
 
@@ -128,6 +139,9 @@ class Staging:
     def ping(self) -> None:
         with tempfile.NamedTemporaryFile(dir=self.root, prefix="ready-"):
             pass
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
 
     def _session_dir(self) -> Path:
         """This process's folder for partial files, locked for as long as the process lives
@@ -186,13 +200,18 @@ def staged_stream(
     digest = hashlib.sha256()
     size = 0
     with staging.temp_file() as (tmp_path, out):
-        while chunk := stream.read(CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise BlobTooLarge(f"larger than the limit of {max_bytes} bytes")
-            digest.update(chunk)
-            out.write(chunk)
-        out.flush()
+        try:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise BlobTooLarge(f"larger than the limit of {max_bytes} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise StagingFull(f"the disk filled after {size} bytes") from exc
         yield tmp_path, out, StoredBlob(sha256=digest.hexdigest(), size_bytes=size)
 
 

@@ -148,6 +148,9 @@ class S3BlobStore:
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
 
+    def staging_free_bytes(self) -> int:
+        return self.staging.free_bytes()
+
     def ping(self) -> None:
         self.staging.ping()
         self.client.head_bucket(Bucket=self.bucket)

@@ -121,11 +121,16 @@ def folder_members(folder: Path) -> dict[str, Member]:
     return found
 
 
-def pack(onnx_file: Path, kind: str, out: Path) -> Path:
-    """The `.onnx` file and the data files beside it that it names, as an archive of `kind`."""
+def unpacked_files(onnx_file: Path) -> list[Path]:
+    """The `.onnx` file and the data files beside it that it names."""
     proto = onnx.load(str(onnx_file), load_external_data=False)
     names = sorted({_location(t) for t in external_tensors(proto.graph)})
-    files = [onnx_file, *(onnx_file.parent / n for n in names)]
+    return [onnx_file, *(onnx_file.parent / n for n in names)]
+
+
+def pack(onnx_file: Path, kind: str, out: Path) -> Path:
+    """The `.onnx` file and the data files beside it that it names, as an archive of `kind`."""
+    files = unpacked_files(onnx_file)
     if kind == ZIP:
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             for file in files:

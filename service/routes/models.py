@@ -31,7 +31,7 @@ _UPLOAD_FORM = openapi_form(
     summary="Upload a model (ONNX or TorchScript); a worker validates it",
     responses={
         202: {"model": Model, "description": "Stored, still `validating`: poll `Location`."},
-        **problems(400, 413, 415, 422, 503),
+        **problems(400, 413, 415, 422, 503, 507),
         500: {
             "model": Problem,
             "description": "Opening it failed in Shears, not in the file: the model is kept "

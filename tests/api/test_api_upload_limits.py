@@ -1,5 +1,8 @@
 """The upload size limit holds while the bytes arrive, and nothing of a refused upload stays."""
 
+import json
+import shutil
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +61,34 @@ def test_an_upload_declaring_a_size_over_the_limit_is_413(
         response = http.post("/v1/models", files={"file": ("big.onnx", b"\x07" * (3 * LIMIT))})
         assert_problem(response, 413, "payload_too_large")
         assert http.get("/healthz").status_code == 200  # a new connection, still serving
+    assert leftovers(data_dir) == []
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/datasets"])
+def test_an_upload_the_disk_cannot_hold_is_507_before_a_byte_is_written(
+    start_api: Callable[[dict[str, str]], ApiServer],
+    shears_env: Callable[..., dict[str, str]],
+    path: str,
+) -> None:
+    env = shears_env(max_upload_bytes=1 << 60)  # the cap is not what refuses it
+    api, data_dir = start_api(env), Path(env["SHEARS_DATA_DIR"])
+    declared = shutil.disk_usage(data_dir).free + 1024**3
+    boundary = "b0undary"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as conn:
+        conn.sendall(head.encode() + next(multipart_chunks(0, boundary)))
+        conn.shutdown(socket.SHUT_WR)  # the rest never comes
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert b" 507 " in status_line, answer[:500]
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["code"] == "insufficient_storage" and "nothing was kept" in body["detail"]
     assert leftovers(data_dir) == []
 
 

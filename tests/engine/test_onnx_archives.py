@@ -78,6 +78,7 @@ def test_an_archived_model_is_pruned_and_comes_back_in_the_same_archive_kind(
     kind = "zip" if pack is zipped else "tar"
     assert delivered.suffix == f".{kind}"
     assert (zipfile.is_zipfile if kind == "zip" else tarfile.is_tarfile)(delivered)
+    assert sorted(p.name for p in delivered.parent.glob("model*")) == [delivered.name]
 
     model_file = unpack(delivered, tmp_path / "check")
     weights = onnx.load(str(model_file))  # with its data file beside it
