@@ -80,9 +80,14 @@ class OnnxModel(ModelAdapter):
     def input_ranges(self) -> dict[str, InputRange]:
         return onnx_input_ranges(self.proto.graph)
 
-    def save(self, out_dir: Path) -> Path:
+    def store_weights(self) -> None:
+        """The prunable arrays (copies, see ``prunable``) into the graph's initializers, for
+        code that reads the graph itself (channel surgery) and for ``save``."""
         for tensor in self._weights or []:
             self._inits[tensor.name].CopyFrom(numpy_helper.from_array(tensor.values, tensor.name))
+
+    def save(self, out_dir: Path) -> Path:
+        self.store_weights()
         out = out_dir / f"model{self.suffix}"
         out.write_bytes(self.proto.SerializeToString())
         return out

@@ -46,10 +46,12 @@ def nm_zeros(target: float, n: int, m: int) -> int:
 
 
 def channel_counts(structure: dict[str, Any] | None) -> dict[str, Any]:
-    """Channels zeroed by a channel event, over the groups it could prune."""
+    """Channels zeroed by a channel event, over the groups it may prune (not those left
+    dense for a reason, such as reaching the model's output)."""
     groups = (structure or {}).get("groups")
     if not groups:
         return {}
-    total = sum(int(g["channels"]) for g in groups)
-    kept = sum(int(g["kept"]) for g in groups)
+    prunable = [g for g in groups if g.get("reason") is None]
+    total = sum(int(g["channels"]) for g in prunable)
+    kept = sum(int(g["kept"]) for g in prunable)
     return {"channels": {"zeroed": total - kept, "total": total}}

@@ -19,6 +19,7 @@ from tests.engine.training_factories import (
     digits_datasets,
     export_digits,
     held_out_accuracy,
+    make_digits_convnet,
     make_digits_mlp,
     retrain_spec,
     trained,
@@ -27,6 +28,7 @@ from tests.engine.training_factories import (
 
 SCHEDULES = [{"kind": "gradual", "steps": 3}, {"kind": "iterative", "rounds": 3}]
 FORMATS = [".onnx", ".pt"]
+LAYERS = ["0.weight", "3.weight", "7.weight", "9.weight"]  # the digits convnet's conv, linear
 
 
 def test_nm_zeros_per_group_ramp_to_exactly_n() -> None:
@@ -88,3 +90,61 @@ def test_nm_schedule_works_with_a_calibrated_method(tmp_path: Path) -> None:
     ramp = [e["zeros_per_group"] for e in result.report["training"]["pruning_events"]]
     assert ramp == [0, 2, 2]
     assert all((zeros == 2).all() for zeros in _zeros_per_group(result).values())
+
+
+def _convnet_job(tmp_path: Path, suffix: str, schedule: dict[str, Any], **extra: Any) -> Any:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    model = export_digits(trained(make_digits_convnet(), epochs=2), tmp_path / f"net{suffix}")
+    spec = retrain_spec(0.5, schedule, epochs=3)
+    spec.update(granularity={"kind": "channel"}, **extra)
+    return prune(model, spec, tmp_path / "out", datasets=digits_datasets(tmp_path, model))
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s["kind"])
+def test_channel_schedule_zeroes_more_channels_each_event_then_cuts_them(
+    tmp_path: Path, suffix: str, schedule: dict[str, Any]
+) -> None:
+    result = _convnet_job(tmp_path, suffix, schedule)
+    artifact = result.artifacts["model"]
+    shapes = {n: w.shape for n, w in weights_of(artifact, LAYERS).items()}
+    assert [shapes[n][0] for n in LAYERS] == [8, 16, 32, 10]  # half of 16, 32, 64; not logits
+    assert shapes["9.weight"][1] == 32
+    structure = result.report["structure"]
+    assert structure["physically_smaller"] is True
+    assert structure["parameters"]["after"] < structure["parameters"]["before"]
+    events = result.report["training"]["pruning_events"]
+    fractions = [e["channel_sparsity"] for e in events]
+    zeroed = [e["channels"]["zeroed"] for e in events]
+    assert fractions[-1] == 0.5 and fractions[0] < 0.5
+    assert all(a <= b for a, b in itertools.pairwise(fractions))
+    assert all(a <= b for a, b in itertools.pairwise(zeroed))
+    assert zeroed[0] < zeroed[-1] == 8 + 16 + 32
+    assert {e["channels"]["total"] for e in events} == {16 + 32 + 64}
+    metric = result.report["quality"]["metric"]
+    assert metric["pruned"] == held_out_accuracy(artifact)
+    assert metric["pruned"] > 0.8
+
+
+def test_a_channel_schedule_cuts_only_channels_that_reached_nothing(tmp_path: Path) -> None:
+    """The masked model trained is the model cut: the cut moves no output (one-shot
+    cutting of live channels does)."""
+    scheduled = _convnet_job(tmp_path / "gradual", ".onnx", {"kind": "gradual", "steps": 2})
+    one_shot = _convnet_job(tmp_path / "one_shot", ".onnx", {"kind": "one_shot"})
+    assert scheduled.report["structure"]["output_change"] < 1e-4
+    assert one_shot.report["structure"]["output_change"] > 1e-2
+
+
+def test_channel_schedule_works_with_taylor_ranking(tmp_path: Path) -> None:
+    calibration = {"dataset_id": "ds_train", "samples": 64}
+    result = _convnet_job(
+        tmp_path,
+        ".onnx",
+        {"kind": "iterative", "rounds": 2},
+        method={"name": "taylor"},
+        calibration=calibration,
+    )
+    assert result.report["structure"]["importance"] == "taylor"
+    assert result.report["calibration"]["samples"] == 64
+    zeroed = [e["channels"]["zeroed"] for e in result.report["training"]["pruning_events"]]
+    assert zeroed[0] < zeroed[-1] == 56
