@@ -11,6 +11,7 @@ Zeroed channels score lowest at the next event (their norm, and their Taylor sco
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from pruning.models.onnx_model import OnnxModel
 from pruning.spec import PruneSpec
 from pruning.structured.channel_importance import ChannelRanking, channel_ranking
 from pruning.structured.channels import IntArray
-from pruning.structured.dependency import analyse
+from pruning.structured.dependency import Dependencies, analyse
 from pruning.structured.graph import OnnxGraph, attribute
 from pruning.structured.importance import (
     ChannelScores,
@@ -49,6 +50,16 @@ class ChannelMasks:
     groups: list[dict[str, Any]]
     kept: Mapping[str, FloatArray]
     ranking: ChannelRanking
+    unheld: Mapping[str, str]  # producing weight -> why its group stays dense
+
+    def held_plan(self, plan: LayerPlan) -> LayerPlan:
+        """The plan without the layers whose channels could not be held at zero."""
+        selected = [t for t in plan.selected if t.name not in self.unheld]
+        return dataclasses.replace(plan, selected=selected)
+
+    def explain(self, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Groups that ``held_plan`` left out were selected: say why they stay dense."""
+        return [explained(g, self.unheld) for g in groups]
 
     def final_ranking(self) -> ChannelRanking:
         """The cut keeps count - round(s * C) channels of best score, the count this event
@@ -72,14 +83,34 @@ def mask_channels(
     weights = {t.name: t for t in model.prunable()}
     selected = {t.name for t in plan.selected}
     if isinstance(model, OnnxModel):
-        groups, kept = _onnx(model.proto, selected, spec.sparsity, ranking.importance, weights)
-        return ChannelMasks(groups, kept, ranking)
+        found = _onnx(model.proto, selected, spec.sparsity, ranking.importance, weights)
+        return ChannelMasks(*found[:2], ranking, found[2])
     cuts = _chain(model, inputs)
     if cuts is None:  # not a chain: the output channels alone, as the one-shot cut does
         groups = zero_channels(plan.selected, spec.sparsity, ranking.importance)
-        return ChannelMasks(groups, _alive_rows(plan.selected), ranking)
-    groups, kept = _torchscript(cuts, selected, spec.sparsity, ranking.importance, weights)
-    return ChannelMasks(groups, kept, ranking)
+        return ChannelMasks(groups, _alive_rows(plan.selected), ranking, {})
+    found = _torchscript(cuts, selected, spec.sparsity, ranking.importance, weights)
+    return ChannelMasks(*found[:2], ranking, found[2])
+
+
+_Found = tuple[list[dict[str, Any]], dict[str, FloatArray], dict[str, str]]
+
+
+def _unheld(graph: OnnxGraph, deps: Dependencies, selected: Collection[str]) -> dict[str, str]:
+    """Producing weight -> why its group stays dense: a layer outside the selection reads
+    its channels, and training holds only selected weights at zero."""
+    roots: dict[int, str] = {}
+    for step in deps.steps:
+        node = graph.nodes[step.node]
+        weight = node.input[1] if len(node.input) > 1 else ""
+        if step.role == "in" and weight_axis(node, "in") is not None and weight not in selected:
+            for root in deps.find.roots(step.channels.groups()):
+                roots.setdefault(root, _unheld_reason(weight))
+    return {
+        source.weight: roots[deps.find.root(group)]
+        for group, source in deps.sources.items()
+        if deps.find.root(group) in roots
+    }
 
 
 def _onnx(
@@ -88,12 +119,14 @@ def _onnx(
     sparsity: float,
     importance: Importance,
     weights: Mapping[str, WeightTensor],
-) -> tuple[list[dict[str, Any]], dict[str, FloatArray]]:
+) -> _Found:
     copy = onnx.ModelProto()
     copy.CopyFrom(proto)  # the graph index rewrites what it reads (identities, shared vectors)
     graph = OnnxGraph(copy)
     deps = analyse(graph)
-    outcomes, keep = decide_channels(graph, deps, set(selected), sparsity, importance)
+    unheld = _unheld(graph, deps, selected)
+    held = set(selected) - set(unheld)
+    outcomes, keep = decide_channels(graph, deps, held, sparsity, importance)
     for step in deps.steps:
         kept = step.channels.kept_positions(keep, deps.find)
         node = graph.nodes[step.node]
@@ -106,7 +139,7 @@ def _onnx(
         for group, source in deps.sources.items()
         if deps.find.root(group) in keep
     }
-    return [g.to_json() for g in outcomes], kept_scores
+    return [explained(g.to_json(), unheld) for g in outcomes], kept_scores, unheld
 
 
 def weight_axis(node: onnx.NodeProto, role: str) -> int | None:
@@ -138,10 +171,10 @@ def _torchscript(
     sparsity: float,
     importance: Importance,
     weights: Mapping[str, WeightTensor],
-) -> tuple[list[dict[str, Any]], dict[str, FloatArray]]:
-    groups, kept_scores = [], {}
+) -> _Found:
+    groups, kept_scores, unheld = [], {}, {}
     for cut in cuts:
-        name = f"{cut.layer}.weight"
+        name, consumer_name = f"{cut.layer}.weight", f"{cut.consumer}.weight"
         producer = weights[name].values
         channels = int(producer.shape[0])
         group = {"layers": [name], "channels": channels, "kept": channels, "pruned": False}
@@ -149,18 +182,32 @@ def _torchscript(
             reason = f"layer {name!r} is not selected by layers.include/exclude"
             groups.append({**group, "reason": reason})
             continue
+        if consumer_name not in selected:
+            unheld[name] = _unheld_reason(consumer_name)
+            groups.append({**group, "reason": unheld[name]})
+            continue
         rows = producer.reshape(channels, -1)
         keep = channels_to_keep(channel_scores(importance, name, rows), sparsity)
         dropped = np.setdiff1d(np.arange(channels), keep)
         producer[dropped] = 0
         columns = (dropped[:, None] * cut.block + np.arange(cut.block)).reshape(-1)
-        consumer = weights.get(f"{cut.consumer}.weight")
-        if consumer is not None:
-            consumer.values[:, columns] = 0
+        weights[consumer_name].values[:, columns] = 0
         kept_scores[name] = _indicator(channels, keep)
         pruned = int(keep.size) < channels
         groups.append({**group, "kept": int(keep.size), "pruned": pruned, "reason": None})
-    return groups, kept_scores
+    return groups, kept_scores, unheld
+
+
+def _unheld_reason(reader: str) -> str:
+    return (
+        f"layer {reader!r} reads these channels and is not selected, so training could not "
+        "hold its inputs from them at zero"
+    )
+
+
+def explained(group: dict[str, Any], unheld: Mapping[str, str]) -> dict[str, Any]:
+    why = next((unheld[name] for name in group["layers"] if name in unheld), None)
+    return group if why is None else {**group, "reason": why}
 
 
 def _alive_rows(tensors: list[WeightTensor]) -> dict[str, FloatArray]:

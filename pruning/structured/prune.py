@@ -74,7 +74,8 @@ def cut_masked_channels(
     if isinstance(model, OnnxModel):
         model.store_weights()  # the trained values, which the surgery reads from the graph
     ranking = masks.final_ranking()
-    outcome = _channels(model, plan, spec, inputs, ranking)
+    outcome = _channels(model, masks.held_plan(plan), spec, inputs, ranking)
+    outcome.report["groups"] = masks.explain(outcome.report["groups"])
     outcome.calibration = ranking.calibration
     return outcome
 

@@ -148,3 +148,21 @@ def test_channel_schedule_works_with_taylor_ranking(tmp_path: Path) -> None:
     assert result.report["calibration"]["samples"] == 64
     zeroed = [e["channels"]["zeroed"] for e in result.report["training"]["pruning_events"]]
     assert zeroed[0] < zeroed[-1] == 56
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_channels_read_by_a_layer_left_out_stay_dense_and_say_why(
+    tmp_path: Path, suffix: str
+) -> None:
+    """Training holds only selected weights at zero, so a channel read by an excluded layer
+    could not be silenced before the cut."""
+    layers = {"exclude": ["9.weight"]}
+    result = _convnet_job(tmp_path, suffix, {"kind": "gradual", "steps": 2}, layers=layers)
+    groups = {g["layers"][0]: g for g in result.report["structure"]["groups"]}
+    assert groups["7.weight"]["pruned"] is False
+    assert "'9.weight' reads these channels" in groups["7.weight"]["reason"]
+    assert groups["0.weight"]["pruned"] and groups["3.weight"]["pruned"]
+    shapes = {n: w.shape for n, w in weights_of(result.artifacts["model"], LAYERS).items()}
+    assert [shapes[n][0] for n in LAYERS] == [8, 16, 64, 10]
+    if suffix == ".onnx":
+        assert result.report["structure"]["output_change"] < 1e-4
