@@ -136,7 +136,9 @@ class NMGranularity(BaseModel):
     the last axis of B when `transB=1` (torch Linear) and axis 0 otherwise; for MatMul with a
     constant B, axis 0 of B; for TorchScript Linear/Conv the flattened dims after the first.
     `sparsity` must equal n/m; a layer whose input dimension is not a multiple of m is left
-    dense and named in the report."""
+    dense and named in the report. With an `iterative` or `gradual` schedule each pruning
+    event keeps the pattern z:m, z the whole number of zeros nearest the event's sparsity
+    times m (2:4 ramps 1:4 then 2:4); zeros stay zero, and the last event leaves exactly n:m."""
 
     model_config = _contract({"kind": "n:m", "n": 2, "m": 4})
     kind: Literal["n:m"] = Field(default="n:m", description="Granularity tag.")
@@ -157,7 +159,10 @@ class ChannelGranularity(BaseModel):
     L1 or L2 norm of their weights (Li et al. 2017, "Pruning Filters for Efficient ConvNets"),
     unless `method` is `taylor`, whose loss-based score (with calibration data) ranks them.
     Channels tied by residual additions or concatenations are pruned together; groups that
-    cannot be cut safely stay dense and the report says why."""
+    cannot be cut safely stay dense and the report says why. With an `iterative` or `gradual`
+    schedule each pruning event zeroes the event's fraction of channels (the weights making
+    them and the inputs reading them; the model keeps its shapes while it trains) and the
+    zeroed channels are cut when training ends."""
 
     model_config = _contract({"kind": "channel", "importance": "l1"})
     kind: Literal["channel"] = Field(default="channel", description="Granularity tag.")
@@ -588,7 +593,9 @@ class PruneSpec(BaseModel):
 
     @model_validator(mode="after")
     def _schedule_fits_retraining(self) -> "PruneSpec":
-        problems = list(_schedule_problems(self.schedule, self.retrain, self.sparsity))
+        problems = list(
+            _schedule_problems(self.schedule, self.retrain, self.sparsity, self.granularity)
+        )
         if problems:
             _raise_at("PruneSpec", *problems)
         return self
@@ -598,9 +605,17 @@ def _schedule_problems(
     schedule: OneShotSchedule | IterativeSchedule | GradualSchedule,
     retrain: RetrainSpec | None,
     sparsity: float,
+    granularity: UnstructuredGranularity | NMGranularity | ChannelGranularity,
 ) -> Iterator[tuple[tuple[str, ...] | str, str]]:
     if schedule.kind in RETRAINING_SCHEDULES and retrain is None:
         yield "retrain", f"schedule {schedule.kind!r} prunes while training; it needs `retrain`"
+    regrows = retrain is not None and retrain.regrow
+    if schedule.kind in RETRAINING_SCHEDULES and regrows and granularity.kind == "channel":
+        yield (
+            ("retrain", "regrow"),
+            "regrow reconnects single weights, and a channel schedule keeps whole channels "
+            "zeroed until they are cut; set regrow to false for granularity 'channel'",
+        )
     if isinstance(schedule, IterativeSchedule) and retrain and retrain.epochs < schedule.rounds:
         yield (
             ("retrain", "epochs"),

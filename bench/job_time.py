@@ -62,8 +62,9 @@ def build_encoder(directory: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def served(tree: Path, log: Path) -> Iterator[str]:
-    """`shears serve` from ``tree`` (its own sources, first on PYTHONPATH) on a free port."""
+def served(tree: Path, log: Path) -> Iterator[tuple[str, int]]:
+    """`shears serve` from ``tree`` (its own sources, first on PYTHONPATH) on a free port:
+    its URL and process id."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEARS_")}
     env["PYTHONPATH"] = str(tree)
@@ -75,7 +76,7 @@ def served(tree: Path, log: Path) -> Iterator[str]:
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_healthy(url, process)
-                yield url
+                yield url, process.pid
             finally:
                 process.terminate()
                 process.wait(timeout=60)
@@ -151,7 +152,7 @@ def _quality(report: dict[str, Any]) -> str:
 def measure_tree(
     tree: Path, model: Path, data: Path, log: Path, methods: list[str]
 ) -> list[JobTime]:
-    with served(tree, log) as url, httpx.Client(base_url=url, timeout=600) as http:
+    with served(tree, log) as (url, _), httpx.Client(base_url=url, timeout=600) as http:
         model_id = upload(http, "/v1/models", model)
         wait_model(http, model_id)
         dataset_id = upload(http, "/v1/datasets", data)

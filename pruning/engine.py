@@ -27,8 +27,9 @@ from pruning.outputs import check_outputs, write_html_report, write_sparse_outpu
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
+from pruning.structured.channel_masks import ChannelMasks, mask_channels
 from pruning.structured.hardware import explain, explain_no_gain
-from pruning.structured.prune import StructuredOutcome, prune_structured
+from pruning.structured.prune import StructuredOutcome, cut_masked_channels, prune_structured
 from pruning.training.run import EventNotes, TrainingOutcome, prune_with_training
 from pruning.training.zeros_first import zeros_first
 from pruning.version import __version__
@@ -201,8 +202,10 @@ def _prune_or_train(
         notes = prune_once(spec, plan, step)
         clock.lap("prune_s")
         return _Pruned(model, structured, notes.calibration, notes.structure)
-    if spec.granularity == "channel":
+    if spec.granularity == "channel" and spec.schedule.kind == "one_shot":
         return _cut_channels_then_train(model, plan, spec, inputs, datasets, step, clock, out_dir)
+    if spec.granularity == "channel":
+        return _mask_channels_train_then_cut(model, plan, spec, inputs, datasets, step, clock)
     trained = prune_with_training(model, plan, spec, inputs, datasets, step, prune_once)
     _lap_training(clock, trained)
     notes = trained.notes
@@ -232,6 +235,31 @@ def _cut_channels_then_train(
     trained = prune_with_training(small, small_plan, spec, inputs, datasets, step, lambda *_: notes)
     _lap_training(clock, trained, cut_s)
     return _Pruned(small, None, calibration, outcome.report, trained.report)
+
+
+def _mask_channels_train_then_cut(
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path],
+    step: Progress,
+    clock: _Clock,
+) -> _Pruned:
+    """A channel schedule: each event zeroes a larger share of the channels while the model
+    keeps its shapes and trains; the zeroed channels are cut once training ends."""
+    last: list[ChannelMasks] = []
+
+    def mask_once(spec: PruneSpec, plan: LayerPlan, _: Progress) -> EventNotes:
+        last[:] = [mask_channels(model, plan, spec, inputs, datasets)]
+        groups = {"kind": "channel", "groups": last[0].groups}
+        return EventNotes(last[0].ranking.calibration, groups)
+
+    trained = prune_with_training(model, plan, spec, inputs, datasets, step, mask_once)
+    began = time.perf_counter()
+    outcome = cut_masked_channels(model, plan, spec, inputs, last[0])
+    _lap_training(clock, trained, time.perf_counter() - began)
+    return _Pruned(model, outcome, outcome.calibration, outcome.report, trained.report)
 
 
 def _lap_training(clock: _Clock, trained: TrainingOutcome, extra_prune_s: float = 0.0) -> None:

@@ -205,23 +205,15 @@ def _importance(raw: Mapping[str, Any]) -> str:
 
 
 def _check_training_granularity(spec: PruneSpec) -> None:
-    """Channel pruning changes the model's shapes, and an n:m pattern has one sparsity (n/m):
-    neither has intermediate targets for a schedule to step through."""
-    if spec.retrain is None:
+    """Regrowth reconnects single weights; a channel schedule masks whole channels, which a
+    partly reconnected channel would no longer be."""
+    if spec.retrain is None or not spec.retrain.regrow or spec.schedule.kind == "one_shot":
         return
-    if spec.granularity == "channel" and spec.schedule.kind != "one_shot":
+    if spec.granularity == "channel":
         raise Unsupported(
-            "channels are cut once (the model gets new shapes) and the smaller model is then "
-            f"fine-tuned; schedule {spec.schedule.kind!r} would cut again between epochs: use "
-            "schedule 'one_shot' with retrain",
-            field="schedule.kind",
-        )
-    if spec.granularity == "n:m" and spec.schedule.kind != "one_shot":
-        raise Unsupported(
-            f"an n:m pattern has a single sparsity (n/m), so schedule {spec.schedule.kind!r} has "
-            "no intermediate targets; use schedule 'one_shot' with retrain (the pattern then "
-            "stays exact through fine-tuning)",
-            field="schedule.kind",
+            "retrain.regrow reconnects single weights, and a channel schedule keeps whole "
+            "channels zeroed until they are cut; set regrow to false for granularity 'channel'",
+            field="retrain.regrow",
         )
 
 

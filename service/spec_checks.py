@@ -51,7 +51,6 @@ def check_spec(
         *_dataset_errors(spec, dataset_exists),
         *_calibration_errors(spec, model, dataset_exists),
         *_retrain_errors(spec, model, dataset_exists),
-        *_training_granularity_errors(spec),
         *_evaluation_errors(spec, model, dataset_exists),
         *_output_errors(spec, model.format),
     ]
@@ -210,28 +209,6 @@ def _retrain_errors(
         yield from class_label_errors(field, dataset, "loss 'cross_entropy'")
     elif retrain.loss == "mse":
         yield from target_errors(field, dataset, model, "loss 'mse'")
-
-
-def _training_granularity_errors(spec: PruneSpec) -> Iterator[ProblemFieldError]:
-    """What the engine cannot schedule (pruning/spec.py refuses the same): channels are cut
-    once, giving the model new shapes, and an n:m pattern has one sparsity (n/m), so neither
-    has intermediate targets for a schedule to step through; both fine-tune after one cut."""
-    if spec.retrain is None or spec.schedule.kind == "one_shot":
-        return
-    kind = spec.granularity.kind
-    if kind == "channel":
-        yield ProblemFieldError(
-            field="spec.schedule.kind",
-            message="channels are cut once (the model gets new shapes) and the smaller model "
-            f"is then fine-tuned; schedule {spec.schedule.kind!r} would cut again between "
-            "epochs: use schedule 'one_shot' with retrain",
-        )
-    if kind == "n:m":
-        yield ProblemFieldError(
-            field="spec.schedule.kind",
-            message=f"an n:m pattern has a single sparsity (n/m), so schedule "
-            f"{spec.schedule.kind!r} has no intermediate targets; use 'one_shot' with retrain",
-        )
 
 
 def _evaluation_errors(

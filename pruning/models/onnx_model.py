@@ -106,9 +106,14 @@ class OnnxModel(ModelAdapter):
     def skipped(self) -> list[SkippedTensor]:
         return list(self._skipped)
 
-    def save(self, out_dir: Path) -> Path:
+    def store_weights(self) -> None:
+        """The prunable arrays (copies, see ``prunable``) into the graph's initializers, for
+        code that reads the graph itself (channel surgery) and for ``save``."""
         for tensor in self._weights or []:
             self._inits[tensor.name].CopyFrom(numpy_helper.from_array(tensor.values, tensor.name))
+
+    def save(self, out_dir: Path) -> Path:
+        self.store_weights()
         out = out_dir / f"model{self.suffix}"
         if self.packaging is None:
             out.write_bytes(self.proto.SerializeToString())

@@ -50,6 +50,7 @@ class ChannelPruning:
     groups: list[GroupOutcome]
     parameters_before: int
     parameters_after: int
+    output_change: float  # max |pruned - unpruned| over the outputs on the verification run
 
 
 def prune_onnx_channels(
@@ -61,7 +62,7 @@ def prune_onnx_channels(
     pruned.CopyFrom(proto)
     graph = OnnxGraph(pruned)
     deps = analyse(graph)
-    outcomes, keep = _decide(graph, deps, set(selected), sparsity, importance)
+    outcomes, keep = decide_channels(graph, deps, set(selected), sparsity, importance)
     for step in deps.steps:
         positions = step.channels.kept_positions(keep, deps.find)
         if positions.size == step.channels.size:
@@ -72,17 +73,19 @@ def prune_onnx_channels(
         assert cut is not None, f"no {step.role} cut for {node.op_type}"
         cut(graph, node, positions, step.channels)
     del pruned.graph.value_info[:]  # shapes of cut tensors changed: inferred afresh
-    verify_same_signature(proto, pruned)
-    return ChannelPruning(pruned, outcomes, parameter_count(proto), parameter_count(pruned))
+    change = verify_same_signature(proto, pruned)
+    before, after = parameter_count(proto), parameter_count(pruned)
+    return ChannelPruning(pruned, outcomes, before, after, change)
 
 
-def _decide(
+def decide_channels(
     graph: OnnxGraph,
     deps: Dependencies,
     selected: set[str],
     sparsity: float,
     importance: Importance,
 ) -> tuple[list[GroupOutcome], dict[int, IntArray]]:
+    """Every group's outcome, and the channels kept by each group root that is cut."""
     members: dict[int, list[Source]] = defaultdict(list)
     reasons: dict[int, str] = {}
     for group, source in deps.sources.items():
@@ -109,8 +112,9 @@ def _not_selected(names: list[str], selected: set[str]) -> str | None:
     return None
 
 
-def verify_same_signature(dense: onnx.ModelProto, pruned: onnx.ModelProto) -> None:
-    """Checker, strict shape inference, and one ONNX Runtime run with the same outputs."""
+def verify_same_signature(dense: onnx.ModelProto, pruned: onnx.ModelProto) -> float:
+    """Checker, strict shape inference, and one ONNX Runtime run with the same outputs;
+    returns how far the outputs moved on that run (0 when the cut channels were silent)."""
     try:
         onnx.checker.check_model(pruned, full_check=True)
         expected = _run(dense)
@@ -125,6 +129,8 @@ def verify_same_signature(dense: onnx.ModelProto, pruned: onnx.ModelProto) -> No
             "channel pruning changed the model's output shapes; "
             "use granularity 'unstructured' for this model"
         )
+    moved = [np.abs(a.astype(np.float64) - b) for a, b in zip(expected, got, strict=True)]
+    return max((float(m.max(initial=0.0)) for m in moved), default=0.0)
 
 
 def _run(proto: onnx.ModelProto) -> list[np.ndarray[Any, Any]]:

@@ -18,8 +18,10 @@ from pruning.layers import LayerPlan
 from pruning.masks.nm import prune_nm
 from pruning.methods.base import Scorer
 from pruning.models.base import ModelAdapter
+from pruning.models.onnx_model import OnnxModel
 from pruning.spec import PruneSpec
 from pruning.structured.channel_importance import ChannelRanking, channel_ranking
+from pruning.structured.channel_masks import ChannelMasks
 from pruning.structured.hardware import explain
 from pruning.structured.nm_layout import input_on_axis0
 from pruning.structured.onnx_channels import prune_onnx_channels
@@ -61,6 +63,19 @@ def prune_structured(
         return _nm(model, plan, spec, scorer)
     ranking = channel_ranking(model, plan, spec, inputs, datasets or {})
     outcome = _channels(model, plan, spec, inputs, ranking)
+    outcome.calibration = ranking.calibration
+    return outcome
+
+
+def cut_masked_channels(
+    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan, masks: ChannelMasks
+) -> StructuredOutcome:
+    """After a channel schedule: cut the channels its last event zeroed, and no others."""
+    if isinstance(model, OnnxModel):
+        model.store_weights()  # the trained values, which the surgery reads from the graph
+    ranking = masks.final_ranking()
+    outcome = _channels(model, masks.held_plan(plan), spec, inputs, ranking)
+    outcome.report["groups"] = masks.explain(outcome.report["groups"])
     outcome.calibration = ranking.calibration
     return outcome
 
@@ -107,6 +122,8 @@ def _channels(
         "physically_smaller": result.parameters_after < result.parameters_before,
         "groups": [g.to_json() for g in result.groups],
         "parameters": {"before": result.parameters_before, "after": result.parameters_after},
+        # On random inputs; 0 after a schedule, whose zeroed channels reached nothing.
+        "output_change": result.output_change,
         "latency_explanation": explain("channel"),
     }
     return StructuredOutcome(report, result.proto)
@@ -141,4 +158,4 @@ def _shrink(
     return shrink_sequential(module, example, spec.sparsity, rank.importance, names)
 
 
-__all__ = ["StructuredOutcome", "prune_structured"]
+__all__ = ["StructuredOutcome", "cut_masked_channels", "prune_structured"]

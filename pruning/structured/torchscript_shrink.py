@@ -27,7 +27,7 @@ PASSES = (
 
 
 @dataclass(frozen=True)
-class _Cut:
+class ChainCut:
     layer: str  # the producing Conv/Linear's child name
     norm: str | None  # the BatchNorm right after it, if any
     consumer: str  # the next Conv/Linear
@@ -46,17 +46,10 @@ def shrink_sequential(
     selected: Collection[str],
 ) -> list[dict[str, Any]] | None:
     """Shrink in place and return the groups, or None when the module is not such a chain."""
-    children = dict(module.named_children())
-    kinds = {name: _kind(child) for name, child in children.items()}
-    if _kind(module) != "Sequential" or any(
-        k not in (*LAYERS, *NORMS, *PASSES, "Flatten") for k in kinds.values()
-    ):
-        return None
-    if any(kinds[n] in LAYERS and int(getattr(c, "groups", 1)) != 1 for n, c in children.items()):
-        return None
-    plan = _plan(children, kinds, example)
+    plan = chain_cuts(module, example)
     if plan is None:
         return None
+    children = dict(module.named_children())
     with torch.no_grad():
         dense_shape = module(example).shape
         outcomes = [_apply(children, cut, sparsity, importance, selected) for cut in plan]
@@ -65,9 +58,23 @@ def shrink_sequential(
     return outcomes
 
 
+def chain_cuts(module: torch.jit.ScriptModule, example: torch.Tensor) -> list[ChainCut] | None:
+    """Each Conv/Linear but the last with what its channels reach, or None when the module
+    is not such a chain."""
+    children = dict(module.named_children())
+    kinds = {name: _kind(child) for name, child in children.items()}
+    if _kind(module) != "Sequential" or any(
+        k not in (*LAYERS, *NORMS, *PASSES, "Flatten") for k in kinds.values()
+    ):
+        return None
+    if any(kinds[n] in LAYERS and int(getattr(c, "groups", 1)) != 1 for n, c in children.items()):
+        return None
+    return _plan(children, kinds, example)
+
+
 def _plan(
     children: dict[str, Any], kinds: dict[str, str], example: torch.Tensor
-) -> list[_Cut] | None:
+) -> list[ChainCut] | None:
     shapes, x = {}, example
     with torch.no_grad():
         for name, child in children.items():
@@ -88,13 +95,13 @@ def _plan(
             block = int(np.prod(before[2:], dtype=np.int64))
         elif kinds[consumer] == "Linear" and len(shapes[consumer]) != 2:
             return None
-        cuts.append(_Cut(layer, norms[0] if norms else None, consumer, block))
+        cuts.append(ChainCut(layer, norms[0] if norms else None, consumer, block))
     return cuts
 
 
 def _apply(
     children: dict[str, Any],
-    cut: _Cut,
+    cut: ChainCut,
     sparsity: float,
     importance: Importance,
     selected: Collection[str],

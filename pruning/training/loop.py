@@ -28,8 +28,9 @@ class Pruner(ABC):
     masks: FixedMasks
 
     @abstractmethod
-    def fire(self, index: int) -> float:
-        """Prune to event ``index``'s target; return the sparsity reached."""
+    def fire(self, index: int) -> dict[str, Any]:
+        """Prune to event ``index``'s target; return the report's event entry: at least
+        ``sparsity``, the fraction of the pruned weights now zero."""
 
 
 @dataclass
@@ -90,9 +91,10 @@ class TrainingLoop:
             index = self._next_event
             self._next_event += 1
             where = self.schedule.steps[index] if at is None else at
-            sparsity = self.pruner.fire(index)
+            fired = self.pruner.fire(index)
+            sparsity = fired["sparsity"]
             epoch = round(where / per_epoch, 4)
-            self.result.events.append({"step": where, "epoch": epoch, "sparsity": sparsity})
+            self.result.events.append({"step": where, "epoch": epoch, **fired})
             point = {"step": where, "epoch": epoch, "loss": self._loss_on(batch)}
             self.result.curve.append({**point, "sparsity": sparsity, "event": index})
 

@@ -21,6 +21,7 @@ from pruning.progress import Progress
 from pruning.spec import PruneSpec
 from pruning.training import batchnorm
 from pruning.training.data import Split, TrainingData, load_training_data
+from pruning.training.events import channel_counts, event_target
 from pruning.training.loop import LoopResult, Pruner, TrainingLoop
 from pruning.training.losses import Loss, make_loss
 from pruning.training.masks import FixedMasks
@@ -149,19 +150,20 @@ class ScheduledPruner(Pruner):
         self.notes = EventNotes(None, None)
         self.prune_s = 0.0
 
-    def fire(self, index: int) -> float:
+    def fire(self, index: int) -> dict[str, Any]:
         began = time.perf_counter()
         self.view.module.eval()
         self.view.write_back()  # methods read biases and norms too (ONNX: from the graph)
         before = self.shadows.before_event(self.plan.selected) if self.shadows else None
-        target = self.schedule.target(index, self.spec.sparsity)
+        event = event_target(self.spec, self.schedule.target(index, self.spec.sparsity))
         overrides = {n: self.schedule.target(index, f) for n, f in self.plan.overrides.items()}
         plan = dataclasses.replace(self.plan, overrides=overrides)
         # Only the first event reports progress under "prune": later ones run inside "retrain".
         progress = self.step if index == 0 else Progress(None)
-        self.notes = self.prune_once(
-            dataclasses.replace(self.spec, sparsity=target), plan, progress
-        )
+        details = dict(event.details)
+        if event.spec is not None:
+            self.notes = self.prune_once(event.spec, plan, progress)
+            details.update(channel_counts(self.notes.structure))
         if self.shadows is not None and before is not None:
             self.shadows.after_event(self.plan.selected, before)
         self.view.load_pruned()
@@ -169,7 +171,7 @@ class ScheduledPruner(Pruner):
             p.requires_grad_(True)
         self.masks = FixedMasks(b.tensor for b in self.view.weights.values())
         self.prune_s += time.perf_counter() - began
-        return self.masks.sparsity
+        return {"sparsity": self.masks.sparsity, **details}
 
 
 def _with_teacher(view: Trainable, data: TrainingData) -> TrainingData:

@@ -126,20 +126,15 @@ def test_an_unknown_training_or_evaluation_dataset_is_named(
     assert "no dataset 'ds_gone'" in refused["spec.evaluation.dataset_id"]
 
 
-def test_what_the_engine_cannot_train_is_refused_before_queueing(
+def test_structured_schedules_are_queued_and_channel_regrowth_refused(
     http: httpx.Client, model_id: str
 ) -> None:
     data = _dataset(http, x=_inputs(), labels=_class_ids())
     gradual_channels = _spec(data, sparsity=0.5, granularity={"kind": "channel"})
-    one_shot_channels = fast_spec(
-        sparsity=0.5, granularity={"kind": "channel"}, retrain={"dataset_id": data}
-    )
     gradual_nm = _spec(data, sparsity=0.5, granularity={"kind": "n:m", "n": 2, "m": 4})
-    one_shot_nm = fast_spec(
-        sparsity=0.5, granularity={"kind": "n:m", "n": 2, "m": 4}, retrain={"dataset_id": data}
-    )
+    regrown_channels = _spec(data, sparsity=0.5, granularity={"kind": "channel"})
+    regrown_channels["retrain"]["regrow"] = True
 
-    assert "cut once" in _refusal(http, model_id, gradual_channels)["spec.schedule.kind"]
-    assert create_job(http, model_id, one_shot_channels)["status"] == "queued"
-    assert "single sparsity" in _refusal(http, model_id, gradual_nm)["spec.schedule.kind"]
-    assert create_job(http, model_id, one_shot_nm)["status"] == "queued"
+    assert create_job(http, model_id, gradual_channels)["status"] == "queued"
+    assert create_job(http, model_id, gradual_nm)["status"] == "queued"
+    assert "single weights" in _refusal(http, model_id, regrown_channels)["spec.retrain.regrow"]

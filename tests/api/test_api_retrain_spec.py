@@ -37,6 +37,30 @@ def test_one_shot_may_fine_tune_or_not() -> None:
     assert tuned.schedule.kind == "one_shot" and tuned.retrain is not None
 
 
+@pytest.mark.parametrize("schedule", [{"kind": "iterative"}, {"kind": "gradual"}])
+def test_structured_granularities_take_every_schedule(schedule: dict[str, Any]) -> None:
+    nm = {"kind": "n:m", "n": 2, "m": 4}
+    for granularity, sparsity in ((nm, 0.5), ({"kind": "channel"}, 0.3)):
+        spec = {"sparsity": sparsity, "granularity": granularity, "schedule": schedule}
+        assert (
+            PruneSpec.model_validate({**spec, "retrain": RETRAIN}).schedule.kind == schedule["kind"]
+        )
+
+
+def test_a_channel_schedule_refuses_regrowth_at_regrow() -> None:
+    spec = {
+        "sparsity": 0.5,
+        "granularity": {"kind": "channel"},
+        "schedule": {"kind": "gradual"},
+        "retrain": {**RETRAIN, "regrow": True},
+    }
+
+    refusals = _refusals(spec)
+
+    assert list(refusals) == [("spec", "retrain", "regrow")]
+    assert "single weights" in refusals[("spec", "retrain", "regrow")]
+
+
 def test_iterative_needs_at_least_one_epoch_per_round() -> None:
     spec = {
         "sparsity": 0.9,

@@ -48,9 +48,9 @@ def test_full_api_example_parses() -> None:
             {
                 "granularity": {"kind": "channel"},
                 "schedule": {"kind": "iterative", "rounds": 2},
-                "retrain": {"dataset_id": "ds_1"},
+                "retrain": {"dataset_id": "ds_1", "regrow": True},
             },
-            "schedule.kind",
+            "retrain.regrow",
         ),
         ({"outputs": ["model", "csr"]}, "outputs"),
     ],

@@ -82,20 +82,19 @@ def test_bad_retraining_values_are_refused_naming_the_field(
     assert err.value.field == field
 
 
-def test_channels_are_cut_once_so_only_one_shot_retraining_is_accepted() -> None:
-    spec = _bad({"granularity": {"kind": "channel"}})
-    assert parse_spec(spec).granularity == "channel"
+@pytest.mark.parametrize("schedule", [{"kind": "gradual"}, {"kind": "iterative", "rounds": 2}])
+def test_channel_and_nm_granularities_accept_every_schedule(schedule: dict[str, Any]) -> None:
+    channels = _bad({"granularity": {"kind": "channel"}, "schedule": schedule})
+    nm = _bad({"sparsity": 0.5, "granularity": {"kind": "n:m", "n": 2, "m": 4}})
+    nm["schedule"] = schedule
+    assert parse_spec(channels).schedule.kind == schedule["kind"]
+    assert parse_spec(nm).nm == (2, 4)
+
+
+def test_a_channel_schedule_refuses_regrowth_of_single_weights() -> None:
+    spec = _bad({"granularity": {"kind": "channel"}, "retrain": {"regrow": True}})
+    assert parse_spec(spec).retrain is not None  # one event: nothing to regrow into
     spec["schedule"] = {"kind": "gradual"}
     with pytest.raises(Unsupported) as err:
         parse_spec(spec)
-    assert err.value.field == "schedule.kind"
-
-
-def test_an_nm_pattern_cannot_follow_a_gradual_schedule() -> None:
-    spec = _bad({"sparsity": 0.5, "granularity": {"kind": "n:m", "n": 2, "m": 4}})
-    spec["schedule"] = {"kind": "gradual"}
-    with pytest.raises(Unsupported) as err:
-        parse_spec(spec)
-    assert err.value.field == "schedule.kind"
-    spec["schedule"] = {"kind": "one_shot"}
-    assert parse_spec(spec).nm == (2, 4)
+    assert err.value.field == "retrain.regrow"

@@ -1,0 +1,225 @@
+"""Models of real size through the HTTP API: upload, a magnitude 50% global job split by stage,
+download, and the peak anonymous memory (RssAnon, summed over `shears serve` and every
+process under it, sampled every 0.2 s) against a plain `cp` of the same bytes for scale.
+
+The models are transformer-shaped MatMul blocks (d x 4d up, 4d x d down, ReLU, residual),
+written with onnx.helper straight to disk (no torch export, no second copy in memory):
+
+    python bench/large_models.py                      # 1 GB single file, 4 GB .tar archive
+    python bench/large_models.py --sizes 1 --write    # 1 GB only; replace the section in
+                                                      # docs/benchmarks.md
+
+Issue 13's goals: a job in at most 2x the `cp` time plus a constant, peak anonymous memory
+under 1.5 GB whatever the model size. Models are generated into a temporary folder and
+deleted after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+from job_time import served, upload, wait_model  # noqa: E402
+
+SECTION = "## Models of real size through the HTTP API"
+WIDTH = 2048  # d: each block holds 2 x 4d^2 = 33.5M float32 parameters, 128 MiB
+SPEC = {"method": {"name": "magnitude"}, "sparsity": 0.5, "scope": "global"}
+
+
+def write_blocks(path: Path, gigabytes: float, external: bool) -> Path:
+    """Blocks of MatMuls until the weights reach `gigabytes` GiB; one data file if external."""
+    blocks = max(1, round(gigabytes * 1024**3 / (8 * WIDTH * WIDTH * 4)))
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "x"
+    for b in range(blocks):
+        for name, shape in ((f"blocks.{b}.up.weight", (WIDTH, 4 * WIDTH)),
+                            (f"blocks.{b}.down.weight", (4 * WIDTH, WIDTH))):  # fmt: skip
+            values = rng.standard_normal(shape, dtype=np.float32) * 0.02
+            inits.append(numpy_helper.from_array(values, name))
+        up, down, prefix = f"blocks.{b}.up.weight", f"blocks.{b}.down.weight", f"/blocks.{b}"
+        nodes += [
+            helper.make_node("MatMul", [x, up], [f"h{b}"], name=f"{prefix}/up/MatMul"),
+            helper.make_node("Relu", [f"h{b}"], [f"r{b}"], name=f"{prefix}/Relu"),
+            helper.make_node("MatMul", [f"r{b}", down], [f"y{b}"], name=f"{prefix}/down/MatMul"),
+            helper.make_node("Add", [x, f"y{b}"], [f"z{b}"], name=f"{prefix}/Add"),
+        ]
+        x = f"z{b}"
+    nodes.append(helper.make_node("Identity", [x], ["y"]))
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", WIDTH]) for n in "xy"]
+    graph = helper.make_graph(nodes, "blocks", io[:1], io[1:], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=external,
+        all_tensors_to_one_file=True,
+        location=f"{path.name}.data" if external else None,
+    )
+    return path
+
+
+class AnonPeak:
+    """The largest sum of RssAnon over a process and all its descendants, sampled."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_kib, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> AnonPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_kib = max(self.peak_kib, sum(_anon_kib(p) for p in _tree(self.pid)))
+
+
+def _tree(pid: int) -> list[int]:
+    found, frontier = [pid], [pid]
+    while frontier:
+        children = []
+        for parent in frontier:
+            try:
+                text = Path(f"/proc/{parent}/task/{parent}/children").read_text()
+            except OSError:
+                continue
+            children += [int(c) for c in text.split()]
+        found += children
+        frontier = children
+    return found
+
+
+def _anon_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    size_gb: float
+    cp_s: float
+    upload_s: float
+    job_s: float
+    stages: dict[str, float]
+    download_s: float
+    peak_anon_gb: float
+    status: str
+
+
+def measure(upload_file: Path, label: str, work: Path) -> Row:
+    size = upload_file.stat().st_size
+    began = time.perf_counter()
+    shutil.copyfile(upload_file, work / "cp-copy")
+    cp_s = time.perf_counter() - began
+    (work / "cp-copy").unlink()
+    with (
+        served(ROOT, work / f"{label}.log") as (url, pid),
+        AnonPeak(pid) as peak,
+        httpx.Client(base_url=url, timeout=3600) as http,
+    ):
+        began = time.perf_counter()
+        model_id = upload(http, "/v1/models", upload_file)
+        wait_model(http, model_id)
+        upload_s = time.perf_counter() - began
+        job = http.post("/v1/jobs", json={"model_id": model_id, "spec": SPEC}).json()
+        began = time.perf_counter()
+        while job["status"] not in ("succeeded", "failed", "cancelled"):
+            time.sleep(0.5)
+            job = http.get(f"/v1/jobs/{job['id']}").json()
+        job_s = time.perf_counter() - began
+        stages: dict[str, float] = {}
+        download_s = 0.0
+        if job["status"] == "succeeded":
+            stages = http.get(f"/v1/jobs/{job['id']}/report").json()["timings"]
+            began = time.perf_counter()
+            with http.stream("GET", f"/v1/jobs/{job['id']}/artifacts/model") as response:
+                for _ in response.iter_bytes(1 << 20):
+                    pass
+            download_s = time.perf_counter() - began
+        status = job["status"] if job["status"] == "succeeded" else str(job.get("error"))
+    return Row(label, size / 1e9, cp_s, upload_s, job_s, stages, download_s,
+               peak.peak_kib / 1024**2, status)  # fmt: skip
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| model | size (GB) | cp (s) | upload + validation (s) | job (s) | load | prune | save "
+        "| benchmark | report | download (s) | peak RssAnon, all processes (GB) | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = r.stages
+        cells = [
+            f"{s.get(k, 0):.1f}" for k in ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
+        ]
+        lines.append(
+            f"| {r.model} | {r.size_gb:.2f} | {r.cp_s:.1f} | {r.upload_s:.1f} | {r.job_s:.1f} | "
+            + " | ".join(cells)
+            + f" | {r.download_s:.1f} | {r.peak_anon_gb:.2f} | {r.status} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1,4", help="GiB of weights: 1 is a single file, "
+                        "larger ones an external-data .tar")  # fmt: skip
+    parser.add_argument("--write", action="store_true", help="replace the docs section")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="shears-large-") as tmp:
+        work = Path(tmp)
+        for size in (float(s) for s in args.sizes.split(",")):
+            external = size > 1.5  # protobuf's 2 GB limit: bigger ones need data files
+            folder = work / f"m{size:g}"
+            folder.mkdir()
+            model = write_blocks(folder / "model.onnx", size, external)
+            if external:
+                upload_file = work / f"model-{size:g}gb.tar"
+                with tarfile.open(upload_file, "w") as archive:
+                    for file in sorted(folder.iterdir()):
+                        archive.add(file, file.name)
+                shutil.rmtree(folder)
+                label = f"{size:g} GiB of weights, external data in a .tar"
+            else:
+                upload_file = model
+                label = f"{size:g} GiB of weights, one .onnx file"
+            rows.append(measure(upload_file, label, work))
+            print(table(rows[-1:]), flush=True)
+            upload_file.unlink()
+    text = table(rows)
+    print(text)
+    if args.write:
+        command = f"python bench/large_models.py --sizes {args.sizes}"
+        replace_section(SECTION, f"`{command}` (2 cores, 24 GiB):\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
