@@ -106,8 +106,6 @@ def test_another_seed_is_another_manifest(tmp_path: Path) -> None:
     assert len(hashes) == 2
 
 
-
-
 def test_sparse_outputs_twice_are_the_same_bytes(tmp_path: Path) -> None:
     model = export_onnx(make_convnet(), tmp_path / "m.onnx")
     job = spec({"name": "magnitude"}, outputs=["model", "sparse_npz", "onnx_sparse"])
