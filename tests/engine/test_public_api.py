@@ -18,7 +18,17 @@ def test_public_names_are_exported() -> None:
 
 def test_prune_signature_is_what_the_worker_calls() -> None:
     params = list(inspect.signature(pruning.prune).parameters)
-    assert params == ["model_path", "spec", "out_dir", "fmt", "progress", "datasets", "device"]
+    assert params == [
+        "model_path",
+        "spec",
+        "out_dir",
+        "fmt",
+        "progress",
+        "datasets",
+        "device",
+        "model_name",
+        "digests",
+    ]
     assert list(inspect.signature(pruning.inspect_model).parameters) == ["path", "fmt"]
 
 
