@@ -45,7 +45,8 @@ class JobCreate(BaseModel):
         default="never",
         description="`identical`: when a succeeded job of yours has the same manifest (model, "
         "datasets, spec and versions), answer it (200) instead of queueing a new one. "
-        "`never`: always a new job.",
+        "`never`: always a new job. A reused answer is already final, so its "
+        "`callback_url` is not called.",
     )
 
     @field_validator("callback_secret", mode="after")

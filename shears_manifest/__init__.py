@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -103,6 +104,11 @@ def installed_versions() -> dict[str, str | None]:
     of one release are the same source, and the worker image installs torch from the CPU
     index while the pin names the plain release. None: neither installed nor pinned.
     """
+    return dict(_versions())  # a copy: the cached one stays as read
+
+
+@cache  # installed packages do not change under a running process; createJob asks each time
+def _versions() -> dict[str, str | None]:
     pins = _pinned()
     return {name: _release(_installed(name) or pins.get(name)) for name in VERSIONED}
 

@@ -3,10 +3,12 @@
 import json
 import subprocess
 import sys
+import tomllib
 from typing import Any
 
 import pytest
 
+import shears_manifest
 from api_schemas import Manifest, PruneSpec
 from shears_manifest import (
     build_manifest,
@@ -115,3 +117,23 @@ def test_computing_a_manifest_loads_no_torch_onnx_or_pydantic() -> None:
         [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_package_missing_beside_the_api_counts_at_the_release_shears_pins_for_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API's image carries no torch: its manifest must still name the worker's torch."""
+    engine = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["engine"]
+    pinned = next(line.split("==")[1] for line in engine if line.startswith("torch=="))
+    monkeypatch.setattr(
+        shears_manifest, "_installed", lambda name: None if name == "torch" else "1.2.3+cpu"
+    )
+    shears_manifest._versions.cache_clear()
+    try:
+        versions = installed_versions()
+    finally:
+        shears_manifest._versions.cache_clear()
+    assert versions["torch"] == pinned
+    assert versions["onnx"] == "1.2.3"  # the local build label is not part of the release
