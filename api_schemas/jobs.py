@@ -121,6 +121,7 @@ class Job(BaseModel):
                             "274cab0eb7eb1c70ec41402bf6273dd8",
                         }
                     ],
+                    "manifest_sha256": "5b1e04c7a9d2f3e6" * 4,
                 }
             ]
         }

@@ -79,7 +79,11 @@ def _identical(
             raise _key_reused() from exc
         if keyed is not None:
             return keyed
-    return store.identical_succeeded(tenant, manifest)
+    earlier = store.identical_succeeded(tenant, manifest)
+    if earlier is not None:
+        with log_context(job_id=earlier.id):
+            log.info("job %s answered a request with the same manifest", earlier.id)
+    return earlier
 
 
 def _remember_request(services: Services, job: JobRecord) -> None:
