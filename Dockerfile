@@ -19,6 +19,7 @@ COPY pyproject.toml README.md shears_cli.py ./
 COPY api_schemas ./api_schemas
 COPY shears_config ./shears_config
 COPY shears_flags ./shears_flags
+COPY shears_manifest ./shears_manifest
 COPY storage ./storage
 
 

@@ -11,6 +11,7 @@ from api_schemas.jobs import (
     JobProgress,
     JobStatus,
 )
+from api_schemas.manifest import Manifest
 from api_schemas.models import Model, ModelFormat, ModelStatus, PrunableTensor
 from api_schemas.report import Report
 from api_schemas.spec import (
@@ -52,6 +53,7 @@ __all__ = [
     "LatencySpec",
     "LayerSelection",
     "MagnitudeMethod",
+    "Manifest",
     "Method",
     "Model",
     "ModelFormat",

@@ -2,11 +2,12 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api_schemas.common import example
+from api_schemas.manifest import Sha256
 from api_schemas.spec import PruneSpec
 from api_schemas.webhooks import CallbackSecret, CallbackStatus, CallbackUrl
 
@@ -40,6 +41,13 @@ class JobCreate(BaseModel):
     callback_url: CallbackUrl | None = None
     # validate_default: the check must run when the secret is missing.
     callback_secret: CallbackSecret | None = Field(default=None, validate_default=True)
+    reuse: Literal["never", "identical"] = Field(
+        default="never",
+        description="`identical`: when a succeeded job of yours has the same manifest (model, "
+        "datasets, spec and versions), answer it (200) instead of queueing a new one. "
+        "`never`: always a new job. A reused answer is already final, so its "
+        "`callback_url` is not called.",
+    )
 
     @field_validator("callback_secret", mode="after")
     @classmethod
@@ -113,6 +121,7 @@ class Job(BaseModel):
                             "274cab0eb7eb1c70ec41402bf6273dd8",
                         }
                     ],
+                    "manifest_sha256": "5b1e04c7a9d2f3e6" * 4,
                 }
             ]
         }
@@ -134,6 +143,12 @@ class Job(BaseModel):
     )
     callback: CallbackStatus | None = Field(
         default=None, description="The webhook's delivery; null when the job has no callback."
+    )
+    manifest_sha256: Sha256 | None = Field(
+        default=None,
+        description="The sha256 of what decides the artifact's bytes (the report's "
+        "`manifest`): jobs with the same value write the same model artifact. Computed at "
+        "creation; once the job ran, the value of what actually ran.",
     )
 
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api_schemas.manifest import Manifest, Sha256
+
 _OPEN = ConfigDict(extra="allow")
 
 
@@ -371,3 +373,10 @@ class Report(BaseModel):
     quality: QualityReport
     timings: Timings
     training: TrainingReport | None = None
+    manifest: Manifest | None = Field(
+        default=None,
+        description="What decided the artifact's bytes; null in reports of older releases.",
+    )
+    manifest_sha256: Sha256 | None = Field(
+        default=None, description="The manifest's sha256: `GET /v1/jobs?manifest_sha256=`."
+    )

@@ -18,6 +18,7 @@ from pruning.errors import (
     UnsupportedOperator,
 )
 from pruning.inspection import inspect_model
+from pruning.manifest import KnownDigests
 from pruning.version import __version__
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EngineError",
     "InvalidModel",
     "InvalidSpec",
+    "KnownDigests",
     "LayerPatternUnmatched",
     "PruneResult",
     "Unsupported",

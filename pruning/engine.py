@@ -18,6 +18,7 @@ from pruning.formats import storage_report
 from pruning.inputs import InputPlan, resolve_inputs
 from pruning.latency import measure_latency
 from pruning.layers import LayerPlan, plan_layers
+from pruning.manifest import KnownDigests, job_manifest
 from pruning.masks import prune_in_place
 from pruning.methods import make_scorer
 from pruning.models import ModelAdapter, open_model
@@ -69,13 +70,16 @@ def prune(
     datasets: Mapping[str, Path] | None = None,
     device: str = "cpu",
     model_name: str | None = None,
+    digests: KnownDigests | None = None,
 ) -> PruneResult:
     """Prune ``model_path`` as ``spec`` (API.md's PruneSpec JSON) says, writing into ``out_dir``.
 
     ``datasets`` maps dataset ids to ``.npz`` paths for the spec's ``calibration`` (the
     loss-based and activation-based methods). ``device`` (``cpu``, ``cuda``, ``auto``) is
     where calibration statistics and solves run (``pruning.device``). ``model_name`` titles
-    the HTML report (the worker's copy of an upload has a generic file name).
+    the HTML report (the worker's copy of an upload has a generic file name). ``digests``
+    are sha256s of the model and datasets the caller already knows, for the report's
+    manifest; the engine hashes the files it is not told about.
     """
     clock = _Clock()
     step = Progress(progress)
@@ -98,6 +102,7 @@ def prune(
     artifacts = {"model": delivered, **sparse.paths}
     report = _report(job, measured, found, artifacts)
     report["storage"].update(sparse.notes)
+    report.update(job_manifest(Path(model_path), spec, datasets or {}, digests))
     clock.lap("report_s")
     report["timings"] = clock.timings()
     before = _read_weights(job.kind, job.original, job.pruned.names)

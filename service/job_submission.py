@@ -3,6 +3,11 @@
 When the broker is down the job is withdrawn (deleted) before the 503 goes out: the client
 was told it failed, so it must never run later, and a retry with the same Idempotency-Key
 creates it afresh instead of finding a job that nobody will ever deliver.
+
+`reuse: identical` answers an earlier succeeded job with the same manifest instead of
+queueing. It is checked after the Idempotency-Key: a key already used answers its own job
+(a retry must never turn into another job); a reused answer binds no key, since nothing was
+created, so a retry with that key finds the same earlier job again the same way.
 """
 
 import hashlib
@@ -11,13 +16,14 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from api_schemas import JobCreate, ProblemFieldError
+from api_schemas import JobCreate, ProblemFieldError, PruneSpec
 from service.callback_urls import CallbackRefused, resolve
 from service.problems import BrokerUnavailable, Invalid, ProblemError
 from service.runtime import Services
 from service.secret_box import SecretBox
 from service.spec_checks import check_model_usable, check_spec, dataset_lookup
 from shears_config.logging import current_context, log_context
+from shears_manifest import build_manifest, dataset_roles, manifest_sha256
 from storage import CallbackTarget, Conflict, JobRecord, JobStore
 from storage.job_requests import JobRequests
 
@@ -28,7 +34,7 @@ log = logging.getLogger("shears.api")
 @dataclass(frozen=True)
 class Submission:
     job: JobRecord
-    created: bool  # False: an earlier request with the same Idempotency-Key made it
+    created: bool  # False: an earlier request (same Idempotency-Key, or reuse) made it
 
 
 def submit_job(
@@ -39,11 +45,45 @@ def submit_job(
     model = store.get_model(tenant, body.model_id)
     check_model_usable(model)
     check_spec(body.spec, model, dataset_lookup(partial(store.get_dataset, tenant)))
-    job, created = _insert(store, tenant, body, idempotency_key, callback)
+    manifest = _manifest_sha256(store, tenant, model.sha256, body.spec)
+    if body.reuse == "identical":
+        earlier = _identical(store, tenant, body, idempotency_key, manifest)
+        if earlier is not None:
+            return Submission(job=earlier, created=False)
+    job, created = _insert(store, tenant, body, idempotency_key, callback, manifest)
     if created:
         _remember_request(services, job)
         job = _enqueue_or_withdraw(services, job)
     return Submission(job=job, created=created)
+
+
+def _manifest_sha256(store: JobStore, tenant: str, model_sha256: str, spec: PruneSpec) -> str:
+    """The manifest the worker's engine will compute, from the same stored sha256s and the
+    same validated spec; versions are this process's (the worker's when they share an image,
+    else the engine pins of the installed `shears`)."""
+    document = spec.model_dump(mode="json")
+    datasets = {
+        dataset_id: store.get_dataset(tenant, dataset_id).sha256
+        for dataset_id in dataset_roles(document).values()
+    }
+    return manifest_sha256(build_manifest(model_sha256, datasets, document))
+
+
+def _identical(
+    store: JobStore, tenant: str, body: JobCreate, idempotency_key: str | None, manifest: str
+) -> JobRecord | None:
+    if idempotency_key is not None:
+        try:
+            keyed = store.job_for_key(tenant, idempotency_key, request_hash(body))
+        except Conflict as exc:
+            raise _key_reused() from exc
+        if keyed is not None:
+            return keyed
+    earlier = store.identical_succeeded(tenant, manifest)
+    if earlier is not None:
+        with log_context(job_id=earlier.id):
+            log.info("job %s answered a request with the same manifest", earlier.id)
+    return earlier
 
 
 def _remember_request(services: Services, job: JobRecord) -> None:
@@ -86,6 +126,7 @@ def _insert(
     body: JobCreate,
     idempotency_key: str | None,
     callback: CallbackTarget | None,
+    manifest_sha256: str,
 ) -> tuple[JobRecord, bool]:
     try:
         return store.create_job(
@@ -95,15 +136,20 @@ def _insert(
             idempotency_key=idempotency_key,
             request_hash=request_hash(body),
             callback=callback,
+            manifest_sha256=manifest_sha256,
         )
     except Conflict as exc:
-        message = "already used with a different request body; use a new key for a new job"
-        raise ProblemError(
-            422,
-            "idempotency_key_reused",
-            f"{IDEMPOTENCY_HEADER}: {message}",
-            errors=[ProblemFieldError(field=IDEMPOTENCY_HEADER, message=message)],
-        ) from exc
+        raise _key_reused() from exc
+
+
+def _key_reused() -> ProblemError:
+    message = "already used with a different request body; use a new key for a new job"
+    return ProblemError(
+        422,
+        "idempotency_key_reused",
+        f"{IDEMPOTENCY_HEADER}: {message}",
+        errors=[ProblemFieldError(field=IDEMPOTENCY_HEADER, message=message)],
+    )
 
 
 def _enqueue_or_withdraw(services: Services, job: JobRecord) -> JobRecord:

@@ -74,6 +74,7 @@ def job_view(record: JobRecord, callback: CallbackRecord | None = None) -> Job:
             "artifacts": [Artifact.model_validate(a) for a in record.artifacts],
             "callback_url": callback.url if callback else None,
             "callback": callback_view(callback) if callback else None,
+            "manifest_sha256": record.manifest_sha256,
         }
     )
 

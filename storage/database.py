@@ -82,6 +82,9 @@ jobs = sa.Table(
     sa.Column("enqueued_at", UtcDateTime, nullable=False),
     sa.Column("started_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
+    # Added after the first release (`_add_missing_columns`): what decides the artifact's
+    # bytes, set at creation and replaced by the report's when a worker ran other versions.
+    sa.Column("manifest_sha256", sa.String(64)),
     sa.UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_idempotency"),
 )
 

@@ -190,6 +190,7 @@ class JobStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         callback: CallbackTarget | None = None,
+        manifest_sha256: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Insert a queued job; with an idempotency key, return the existing job instead.
 
@@ -222,6 +223,7 @@ class JobStore:
             "enqueued_at": now,
             "started_at": None,
             "finished_at": None,
+            "manifest_sha256": manifest_sha256,
         }
         try:
             with self.engine.begin() as conn:
@@ -253,11 +255,31 @@ class JobStore:
         return JobRecord(**self._row(jobs, tenant, job_id, "job"))
 
     def list_jobs(
-        self, tenant: str, limit: int, cursor: str | None, status: str | None = None
+        self,
+        tenant: str,
+        limit: int,
+        cursor: str | None,
+        status: str | None = None,
+        manifest_sha256: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         where = [jobs.c.status == status] if status else []
+        if manifest_sha256:
+            where.append(jobs.c.manifest_sha256 == manifest_sha256)
         rows, next_cursor = self._page(jobs, tenant, limit, cursor, where)
         return [JobRecord(**r) for r in rows], next_cursor
+
+    def identical_succeeded(self, tenant: str, manifest_sha256: str) -> JobRecord | None:
+        """The newest succeeded job of this tenant with this manifest: its artifacts are the
+        bytes a new job would write."""
+        found, _ = self.list_jobs(tenant, 1, None, "succeeded", manifest_sha256)
+        return found[0] if found else None
+
+    def job_for_key(
+        self, tenant: str, idempotency_key: str, request_hash: str | None
+    ) -> JobRecord | None:
+        """The job an earlier request with this key made; Conflict if its body differed."""
+        existing = self._by_idempotency_key(tenant, idempotency_key)
+        return None if existing is None else self._same_request(existing, request_hash)
 
     def request_cancel(self, tenant: str, job_id: str) -> JobRecord:
         """A queued job ends `cancelled` now; a running one is flagged for its worker.
@@ -428,16 +450,22 @@ class JobStore:
         error_message: str | None = None,
         artifacts: Sequence[dict[str, Any]] = (),
         report: dict[str, Any] | None = None,
+        manifest_sha256: str | None = None,
     ) -> bool:
-        """Write the final state if this owner still holds the lease; False otherwise."""
+        """Write the final state if this owner still holds the lease; False otherwise.
+
+        ``manifest_sha256``, when given, replaces the one computed at creation: it is what
+        actually ran (a worker with other versions than the API's makes another)."""
         if status not in _FINAL:
             raise ValueError(f"{status!r} is not a final status")
         now = utcnow()
+        ran = {"manifest_sha256": manifest_sha256} if manifest_sha256 else {}
         with self.engine.begin() as conn:
             done = conn.execute(
                 jobs.update()
                 .where(*self._held(job_id, owner))
                 .values(
+                    **ran,
                     status=status,
                     stage=status,
                     fraction=1.0 if status == "succeeded" else jobs.c.fraction,

@@ -55,6 +55,7 @@ class JobRecord:
     enqueued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    manifest_sha256: str | None = None
 
     @property
     def finished(self) -> bool:

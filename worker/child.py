@@ -73,9 +73,10 @@ def _run(request: dict[str, Any], workdir: Path, progress: Progress) -> dict[str
 def _prune(
     request: dict[str, Any], workdir: Path, model: Path, fmt: str | None, progress: Progress
 ) -> dict[str, Any]:
-    from pruning import prune
+    from pruning import KnownDigests, prune
 
     datasets = {name: workdir / rel for name, rel in dict(request.get("datasets") or {}).items()}
+    digests = dict(request.get("digests") or {})
     out_dir = workdir / protocol.OUTPUT_DIR
     device = str(request.get("device") or "cpu")  # the worker's SHEARS_DEVICE
     name = request.get("model_name")
@@ -88,6 +89,9 @@ def _prune(
         datasets,
         device,
         model_name=str(name) if name else None,
+        digests=KnownDigests(
+            model=digests.get("model"), datasets=dict(digests.get("datasets") or {})
+        ),
     )
     artifacts = {name: _relative(Path(path), workdir) for name, path in result.artifacts.items()}
     return {"artifacts": artifacts, "report": result.report}

@@ -151,8 +151,8 @@ def _prepare_inputs(
         raise InputError(protocol.INVALID_MODEL, model.error or f"model is {model.status}")
     model_file = Path(protocol.INPUT_DIR) / f"model{protocol.MODEL_SUFFIXES[model.format]}"
     place_blob(ctx.blobs, model.sha256, workdir / model_file)
-    datasets = {
-        dataset_id: str(_place_dataset(ctx, job.tenant, dataset_id, workdir, index))
+    placed = {
+        dataset_id: _place_dataset(ctx, job.tenant, dataset_id, workdir, index)
         for index, dataset_id in enumerate(sorted(set(_dataset_ids(job.spec))))
     }
     request = {
@@ -161,7 +161,12 @@ def _prepare_inputs(
         "model_name": model.name,  # the upload's name, for the report's title
         "format": model.format,
         "spec": job.spec,
-        "datasets": datasets,
+        "datasets": {dataset_id: str(path) for dataset_id, (path, _) in placed.items()},
+        # The store knows the files' sha256s: the report's manifest needs no second read.
+        "digests": {
+            "model": model.sha256,
+            "datasets": {dataset_id: sha256 for dataset_id, (_, sha256) in placed.items()},
+        },
         "device": ctx.settings.device,
     }
     return request, model.format
@@ -169,15 +174,16 @@ def _prepare_inputs(
 
 def _place_dataset(
     ctx: WorkerContext, tenant: str, dataset_id: str, workdir: Path, index: int
-) -> Path:
-    """A dataset of the job's own tenant: another tenant's id is as absent as a wrong one."""
+) -> tuple[Path, str]:
+    """A dataset of the job's own tenant: another tenant's id is as absent as a wrong one.
+    Returns where it lies in the work dir, and its sha256."""
     try:
         dataset = ctx.store.get_dataset(tenant, dataset_id)
     except NotFound as exc:
         raise InputError(protocol.INVALID_SPEC, f"dataset {dataset_id!r} not found") from exc
     relative = Path(protocol.INPUT_DIR) / f"dataset-{index}.npz"
     place_blob(ctx.blobs, dataset.sha256, workdir / relative)
-    return relative
+    return relative, dataset.sha256
 
 
 def _dataset_ids(spec: Any) -> Iterator[str]:
@@ -206,7 +212,12 @@ def _succeed(
         return _finish_failed(ctx, claim, ChildError(protocol.INTERNAL_ERROR, str(exc)))
     artifacts = store_artifacts(ctx.blobs, checked, model_format, workdir)
     written = ctx.store.finish(
-        claim.job.id, claim.owner, "succeeded", artifacts=artifacts, report=checked.report
+        claim.job.id,
+        claim.owner,
+        "succeeded",
+        artifacts=artifacts,
+        report=checked.report,
+        manifest_sha256=checked.report.get("manifest_sha256"),  # what ran, not what was asked
     )
     return _finished(claim, "succeeded", None, written)
 

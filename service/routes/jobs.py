@@ -24,6 +24,14 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+ManifestFilter = Annotated[
+    str | None,
+    Query(
+        pattern="^[0-9a-f]{64}$",
+        description="Only jobs with this `manifest_sha256`: earlier runs of the same job.",
+    ),
+]
+
 
 @router.post(
     "",
@@ -31,7 +39,12 @@ IdempotencyKey = Annotated[
     status_code=202,
     summary="Check a PruneSpec against the model and queue the job",
     responses={
-        200: {"model": Job, "description": "The job an earlier request with this key made."},
+        200: {
+            "model": Job,
+            "description": "Nothing queued: the job an earlier request with this "
+            "Idempotency-Key made, or, with `reuse: identical`, the newest succeeded job "
+            "with the same manifest (its artifacts are the bytes a new job would write).",
+        },
         **problems(404, 409, 413, 422, 503),
     },
 )
@@ -50,9 +63,13 @@ def create_job(
 
 @router.get("", operation_id="listJobs", summary="List jobs, newest first")
 def list_jobs(
-    store: StoreDep, tenant: TenantDep, page: PageDep, status: JobStatus | None = None
+    store: StoreDep,
+    tenant: TenantDep,
+    page: PageDep,
+    status: JobStatus | None = None,
+    manifest_sha256: ManifestFilter = None,
 ) -> Page[Job]:
-    records, next_cursor = store.list_jobs(tenant, page.limit, page.cursor, status)
+    records, next_cursor = store.list_jobs(tenant, page.limit, page.cursor, status, manifest_sha256)
     return Page[Job](items=_views(store, records), next_cursor=next_cursor)
 
 

@@ -27,6 +27,7 @@ def test_prune_signature_is_what_the_worker_calls() -> None:
         "datasets",
         "device",
         "model_name",
+        "digests",
     ]
     assert list(inspect.signature(pruning.inspect_model).parameters) == ["path", "fmt"]
 

@@ -147,3 +147,34 @@ def test_model_with_active_jobs_cannot_be_deleted(store: JobStore) -> None:
     model_id = store.get_job(None, job_id).model_id
     with pytest.raises(Conflict):
         store.delete_model("t1", model_id)
+
+
+def test_an_identical_job_is_a_succeeded_one_of_the_same_tenant_and_manifest(
+    store: JobStore,
+) -> None:
+    manifest = "a" * 64
+    queued = make_job(store, manifest_sha256=manifest)
+    other_tenant = make_job(store, tenant="t2", manifest_sha256=manifest)
+    failed = make_job(store, manifest_sha256=manifest)
+    assert store.identical_succeeded("t1", manifest) is None  # queued work is not a result
+    for job_id, status in ((other_tenant, "succeeded"), (failed, "failed")):
+        store.claim(job_id, "w1", 30, 3)
+        store.finish(job_id, "w1", status)
+    assert store.identical_succeeded("t1", manifest) is None
+    store.claim(queued, "w1", 30, 3)
+    store.finish(queued, "w1", "succeeded")
+    found = store.identical_succeeded("t1", manifest)
+    assert found is not None and found.id == queued
+
+
+def test_finishing_records_the_manifest_that_ran_in_place_of_the_computed_one(
+    store: JobStore,
+) -> None:
+    job_id = make_job(store, manifest_sha256="a" * 64)
+    store.claim(job_id, "w1", 30, 3)
+    assert store.finish(job_id, "w1", "succeeded", manifest_sha256="b" * 64)
+    assert store.get_job(None, job_id).manifest_sha256 == "b" * 64
+    failed = make_job(store, manifest_sha256="a" * 64)
+    store.claim(failed, "w1", 30, 3)
+    store.finish(failed, "w1", "failed", error_code="timeout")  # nothing ran to the end
+    assert store.get_job(None, failed).manifest_sha256 == "a" * 64

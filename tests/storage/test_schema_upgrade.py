@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage import JobStore, connect
-from storage.database import models
+from storage.database import jobs, models
 from tests.support.postgres import private_database
 
 
@@ -47,5 +47,31 @@ def test_an_old_models_table_gains_error_code_and_keeps_its_rows(kind: str, tmp_
             columns = {c["name"] for c in sa.inspect(db.engine).get_columns("models")}
             assert "error_code" in columns
             connect(url).engine.dispose()  # a second start finds nothing to add
+        finally:
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_old_jobs_table_gains_manifest_sha256_and_its_jobs_still_list(
+    kind: str, tmp_path: Path
+) -> None:
+    with database_url(kind, tmp_path) as url:
+        old = sa.MetaData()
+        # The jobs table before reproducible jobs (issue 17): no manifest_sha256.
+        kept = [c._copy() for c in jobs.columns if c.name != "manifest_sha256"]
+        sa.Table("jobs", old, *kept)
+        engine = sa.create_engine(url)
+        old.create_all(engine)
+        engine.dispose()
+
+        db = connect(url)
+        try:
+            store = JobStore(db)
+            earlier, _ = store.create_job("t", "mdl_1", {"sparsity": 0.5})
+            later, _ = store.create_job("t", "mdl_1", {"sparsity": 0.5}, manifest_sha256="c" * 64)
+            assert earlier.manifest_sha256 is None
+            assert {j.id for j in store.list_jobs("t", 10, None)[0]} == {later.id, earlier.id}
+            found, _ = store.list_jobs("t", 10, None, manifest_sha256="c" * 64)
+            assert [j.id for j in found] == [later.id]
         finally:
             db.engine.dispose()

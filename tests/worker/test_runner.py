@@ -16,7 +16,7 @@ import pytest
 from api_schemas import Report
 from tests.support.models import INPUT_FEATURES, TORCHSCRIPT_INPUT_SHAPES, fast_spec
 from tests.support.processes import engine_children, pid_alive, wait_until
-from tests.worker.factories import add_job, add_model, add_ready_model
+from tests.worker.factories import TENANT, add_job, add_model, add_ready_model
 from worker.context import WorkerContext
 from worker.runner import run_job
 
@@ -219,3 +219,18 @@ def test_the_report_page_is_titled_with_the_uploaded_name_not_the_work_copy(
     artifacts = {a["name"]: a for a in ctx.store.get_job(None, job.id).artifacts}
     page = ctx.blobs.path(artifacts["report_html"]["sha256"]).read_text()
     assert f"<title>Shears report: {onnx_model_file.name}</title>" in page
+
+
+def test_the_job_row_takes_the_manifest_hash_of_what_actually_ran(
+    ctx: WorkerContext, onnx_model_file: Path
+) -> None:
+    model = add_ready_model(ctx, onnx_model_file)
+    # As if the API had other versions installed than this worker: it computed another hash.
+    job, _ = ctx.store.create_job(TENANT, model.id, fast_spec(), manifest_sha256="0" * 64)
+
+    assert run_job(ctx, job.id).status == "succeeded"
+
+    done = ctx.store.get_job(None, job.id)
+    assert done.report is not None
+    assert done.manifest_sha256 == done.report["manifest_sha256"] != "0" * 64
+    assert done.report["manifest"]["model_sha256"] == model.sha256
