@@ -116,7 +116,7 @@ class OnnxModel(ModelAdapter):
         self.store_weights()
         out = out_dir / f"model{self.suffix}"
         if self.packaging is None:
-            out.write_bytes(self.proto.SerializeToString())
+            write_model(self.proto, out)
             return out
         # The upload's layout: the graph and one data file beside it (packed by the engine).
         onnx.save_model(
@@ -165,6 +165,56 @@ def read_model(path: Path, allow_external: bool = False) -> onnx.ModelProto:
         check_locations(proto, "", folder_members(path.parent))
         onnx.load_external_data_for_model(proto, str(path.parent))
     return proto
+
+
+def write_model(proto: onnx.ModelProto, path: Path) -> None:
+    """The model's bytes, written one initializer at a time: what ``SerializeToString`` gives,
+    except that the graph's initializers come after its other fields (protobuf readers take
+    fields in any order). Serializing the whole model at once needs a second copy of every
+    weight in memory, which a job's address-space limit does not leave for a 1 GB model."""
+    head = onnx.ModelProto()
+    for field, value in proto.ListFields():
+        if field.name != "graph":
+            _copy_field(head, field.name, value, field)
+    body = onnx.GraphProto()
+    for field, value in proto.graph.ListFields():
+        if field.name != "initializer":
+            _copy_field(body, field.name, value, field)
+    inits = proto.graph.initializer
+    sizes = [init.ByteSize() for init in inits]
+    graph_bytes = body.SerializeToString()
+    graph_size = len(graph_bytes) + sum(len(_INITIALIZER_KEY) + len(_varint(n)) + n for n in sizes)
+    with path.open("wb") as out:
+        out.write(head.SerializeToString())
+        if proto.HasField("graph"):
+            out.write(_GRAPH_KEY + _varint(graph_size) + graph_bytes)
+            for init, size in zip(inits, sizes, strict=True):
+                out.write(_INITIALIZER_KEY + _varint(size))
+                out.write(init.SerializeToString())
+
+
+# Wire-format keys, (field number << 3) | 2 (length-delimited): ModelProto.graph is field 7,
+# GraphProto.initializer field 5 (onnx.proto).
+_GRAPH_KEY = bytes([7 << 3 | 2])
+_INITIALIZER_KEY = bytes([5 << 3 | 2])
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _copy_field(target: Any, name: str, value: Any, field: Any) -> None:
+    if field.is_repeated:
+        getattr(target, name).extend(value)
+    elif field.message_type is not None:
+        getattr(target, name).CopyFrom(value)
+    else:
+        setattr(target, name, value)
 
 
 def _unpack_dir() -> Path:
