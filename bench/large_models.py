@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -35,11 +36,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
-from job_time import served, upload, wait_model  # noqa: E402
+from job_time import served, wait_model  # noqa: E402
 
 SECTION = "## Models of real size through the HTTP API"
 WIDTH = 2048  # d: each block holds 2 x 4d^2 = 33.5M float32 parameters, 128 MiB
 SPEC = {"method": {"name": "magnitude"}, "sparsity": 0.5, "scope": "global"}
+NOTES = """
+Issue 13's goals are a job in at most 2x the `cp` time plus a constant, and peak anonymous
+memory under 1.5 GB whatever the model size; neither is met yet. The engine holds the parsed
+model and a copy of its prunable weights while it prunes, and the latency benchmark and the
+fidelity check open the upload and the pruned model in ONNX Runtime (two more copies), so
+memory grows with the model. A model whose whole does not fit the job's address-space limit
+(`SHEARS_CHILD_MEMORY_BYTES`, 8 GiB) is refused at upload with `resource_exhausted`, not
+killed. Load, save and benchmark dominate the job time; pruning itself is under a second.
+"""
 
 
 def write_blocks(path: Path, gigabytes: float, external: bool) -> Path:
@@ -145,7 +155,14 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
         httpx.Client(base_url=url, timeout=3600) as http,
     ):
         began = time.perf_counter()
-        model_id = upload(http, "/v1/models", upload_file)
+        with upload_file.open("rb") as f:
+            response = http.post("/v1/models", files={"file": (upload_file.name, f)})
+        if response.status_code >= 400:  # a refusal is a result too: its code and reason
+            problem = response.json()
+            refused = f"upload refused: {problem.get('code')}: {problem.get('detail')}"
+            return Row(label, size / 1e9, cp_s, time.perf_counter() - began, 0.0, {}, 0.0,
+                       peak.peak_kib / 1024**2, refused)  # fmt: skip
+        model_id = response.json()["id"]
         wait_model(http, model_id)
         upload_s = time.perf_counter() - began
         job = http.post("/v1/jobs", json={"model_id": model_id, "spec": SPEC}).json()
@@ -158,14 +175,21 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
         download_s = 0.0
         if job["status"] == "succeeded":
             stages = http.get(f"/v1/jobs/{job['id']}/report").json()["timings"]
-            began = time.perf_counter()
-            with http.stream("GET", f"/v1/jobs/{job['id']}/artifacts/model") as response:
-                for _ in response.iter_bytes(1 << 20):
-                    pass
-            download_s = time.perf_counter() - began
+            download_s = timed_download(f"{url}/v1/jobs/{job['id']}/artifacts/model", work)
         status = job["status"] if job["status"] == "succeeded" else str(job.get("error"))
     return Row(label, size / 1e9, cp_s, upload_s, job_s, stages, download_s,
                peak.peak_kib / 1024**2, status)  # fmt: skip
+
+
+def timed_download(url: str, work: Path) -> float:
+    """With curl: httpx's pure-Python HTTP/1.1 reads about 20 MB/s here, curl 1 GB/s, and
+    the service's speed is what is measured."""
+    began = time.perf_counter()
+    target = work / "download"
+    subprocess.run(["curl", "-sf", "-o", str(target), url], check=True)
+    seconds = time.perf_counter() - began
+    target.unlink()
+    return seconds
 
 
 def table(rows: list[Row]) -> str:
@@ -175,14 +199,15 @@ def table(rows: list[Row]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        s = r.stages
-        cells = [
-            f"{s.get(k, 0):.1f}" for k in ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
-        ]
+        s, ran = r.stages, r.status == "succeeded"
+        stages = ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
+        cells = [f"{s[k]:.1f}" if k in s else "-" for k in stages]
+        job = f"{r.job_s:.1f}" if r.job_s else "-"
+        download = f"{r.download_s:.1f}" if ran else "-"
         lines.append(
-            f"| {r.model} | {r.size_gb:.2f} | {r.cp_s:.1f} | {r.upload_s:.1f} | {r.job_s:.1f} | "
+            f"| {r.model} | {r.size_gb:.2f} | {r.cp_s:.1f} | {r.upload_s:.1f} | {job} | "
             + " | ".join(cells)
-            + f" | {r.download_s:.1f} | {r.peak_anon_gb:.2f} | {r.status} |"
+            + f" | {download} | {r.peak_anon_gb:.2f} | {r.status} |"
         )
     return "\n".join(lines)
 
@@ -218,7 +243,7 @@ def main() -> None:
     print(text)
     if args.write:
         command = f"python bench/large_models.py --sizes {args.sizes}"
-        replace_section(SECTION, f"`{command}` (2 cores, 24 GiB):\n\n{text}\n")
+        replace_section(SECTION, f"{SECTION}\n\n`{command}` (2 cores, 24 GiB):\n\n{text}\n{NOTES}")
 
 
 if __name__ == "__main__":
