@@ -37,7 +37,7 @@ MAX_NAME_CHARS = 256
 # Boundaries, part headers and the few small fields around the file part.
 _MULTIPART_OVERHEAD = MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024
 # Kept free when taking an upload: the job store, logs and job work dirs share the disk.
-_DISK_RESERVE = 1024**3
+_DISK_RESERVE = 64 * 1024**2
 # A refused upload still reads this much of the rest of the body (see `drain`).
 DRAIN_BYTES = 16 * 1024 * 1024
 # Hand the blob store ~256 KiB at a time: fewer thread hops, memory still bounded.
