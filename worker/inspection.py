@@ -108,4 +108,9 @@ def _known_format(fmt: Any) -> str | None:
 def _invalid_message(ending: ChildError) -> str:
     if ending.code == protocol.TIMEOUT:
         return f"opening the model took too long: {ending.message}"
+    if ending.code == protocol.RESOURCE_EXHAUSTED:
+        return (
+            f"opening the model needs more memory than a job may use ({ending.message}); "
+            "a worker with a larger SHEARS_CHILD_MEMORY_BYTES can open it"
+        )
     return ending.message

@@ -5,8 +5,10 @@ from pathlib import Path
 
 from tests.support.processes import engine_children
 from tests.worker.factories import add_model
+from worker import protocol
 from worker.context import WorkerContext
-from worker.inspection import inspect_model
+from worker.inspection import _record, inspect_model
+from worker.protocol import ChildError
 
 
 def test_onnx_upload_becomes_ready_with_its_signature(
@@ -64,3 +66,16 @@ def test_inspection_over_its_time_limit_marks_the_model_invalid(
 
     assert inspect_model(ctx, model.id) == "invalid"
     assert "too long" in (ctx.store.get_model(None, model.id).error or "")
+
+
+def test_a_model_too_large_to_open_is_invalid_as_resource_exhausted_naming_the_setting(
+    ctx: WorkerContext, onnx_model_file: Path
+) -> None:
+    model = add_model(ctx, onnx_model_file)
+    ending = ChildError(protocol.RESOURCE_EXHAUSTED, "the job ran out of memory (limit 8.0 GiB)")
+
+    assert _record(ctx, model.id, ending) == "invalid"
+
+    row = ctx.store.get_model(None, model.id)
+    assert row.error_code == "resource_exhausted"
+    assert row.error is not None and "SHEARS_CHILD_MEMORY_BYTES" in row.error
