@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
 from job_time import served, wait_model  # noqa: E402
+from memory import PeakSampler, tree_anon_bytes  # noqa: E402
 
 SECTION = "## Models of real size through the HTTP API"
 WIDTH = 2048  # d: each block holds 2 x 4d^2 = 33.5M float32 parameters, 128 MiB
@@ -85,51 +85,6 @@ def write_blocks(path: Path, gigabytes: float, external: bool) -> Path:
     return path
 
 
-class AnonPeak:
-    """The largest sum of RssAnon over a process and all its descendants, sampled."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak_kib, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> AnonPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak_kib = max(self.peak_kib, sum(_anon_kib(p) for p in _tree(self.pid)))
-
-
-def _tree(pid: int) -> list[int]:
-    found, frontier = [pid], [pid]
-    while frontier:
-        children = []
-        for parent in frontier:
-            try:
-                text = Path(f"/proc/{parent}/task/{parent}/children").read_text()
-            except OSError:
-                continue
-            children += [int(c) for c in text.split()]
-        found += children
-        frontier = children
-    return found
-
-
-def _anon_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 @dataclass(frozen=True)
 class Row:
     model: str
@@ -151,7 +106,7 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
     (work / "cp-copy").unlink()
     with (
         served(ROOT, work / f"{label}.log") as (url, pid),
-        AnonPeak(pid) as peak,
+        PeakSampler(lambda: tree_anon_bytes(pid), 0.2) as peak,
         httpx.Client(base_url=url, timeout=3600) as http,
     ):
         began = time.perf_counter()
@@ -161,7 +116,7 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
             problem = response.json()
             refused = f"upload refused: {problem.get('code')}: {problem.get('detail')}"
             return Row(label, size / 1e9, cp_s, time.perf_counter() - began, 0.0, {}, 0.0,
-                       peak.peak_kib / 1024**2, refused)  # fmt: skip
+                       peak.peak / 1024**3, refused)  # fmt: skip
         model_id = response.json()["id"]
         wait_model(http, model_id)
         upload_s = time.perf_counter() - began
@@ -178,7 +133,7 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
             download_s = timed_download(f"{url}/v1/jobs/{job['id']}/artifacts/model", work)
         status = job["status"] if job["status"] == "succeeded" else str(job.get("error"))
     return Row(label, size / 1e9, cp_s, upload_s, job_s, stages, download_s,
-               peak.peak_kib / 1024**2, status)  # fmt: skip
+               peak.peak / 1024**3, status)  # fmt: skip
 
 
 def timed_download(url: str, work: Path) -> float:

@@ -19,7 +19,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+from memory import PeakSampler, status_bytes  # noqa: E402
 
 from tests.support import shears  # noqa: E402
 from tests.support.models import fast_spec, tiny_onnx  # noqa: E402
@@ -102,32 +102,6 @@ async def uploads_phase(url: str, count: int, size: int) -> list[tuple[int, floa
         return list(await asyncio.gather(*(one(http) for _ in range(count))))
 
 
-class RssSampler:
-    """Peak resident set of one process, sampled every 50 ms from /proc."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.rss())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def percentile(values: list[float], q: float) -> float:
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -150,8 +124,9 @@ def run(args: argparse.Namespace) -> str:
         started = time.monotonic()
         timings = asyncio.run(jobs_phase(api.url, model_id, args.clients, args.job_timeout))
         jobs_s = time.monotonic() - started
-        sampler = RssSampler(api.process.pid)
-        before = sampler.rss()
+        pid = api.process.pid
+        sampler = PeakSampler(lambda: status_bytes(pid, "VmRSS"), 0.05)
+        before = status_bytes(pid, "VmRSS")
         with sampler:
             uploads = asyncio.run(uploads_phase(api.url, args.uploads, args.upload_mb << 20))
         with api.client() as http:

@@ -4,6 +4,7 @@
      └── ProblemError                an answer the service chose: status, code, detail, errors
           ├── Invalid (422)          the request names something that cannot work
           ├── PayloadTooLarge (413)
+          ├── InsufficientStorage (507)
           └── BrokerUnavailable (503, Retry-After)
     RequestValidationError           422, one `errors` entry per offending field
     storage.NotFound / Conflict      404 / 409
@@ -66,6 +67,17 @@ class Invalid(ProblemError):
 class PayloadTooLarge(ProblemError):
     def __init__(self, detail: str) -> None:
         super().__init__(413, "payload_too_large", detail, headers={"Connection": "close"})
+
+
+class InsufficientStorage(ProblemError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            507,
+            "insufficient_storage",
+            f"{detail}; nothing was kept: free space on the service's data disk, or ask its "
+            "operator to",
+            headers={"Connection": "close"},
+        )
 
 
 class BrokerUnavailable(ProblemError):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 from service.blobs import release_blob
-from service.problems import Invalid, PayloadTooLarge, ProblemError
+from service.problems import InsufficientStorage, Invalid, PayloadTooLarge, ProblemError
 from storage import BlobStore, JobStore
 from storage.blob_store import BlobTooLarge, StagingFull, StoredBlob
 
@@ -127,35 +127,26 @@ def _boundary(request: Request) -> bytes:
     return params[b"boundary"]
 
 
-class InsufficientStorage(ProblemError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(
-            507,
-            "insufficient_storage",
-            f"{detail}; nothing was kept: free space on the service's data disk, or ask its "
-            "operator to",
-            headers={"Connection": "close"},
-        )
-
-
 def _refuse_what_the_disk_cannot_hold(request: Request, blobs: BlobStore) -> None:
     """A declared body larger than the free space is refused before a byte is written, so
     a large upload never fills the disk the job store and other uploads share."""
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        return
+    declared = _declared_length(request)
     free = blobs.staging_free_bytes() - _DISK_RESERVE
-    if int(declared) > free:
+    if declared is not None and declared > free:
         raise InsufficientStorage(
-            f"the upload ({int(declared)} bytes) does not fit the {max(free, 0)} bytes free "
-            "for uploads"
+            f"the upload ({declared} bytes) does not fit the {max(free, 0)} bytes free for uploads"
         )
 
 
 def _refuse_declared_oversize(request: Request, max_bytes: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes + _MULTIPART_OVERHEAD:
+    declared = _declared_length(request)
+    if declared is not None and declared > max_bytes + _MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes")
+
+
+def _declared_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
 
 
 @dataclass

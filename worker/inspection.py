@@ -82,8 +82,13 @@ def _record(
         return "invalid"
     detail = ending.reason if isinstance(ending, Stopped) else ending.message
     log.error("model %s: inspection failed in Shears, not in the file: %s", model_id, detail)
-    ctx.store.set_model_failed(model_id, FAILED_MESSAGE.format(id=model_id))
+    mark_failed(ctx, model_id)
     return "failed"
+
+
+def mark_failed(ctx: WorkerContext, model_id: str) -> None:
+    """Our fault, not the file's: kept `failed` for POST /v1/models/{id}/inspect."""
+    ctx.store.set_model_failed(model_id, FAILED_MESSAGE.format(id=model_id))
 
 
 def _checked_info(info: Any) -> dict[str, Any]:

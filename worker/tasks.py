@@ -40,4 +40,4 @@ def inspect_model(
             ctx.store.set_model_invalid(model_id, "opening the model took too long", "timeout")
         except Exception:  # left `validating`, the upload would wait forever
             log.exception("model %s: inspection failed in Shears, not in the file", model_id)
-            ctx.store.set_model_failed(model_id, inspection.FAILED_MESSAGE.format(id=model_id))
+            inspection.mark_failed(ctx, model_id)

@@ -27,6 +27,7 @@ from typing import IO
 import onnx
 
 from pruning.errors import InvalidModel
+from pruning.models.onnx_tensors import external_tensors
 
 ZIP, TAR = "zip", "tar"
 _TAR_MAGIC_AT = 257  # "ustar" in a POSIX or GNU tar header
@@ -57,10 +58,11 @@ def archive_kind(path: Path) -> str | None:
     return None
 
 
-def unpack(path: Path, dest: Path) -> Path:
+def unpack(path: Path, dest: Path, kind: str | None = None) -> Path:
     """Check the archive and its tensors' locations, extract the `.onnx` file and the data
-    files it names into `dest`; returns the `.onnx` file's path there."""
-    kind = archive_kind(path)
+    files it names into `dest`; returns the `.onnx` file's path there. `kind`: what
+    `archive_kind` already said of the file."""
+    kind = kind or archive_kind(path)
     if kind is None:
         raise InvalidModel("the file is not a .zip or .tar archive holding an .onnx model")
     with _Archive.open(path, kind) as archive:
@@ -101,14 +103,6 @@ def check_locations(proto: onnx.ModelProto, folder: str, members: Mapping[str, M
             )
         needed.add(name)
     return needed
-
-
-def external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    from pruning.models.onnx_model import all_tensors  # one walk over every tensor kind
-
-    for tensor in all_tensors(graph):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-            yield tensor
 
 
 def folder_members(folder: Path) -> dict[str, Member]:
@@ -164,18 +158,31 @@ def _location(tensor: onnx.TensorProto) -> str:
 
 
 def _safe_join(folder: str, location: str, tensor: str) -> str:
-    if not location or "\\" in location or "\x00" in location:
+    fault = _path_fault(location)
+    if fault == "malformed":
         raise InvalidModel(f"tensor {tensor!r} has an empty or malformed external location")
-    if location.startswith("/") or posixpath.isabs(location) or ":" in location.split("/")[0]:
+    if fault == "absolute":
         raise InvalidModel(
             f"tensor {tensor!r} names external data at the absolute path {location!r}; "
             "locations must be relative to the .onnx file"
         )
-    if ".." in location.split("/"):
+    if fault == "escaping":
         raise InvalidModel(
             f"tensor {tensor!r} names external data {location!r}, outside the model's folder"
         )
     return posixpath.normpath(posixpath.join(folder, location))
+
+
+def _path_fault(path: str) -> str | None:
+    """What makes a path inside the archive unsafe to follow, if anything: one rule for the
+    archive's entries and for the locations its tensors name."""
+    if not path or "\\" in path or "\x00" in path:
+        return "malformed"
+    if path.startswith("/") or ":" in path.split("/")[0]:  # "C:" is absolute on Windows
+        return "absolute"
+    if ".." in path.split("/"):
+        return "escaping"
+    return None
 
 
 def _int(entries: Mapping[str, str], key: str, tensor: str) -> int | None:
@@ -208,10 +215,10 @@ def _parse_graph(data: bytes) -> onnx.ModelProto:
 
 
 def _normalised(name: str) -> str:
-    if name.startswith("/") or "\\" in name or ".." in name.split("/") or "\x00" in name:
+    if _path_fault(name) is not None:
         raise InvalidModel(f"archive entry {name[:200]!r} has an absolute or escaping path")
     cleaned = posixpath.normpath(name)
-    if cleaned in (".", ""):
+    if cleaned == ".":
         raise InvalidModel(f"archive entry {name[:200]!r} has no name")
     return cleaned
 

@@ -21,14 +21,9 @@ from onnx import numpy_helper
 from pruning.errors import DataMismatch, InvalidModel, UnsupportedModel, UnsupportedOperator
 from pruning.input_ranges import InputRange
 from pruning.models.base import Array, ModelAdapter, Runner
-from pruning.models.onnx_archive import (
-    archive_kind,
-    check_locations,
-    external_tensors,
-    folder_members,
-    unpack,
-)
+from pruning.models.onnx_archive import archive_kind, check_locations, folder_members, unpack
 from pruning.models.onnx_ranges import onnx_input_ranges
+from pruning.models.onnx_tensors import external_tensors
 from pruning.tensors import Dim, Signature, SkippedTensor, TensorSpec, WeightTensor
 
 # Which inputs of an operator are its weight (ONNX operator specs: Conv's W is input 1;
@@ -67,7 +62,7 @@ class OnnxModel(ModelAdapter):
     def load(cls, path: Path, probe_runtime: bool = True) -> OnnxModel:
         packaging = archive_kind(path)
         if packaging is not None:
-            path = unpack(path, _unpack_dir())
+            path = unpack(path, _unpack_dir(), packaging)
         proto = read_model(path, allow_external=packaging is not None)
         _check(path)
         if probe_runtime:  # ONNX Runtime must be able to run it, or say why
@@ -161,7 +156,7 @@ def read_model(path: Path, allow_external: bool = False) -> onnx.ModelProto:
     ``allow_external``: a model unpacked from an archive (or written by us) whose tensors
     live in data files beside it; their locations are checked, then the data is loaded."""
     proto = _read_graph(path, allow_external)
-    if allow_external and any(True for _ in external_tensors(proto.graph)):
+    if allow_external and next(external_tensors(proto.graph), None) is not None:
         check_locations(proto, "", folder_members(path.parent))
         onnx.load_external_data_for_model(proto, str(path.parent))
     return proto
@@ -311,35 +306,14 @@ def _check(path: Path) -> None:
 
 
 def _refuse_external_data(graph: onnx.GraphProto) -> None:
-    for tensor in all_tensors(graph):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-            raise InvalidModel(
-                f"tensor {tensor.name!r} is stored as external data, which a lone .onnx "
-                "file cannot carry; upload the .onnx file and "
-                "its data files together as one .zip or .tar, or re-save with all tensors "
-                "inside the file: onnx.save_model(model, path, save_as_external_data=False)"
-            )
-
-
-def all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            yield from _attribute_tensors(attr)
-
-
-def _attribute_tensors(attr: onnx.AttributeProto) -> Iterator[onnx.TensorProto]:
-    if attr.HasField("t"):
-        yield attr.t
-    yield from attr.tensors
-    if attr.HasField("sparse_tensor"):
-        yield attr.sparse_tensor.values
-        yield attr.sparse_tensor.indices
-    for graph in [attr.g] if attr.HasField("g") else list(attr.graphs):
-        yield from all_tensors(graph)
+    tensor = next(external_tensors(graph), None)
+    if tensor is not None:
+        raise InvalidModel(
+            f"tensor {tensor.name!r} is stored as external data, which a lone .onnx "
+            "file cannot carry; upload the .onnx file and "
+            "its data files together as one .zip or .tar, or re-save with all tensors "
+            "inside the file: onnx.save_model(model, path, save_as_external_data=False)"
+        )
 
 
 @dataclass(frozen=True)

@@ -154,17 +154,17 @@ def test_jobs_into_a_reader_that_stopped_reading_exits_quietly(
     assert stderr == ""
 
 
+def samples_npz(path: Path, count: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((count, 16)).astype(np.float32)
+    np.savez(path, x=x, labels=rng.integers(0, 4, count).astype(np.int64))
+    return path
+
+
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Inputs for the tiny MLP (16 features) with class labels for its 4 outputs."""
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("data") / "data.npz"
-    np.savez(
-        path,
-        x=rng.standard_normal((96, 16)).astype(np.float32),
-        labels=rng.integers(0, 4, 96).astype(np.int64),
-    )
-    return path
+    return samples_npz(tmp_path_factory.mktemp("data") / "data.npz", 96, seed=0)
 
 
 def test_submit_with_data_uploads_it_for_calibration_and_evaluation(
@@ -210,14 +210,7 @@ def test_submit_with_epochs_retrains_on_the_data_through_a_gradual_schedule(
 @pytest.fixture(scope="module")
 def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Held-out samples for the tiny MLP: other inputs than data_file's, as many as 40."""
-    rng = np.random.default_rng(1)
-    path = tmp_path_factory.mktemp("data") / "held-out.npz"
-    np.savez(
-        path,
-        x=rng.standard_normal((40, 16)).astype(np.float32),
-        labels=rng.integers(0, 4, 40).astype(np.int64),
-    )
-    return path
+    return samples_npz(tmp_path_factory.mktemp("data") / "held-out.npz", 40, seed=1)
 
 
 def test_submit_retrains_on_data_and_measures_on_held_out_eval_data(

@@ -22,15 +22,20 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def create_without(url: str, table: sa.Table, column: str) -> sa.Engine:
+    """`table` as an older release created it: without `column`."""
+    old = sa.MetaData()
+    sa.Table(table.name, old, *(c._copy() for c in table.columns if c.name != column))
+    engine = sa.create_engine(url)
+    old.create_all(engine)
+    return engine
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_an_old_models_table_gains_error_code_and_keeps_its_rows(kind: str, tmp_path: Path) -> None:
     with database_url(kind, tmp_path) as url:
-        old = sa.MetaData()
         # The models table as the first release created it: no error_code.
-        kept = [c._copy() for c in models.columns if c.name != "error_code"]
-        sa.Table("models", old, *kept)
-        engine = sa.create_engine(url)
-        old.create_all(engine)
+        engine = create_without(url, models, "error_code")
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -56,12 +61,8 @@ def test_an_old_jobs_table_gains_manifest_sha256_and_its_jobs_still_list(
     kind: str, tmp_path: Path
 ) -> None:
     with database_url(kind, tmp_path) as url:
-        old = sa.MetaData()
         # The jobs table before reproducible jobs (issue 17): no manifest_sha256.
-        kept = [c._copy() for c in jobs.columns if c.name != "manifest_sha256"]
-        sa.Table("jobs", old, *kept)
-        engine = sa.create_engine(url)
-        old.create_all(engine)
+        engine = create_without(url, jobs, "manifest_sha256")
         engine.dispose()
 
         db = connect(url)
