@@ -1,13 +1,28 @@
 """What the bench scripts do to the models they train: export them as users would."""
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-VOCAB, WIDTH, LAYERS, HEADS, FFN = 30522, 384, 6, 12, 1536
+VOCAB = 30522
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    width: int
+    layers: int
+    heads: int
+    ffn: int
+
+
+# A 6-layer, 384-wide sentence encoder (22.7M parameters, 36 linear layers), and BERT-base
+# (108.9M parameters, 436 MB as ONNX).
+SENTENCE = EncoderShape(width=384, layers=6, heads=12, ffn=1536)
+BASE = EncoderShape(width=768, layers=12, heads=12, ffn=3072)
 
 
 def export_onnx(net: nn.Module, example: np.ndarray, path: Path, output: str) -> Path:
@@ -27,39 +42,41 @@ def export_onnx(net: nn.Module, example: np.ndarray, path: Path, output: str) ->
 
 
 class Block(nn.Module):
-    """One BERT layer: q/k/v/o projections over HEADS heads, a GELU FFN, post-norm."""
+    """One BERT layer: q/k/v/o projections over the shape's heads, a GELU FFN, post-norm."""
 
-    def __init__(self) -> None:
+    def __init__(self, shape: EncoderShape) -> None:
         super().__init__()
-        self.query, self.key, self.value = (nn.Linear(WIDTH, WIDTH) for _ in range(3))
-        self.output = nn.Linear(WIDTH, WIDTH)
-        self.norm1, self.norm2 = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
-        self.up, self.down = nn.Linear(WIDTH, FFN), nn.Linear(FFN, WIDTH)
+        width, self.heads = shape.width, shape.heads
+        self.query, self.key, self.value = (nn.Linear(width, width) for _ in range(3))
+        self.output = nn.Linear(width, width)
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.up, self.down = nn.Linear(width, shape.ffn), nn.Linear(shape.ffn, width)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        batch, seq, _ = x.shape
+        batch, seq, width = x.shape
+        size = width // self.heads
 
         def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(batch, seq, HEADS, WIDTH // HEADS).transpose(1, 2)
+            return t.view(batch, seq, self.heads, size).transpose(1, 2)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scores = q @ k.transpose(-1, -2) / (WIDTH // HEADS) ** 0.5 + bias
-        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, WIDTH)
+        scores = q @ k.transpose(-1, -2) / size**0.5 + bias
+        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, width)
         x = self.norm1(x + self.output(context))
         out: torch.Tensor = self.norm2(x + self.down(nn.functional.gelu(self.up(x))))
         return out
 
 
 class Encoder(nn.Module):
-    """The shape of a 6-layer, 384-wide sentence encoder (22.7M parameters, 36 linear
-    layers): token and position embeddings, LAYERS blocks, the first token's state out."""
+    """A BERT-like encoder of the given shape: token and position embeddings, the layers,
+    the first token's state out."""
 
-    def __init__(self) -> None:
+    def __init__(self, shape: EncoderShape) -> None:
         super().__init__()
-        self.words = nn.Embedding(VOCAB, WIDTH)
-        self.positions = nn.Embedding(512, WIDTH)
-        self.norm = nn.LayerNorm(WIDTH)
-        self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
+        self.words = nn.Embedding(VOCAB, shape.width)
+        self.positions = nn.Embedding(512, shape.width)
+        self.norm = nn.LayerNorm(shape.width)
+        self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.layers))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
@@ -73,10 +90,10 @@ class Encoder(nn.Module):
         return pooled
 
 
-def bert_like_encoder() -> Encoder:
+def bert_like_encoder(shape: EncoderShape = SENTENCE) -> Encoder:
     """An Encoder with BERT's initialisation (random weights: the shapes set the cost)."""
     torch.manual_seed(0)
-    net = Encoder().eval()
+    net = Encoder(shape).eval()
     for module in net.modules():
         if isinstance(module, nn.Linear | nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
