@@ -1,9 +1,11 @@
-"""Load on a real stack: N concurrent clients creating jobs and polling them, then M
-concurrent large uploads; prints (and writes into docs/benchmarks.md) p50/p99 latency of
-createJob and getJob, the API's resident memory during the uploads, and jobs lost.
+"""Load on a real stack: a burst of createJob (throughput, p50/p99 against the goal, the
+baseline revision beside this tree), then N concurrent clients creating jobs and polling
+them, then M concurrent large uploads; prints (and writes into docs/benchmarks.md) the
+tables: createJob and getJob latency, the API's resident memory during uploads, jobs lost.
 
-    python bench/load.py                        # 50 clients, 4 x 200 MB uploads, writes the doc
-    python bench/load.py --clients 10 --upload-mb 20 --no-write
+    python bench/load.py                        # burst vs f5ca115, 50 clients, 4 x 200 MB
+    python bench/load.py --burst-only --no-write          # only the createJob burst
+    python bench/load.py --clients 10 --upload-mb 20 --baseline none --no-write
 
 It starts a private redis-server, `shears api` and `shears worker` processes exactly as the
 tests do (tests/support), on a fresh data dir. A job is lost if it was accepted (202) and
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchdoc import replace_section  # noqa: E402  (bench/ is on sys.path)
+from burst import BurstResult, burst_trees, loadavg, table  # noqa: E402
 from memory import PeakSampler, status_bytes  # noqa: E402
 
 from tests.support import shears  # noqa: E402
@@ -39,6 +42,7 @@ from tests.support.redis_server import RedisServer  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Load: concurrent clients and uploads"
+BURST_SECTION = "## Load: createJob burst"
 FINAL = ("succeeded", "failed", "cancelled")
 BOUNDARY = "shears-load-boundary"
 
@@ -194,15 +198,69 @@ def write_section(text: str) -> None:
     replace_section(SECTION, text)
 
 
+def burst(args: argparse.Namespace) -> str:
+    root = Path(tempfile.mkdtemp(prefix="shears-load-redis-"))
+    registry = ProcessRegistry(log_dir=root / "logs")
+    try:
+        redis_server = RedisServer(registry=registry, data_dir=root / "redis").start()
+        base = redis_server.url.rsplit("/", 1)[0]
+        urls = {"baseline": f"{base}/1", "this": f"{base}/2"}
+        load_before = loadavg()
+        baseline = None if args.baseline == "none" else args.baseline
+        results = burst_trees(baseline, urls, args.clients, args.burst_per_client, args.api_workers)
+        return burst_report(args, results, load_before, loadavg())
+    finally:
+        registry.stop_all()
+
+
+def burst_report(
+    args: argparse.Namespace, results: list[BurstResult], load_before: str, load_after: str
+) -> str:
+    workers = f" --api-workers {args.api_workers}" if args.api_workers else ""
+    lines = [
+        BURST_SECTION,
+        "",
+        f"{args.clients} concurrent keep-alive clients each create {args.burst_per_client} jobs",
+        "back to back (tiny ONNX MLP, the test suite's fast spec; after a warm-up of 2 each).",
+        "Real Redis, `shears api`, SQLite job store; a worker on the inspect queue only, so no",
+        "job runs during the burst. The load generator (bench/burst.py) runs on the same cores.",
+        "Each tree is measured in the same run, one after the other. Measured with:",
+        "",
+        f"    python bench/load.py --burst-only --clients {args.clients} "
+        f"--burst-per-client {args.burst_per_client} --baseline {args.baseline}{workers}",
+        "",
+        f"on {platform.machine()} with {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; load average (1, 5, 15 min) {load_before} before and "
+        f"{load_after} after. The machine is shared with other work, so the figures move",
+        "from run to run.",
+        "",
+        *table(results, args.clients),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--burst-per-client", type=int, default=20)
+    parser.add_argument(
+        "--baseline", default="f5ca115", help="git revision measured beside this tree, or none"
+    )
+    parser.add_argument("--api-workers", type=int, help="SHEARS_API_WORKERS for this tree")
+    parser.add_argument("--burst-only", action="store_true", help="only the createJob burst")
     parser.add_argument("--uploads", type=int, default=4)
     parser.add_argument("--upload-mb", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--job-timeout", type=float, default=900.0)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    burst_text = burst(args)
+    print(burst_text, flush=True)
+    if not args.no_write:
+        replace_section(BURST_SECTION, burst_text)
+    if args.burst_only:
+        return
     text = run(args)
     print(text)
     if not args.no_write:

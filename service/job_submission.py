@@ -25,7 +25,6 @@ from service.spec_checks import check_model_usable, check_spec, dataset_lookup
 from shears_config.logging import current_context, log_context
 from shears_manifest import build_manifest, dataset_roles, manifest_sha256
 from storage import CallbackTarget, Conflict, JobRecord, JobStore
-from storage.job_requests import JobRequests
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 log = logging.getLogger("shears.api")
@@ -52,7 +51,8 @@ def submit_job(
             return Submission(job=earlier, created=False)
     job, created = _insert(store, tenant, body, idempotency_key, callback, manifest)
     if created:
-        _remember_request(services, job)
+        with log_context(job_id=job.id):
+            log.info("job %s created for model %s", job.id, job.model_id)
         job = _enqueue_or_withdraw(services, job)
     return Submission(job=job, created=created)
 
@@ -84,16 +84,6 @@ def _identical(
         with log_context(job_id=earlier.id):
             log.info("job %s answered a request with the same manifest", earlier.id)
     return earlier
-
-
-def _remember_request(services: Services, job: JobRecord) -> None:
-    """Store the request id before the message goes out: every attempt's worker lines (and
-    a re-send by the reconciler) name the request that made the job."""
-    request_id = current_context().get("request_id")
-    if isinstance(request_id, str):
-        JobRequests(services.database).record(job.id, request_id)
-    with log_context(job_id=job.id):
-        log.info("job %s created for model %s", job.id, job.model_id)
 
 
 def request_hash(body: JobCreate) -> str:
@@ -128,6 +118,9 @@ def _insert(
     callback: CallbackTarget | None,
     manifest_sha256: str,
 ) -> tuple[JobRecord, bool]:
+    # The request id is stored with the job, before the message goes out: every attempt's
+    # worker lines (and a re-send by the reconciler) name the request that made the job.
+    request_id = current_context().get("request_id")
     try:
         return store.create_job(
             tenant,
@@ -137,6 +130,7 @@ def _insert(
             request_hash=request_hash(body),
             callback=callback,
             manifest_sha256=manifest_sha256,
+            request_id=request_id if isinstance(request_id, str) else None,
         )
     except Conflict as exc:
         raise _key_reused() from exc

@@ -1,12 +1,15 @@
 """Tables and the connection. SQLite by default, PostgreSQL when the URL says so."""
 
 import time
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from storage.writes import WriteLock, write_transaction
 
 metadata = sa.MetaData()
 
@@ -175,19 +178,38 @@ class Database:
 
     engine: Engine
     url: str
+    write_lock: WriteLock = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "write_lock", WriteLock(self.engine))
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A write transaction: every write of the stores goes through here (storage/writes.py)."""
+        return write_transaction(self.engine, self.write_lock)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
 
+# Sized for the load: each API process answers up to 40 requests at once (anyio's thread
+# limit for sync routes), and a request waiting for a pooled connection waits for nothing
+# useful. A SQLite connection is a file handle; PostgreSQL's are shared by all replicas and
+# workers (its default max_connections is 100), so those stay fewer.
+SQLITE_POOL = {"pool_size": 40, "max_overflow": 10}
+POSTGRES_POOL = {"pool_size": 20, "max_overflow": 20, "pool_pre_ping": True}
+
+
 def connect(url: str) -> Database:
     """Open the database at `url` and create the tables it lacks."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = dict(POSTGRES_POOL)
     if url.startswith("sqlite"):
         # The API and the worker are separate processes writing the same file: wait for locks
-        # instead of failing with "database is locked".
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        # instead of failing with "database is locked". A file does not go stale like a
+        # server connection, so no ping (a query) before each use.
+        kwargs = {**SQLITE_POOL, "connect_args": {"timeout": 30, "check_same_thread": False}}
+        if url.rstrip("/") in ("sqlite:", "sqlite://") or ":memory:" in url:
+            kwargs = {"connect_args": kwargs["connect_args"]}  # one in-memory db per connection
     engine = sa.create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         sa.event.listen(engine, "connect", _sqlite_pragmas)

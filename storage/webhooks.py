@@ -84,6 +84,7 @@ def owe_delivery(conn: Connection, job_id: str, status: str, at: datetime) -> No
 
 class WebhookStore:
     def __init__(self, db: Database) -> None:
+        self.db = db
         self.engine = db.engine
 
     def callbacks_for(self, job_ids: list[str]) -> dict[str, CallbackRecord]:
@@ -120,7 +121,7 @@ class WebhookStore:
             d.c.next_attempt_at <= now,
             sa.or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
         )
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             candidates = conn.execute(
                 sa.select(d.c.id).where(claimable).order_by(d.c.next_attempt_at).limit(5)
             ).scalars()
@@ -169,7 +170,7 @@ class WebhookStore:
     def _write(self, delivery: DeliveryRecord, **values: Any) -> bool:
         """Only while this dispatcher still holds the lease."""
         d = webhook_deliveries
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             held = conn.execute(
                 d.update()
                 .where(d.c.id == delivery.id, d.c.lease_owner == delivery.owner)
@@ -186,7 +187,7 @@ class WebhookStore:
     def replace_callback_secret(self, job_id: str, old: str, new: str) -> bool:
         """Only if it is still `old`: a concurrent rotation's write is not undone."""
         c = job_callbacks
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             done = conn.execute(
                 c.update().where(c.c.job_id == job_id, c.c.secret == old).values(secret=new)
             ).rowcount

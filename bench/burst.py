@@ -1,0 +1,206 @@
+"""A burst of createJob: C concurrent clients each create N jobs back to back, against one
+tree of the code (this one, or a named git revision extracted with `git archive`).
+
+The stack is real (redis-server, `shears api`, a worker on the inspect queue only, so no job
+runs and takes the cores while the burst is measured). The load generator is a minimal
+keep-alive HTTP/1.1 client on asyncio streams: it runs on the same two cores as the API,
+so its own cost counts against the goal, and httpx would cost several times more per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import shears  # noqa: E402
+from tests.support.models import fast_spec, tiny_onnx  # noqa: E402
+from tests.support.processes import ProcessRegistry, free_port, python_argv  # noqa: E402
+
+GOAL_JOBS_S = 400.0
+GOAL_P99_MS = 150.0
+
+
+@dataclass(frozen=True)
+class BurstResult:
+    tree: str
+    jobs: int
+    seconds: float
+    latencies_ms: list[float]
+    api_workers: str
+
+    @property
+    def jobs_s(self) -> float:
+        return self.jobs / self.seconds
+
+    def percentile(self, q: int) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
+
+
+class RawClient:
+    """One keep-alive connection; POSTs a fixed JSON body and reads a Content-Length reply."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def _one_client(port: int, body: bytes, count: int, latencies: list[float]) -> None:
+    client = RawClient(port)
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            status, reply = await client.post("/v1/jobs", body)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if status != 202:
+                raise RuntimeError(f"createJob answered {status}: {reply[:300]!r}")
+    finally:
+        client.close()
+
+
+async def _burst(
+    port: int, body: bytes, clients: int, per_client: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    start = time.perf_counter()
+    await asyncio.gather(*(_one_client(port, body, per_client, latencies) for _ in range(clients)))
+    return time.perf_counter() - start, latencies
+
+
+def extract_tree(revision: str, into: Path) -> Path:
+    """The files of `revision` (no .git), so its `shears api` runs as it was committed."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    tar_path = into / "tree.tar"
+    tar_path.write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(into, filter="data")
+    tar_path.unlink()
+    return into
+
+
+def run_burst(
+    tree: Path,
+    label: str,
+    redis_url: str,
+    work: Path,
+    clients: int,
+    per_client: int,
+    api_workers: int | None,
+) -> BurstResult:
+    """Start the tree's API and an inspect-only worker, upload a model, warm up, burst."""
+    registry = ProcessRegistry(log_dir=work / "logs")
+    try:
+        env = shears.shears_env(work / "data", broker_url=redis_url)
+        env["PYTHONPATH"] = str(tree)
+        if api_workers is not None:
+            env["SHEARS_API_WORKERS"] = str(api_workers)
+        argv = python_argv("-m", "shears_cli", "worker", "--concurrency", "1",
+                           "--queues", "shears.inspect", "--loglevel", "info")  # fmt: skip
+        worker = registry.start("worker", argv, env, cwd=tree)
+        shears.wait_until_worker_ready(worker)
+        port = free_port()
+        argv = python_argv("-m", "shears_cli", "api", "--host", "127.0.0.1", "--port", str(port))
+        api = shears.ApiServer(process=registry.start("api", argv, env, cwd=tree), port=port)
+        api.process.wait_for(api.healthy, timeout=shears.STARTUP_TIMEOUT_S, what="healthy")
+        model_id = _ready_model(api, work)
+        body = json.dumps({"model_id": model_id, "spec": fast_spec()}).encode()
+        asyncio.run(_burst(port, body, clients, 2))  # warm-up: connections, caches, JIT-free
+        seconds, latencies = asyncio.run(_burst(port, body, clients, per_client))
+        workers = env.get("SHEARS_API_WORKERS", "default")
+        return BurstResult(label, len(latencies), seconds, latencies, workers)
+    finally:
+        registry.stop_all()
+
+
+def _ready_model(api: shears.ApiServer, work: Path) -> str:
+    with api.client() as http:
+        model = tiny_onnx(work / "mlp.onnx")
+        with model.open("rb") as f:
+            model_id = str(http.post("/v1/models", files={"file": f}).json()["id"])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if http.get(f"/v1/models/{model_id}").json()["status"] == "ready":
+                return model_id
+            time.sleep(0.2)
+    raise RuntimeError("the model never became ready")
+
+
+def burst_trees(
+    baseline: str | None,
+    redis_url_for: dict[str, str],
+    clients: int,
+    per_client: int,
+    api_workers: int | None,
+) -> list[BurstResult]:
+    """The baseline revision first (if any), then this tree, one after the other."""
+    root = Path(tempfile.mkdtemp(prefix="shears-burst-"))
+    results = []
+    try:
+        if baseline:
+            tree = extract_tree(baseline, root / "baseline-tree")
+            results.append(
+                run_burst(tree, baseline, redis_url_for["baseline"], root / "baseline",
+                          clients, per_client, None)
+            )  # fmt: skip
+        results.append(
+            run_burst(ROOT, "this tree", redis_url_for["this"], root / "this",
+                      clients, per_client, api_workers)
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def table(results: list[BurstResult], clients: int) -> list[str]:
+    lines = [
+        f"| tree | API workers | jobs | jobs/s (goal >= {GOAL_JOBS_S:.0f}) | p50 ms | "
+        f"p99 ms (goal <= {GOAL_P99_MS:.0f}) | goal met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        met = r.jobs_s >= GOAL_JOBS_S and r.percentile(99) <= GOAL_P99_MS
+        lines.append(
+            f"| {r.tree} | {r.api_workers} | {r.jobs} | {r.jobs_s:.0f} | {r.percentile(50):.1f} | "
+            f"{r.percentile(99):.1f} | {'yes' if met else 'no'} |"
+        )
+    return lines
