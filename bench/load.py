@@ -207,7 +207,15 @@ def burst(args: argparse.Namespace) -> str:
         urls = {"baseline": f"{base}/1", "this": f"{base}/2"}
         load_before = loadavg()
         baseline = None if args.baseline == "none" else args.baseline
-        results = burst_trees(baseline, urls, args.clients, args.burst_per_client, args.api_workers)
+        assert redis_server.process is not None
+        results = burst_trees(
+            baseline,
+            urls,
+            redis_server.process.pid,
+            args.clients,
+            args.burst_per_client,
+            args.api_workers,
+        )
         return burst_report(args, results, load_before, loadavg())
     finally:
         registry.stop_all()
@@ -224,7 +232,10 @@ def burst_report(
         "back to back (tiny ONNX MLP, the test suite's fast spec; after a warm-up of 2 each).",
         "Real Redis, `shears api`, SQLite job store; a worker on the inspect queue only, so no",
         "job runs during the burst. The load generator (bench/burst.py) runs on the same cores.",
-        "Each tree is measured in the same run, one after the other. Measured with:",
+        "Each tree is measured in the same run, one after the other. CPU ms/job is the CPU",
+        "time of the API processes, of the load generator and of redis-server during the",
+        "burst over the jobs made; the last column divides two cores by their sum: what",
+        "the burst would reach with the cores to itself. Measured with:",
         "",
         f"    python bench/load.py --burst-only --clients {args.clients} "
         f"--burst-per-client {args.burst_per_client} --baseline {args.baseline}{workers}",

@@ -6,19 +6,25 @@ broker serves one machine only.
 """
 
 import argparse
+import contextlib
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.app import create_app
+from service.metrics import MULTIPROC_ENV
 from shears_config import INSPECT_QUEUE, JOB_QUEUE, Settings, get_settings
 from shears_config.logging import configure_logging
 
@@ -34,12 +40,53 @@ _UVICORN_LOGGING: dict[str, Any] = {"log_config": None, "access_log": False}
 
 def api(args: list[str]) -> int:
     """Run the HTTP API with uvicorn; workers run separately (`shears worker`)."""
-    options = _parser("shears api", "the HTTP API alone").parse_args(args)
+    parser = _parser("shears api", "the HTTP API alone")
+    parser.add_argument(
+        "--workers", type=int, help="uvicorn processes (default: SHEARS_API_WORKERS, else cores)"
+    )
+    options = parser.parse_args(args)
     settings = get_settings()
     _configure_logging(settings)
     bind = _loopback_unless_keys(_bind(options, settings), settings)
-    uvicorn.run(create_app(settings), host=bind.host, port=bind.port, **_UVICORN_LOGGING)
+    workers = options.workers or settings.api_workers or os.cpu_count() or 1
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=bind.host, port=bind.port, **_UVICORN_LOGGING)
+        return 0
+    # Every request handler is synchronous Python holding the GIL for most of its time, so
+    # one process uses one core however many threads it has: one process per core.
+    with _shared_metrics_folder():
+        uvicorn.run(
+            "service.cli:worker_app",
+            factory=True,
+            workers=workers,
+            host=bind.host,
+            port=bind.port,
+            **_UVICORN_LOGGING,
+        )
     return 0
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several uvicorn worker processes: started afresh (spawned), so it
+    reads the settings and sets up logging itself."""
+    settings = get_settings()
+    _configure_logging(settings)
+    return create_app(settings)
+
+
+@contextlib.contextmanager
+def _shared_metrics_folder() -> Iterator[None]:
+    """Where the worker processes' HTTP counters meet (service/metrics.py), unless the
+    operator named one. Set before uvicorn spawns them: prometheus_client reads it once."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="shears-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def serve(args: list[str]) -> int:

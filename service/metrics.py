@@ -1,17 +1,23 @@
-"""Prometheus text exposition, written by hand: a few families do not need a library.
+"""/metrics through prometheus_client: HTTP counters here, jobs and queues read at scrape time.
 
-HTTP requests are counted in this process (each API replica is scraped on its own). Jobs
-come from the shared job store at scrape time (storage/metrics.py), since workers are other
-processes; queue depth comes from the broker. Labels are bounded on purpose: route
-*template*, status, error code from a closed set, stage name; never a job id or a tenant,
-so the number of series stays fixed however many jobs run.
+HTTP requests are counted by the API processes. With several uvicorn workers (`shears api
+--workers`, service/cli.py) each writes its counts to PROMETHEUS_MULTIPROC_DIR and a scrape
+adds them up, so every scrape sees the whole API whichever worker answers it. Jobs come from
+the shared job store at scrape time (storage/metrics.py), since workers are other processes;
+queue depth comes from the broker. Labels are bounded on purpose: route *template*, status,
+error code from a closed set, stage name; never a job id or a tenant, so the number of
+series stays fixed however many jobs run.
 """
 
-import threading
+import os
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +27,10 @@ from service.runtime import Services
 from shears_config import INSPECT_QUEUE, JOB_QUEUE
 from storage.metrics import BUCKETS_S, JOB_ERROR_CODES, Histogram, JobMetrics, job_metrics
 
+# The `_created` series would double the HTTP families for a timestamp nobody graphs.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _UNMATCHED = "unmatched"
 # Clients choose the method string; anything unusual is one series, not one per spelling.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -31,19 +41,31 @@ class HttpMetrics:
     """Request counts and total seconds per (method, route template, status code)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count: dict[tuple[str, str, int], int] = defaultdict(int)
-        self._seconds: dict[tuple[str, str, int], float] = defaultdict(float)
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("method", "route", "status")
+        self._count = Counter(
+            "shears_http_requests",
+            "HTTP requests, by method, route template and status.",
+            labels,
+            registry=self.registry,
+        )
+        self._seconds = Counter(
+            "shears_http_request_seconds",
+            "Time spent answering, by the same labels.",
+            labels,
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        with self._lock:
-            self._count[key] += 1
-            self._seconds[key] += seconds
+        self._count.labels(method, route, str(status)).inc()
+        self._seconds.labels(method, route, str(status)).inc(seconds)
 
-    def samples(self) -> list[tuple[tuple[str, str, int], int, float]]:
-        with self._lock:
-            return [(key, n, self._seconds[key]) for key, n in sorted(self._count.items())]
+    def collector(self) -> Collector:
+        """This process's counters, or every API process's when they share a folder."""
+        folder = os.environ.get(MULTIPROC_ENV)
+        if not folder:
+            return self.registry
+        return MultiProcessCollector(CollectorRegistry(auto_describe=True), folder)  # type: ignore[no-untyped-call]
 
 
 class HttpMetricsMiddleware:
@@ -85,46 +107,74 @@ def route_template(scope: Scope) -> str:
     return str(template) if template else _UNMATCHED
 
 
-def scrape(http: HttpMetrics, services: Services) -> str:
+class StoreCollector(Collector):
+    """The job store's and the broker's figures, read when Prometheus scrapes."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = job_metrics(self.services.database)
+        yield from job_families(jobs)
+        yield from queue_families(queue_depths(self.services.tasks, QUEUES))
+
+
+def scrape(http: HttpMetrics, services: Services) -> bytes:
     """The whole exposition: blocking (database, broker), so call it from a worker thread."""
-    jobs = job_metrics(services.database)
-    depths = queue_depths(services.tasks, QUEUES)
-    return render(http, jobs, depths)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(services))
+    registry.register(http.collector())
+    return generate_latest(registry)
 
 
-def render(http: HttpMetrics, jobs: JobMetrics, depths: Mapping[str, int] | None) -> str:
-    lines = [
-        *_gauge(
-            "shears_jobs",
-            "Jobs in the job store, by status.",
-            ((f'status="{s}"', jobs.by_status.get(s, 0)) for s in JobStatus),
-        ),
-        *_gauge("shears_jobs_queued", "Jobs queued in the job store.", [("", _queued(jobs))]),
-        *_gauge(
-            "shears_jobs_failed",
-            "Failed jobs in the job store, by error code (`other`: a code outside the set).",
-            ((f'code="{c}"', n) for c, n in sorted(_codes(jobs).items())),
-        ),
-        *_histogram(
-            "shears_job_stage_duration_seconds",
-            "Seconds finished jobs spent per stage (final attempt; `queued` until first claimed).",
-            "stage",
-            jobs.stage_seconds,
-        ),
-        *_histogram(
-            "shears_job_duration_seconds",
-            "Seconds from a job's first claim to its end, by final status.",
-            "status",
-            jobs.run_seconds,
-        ),
-        *_queue_lines(depths),
-        *_http_lines(http.samples()),
-    ]
-    return "\n".join(lines) + "\n"
+def job_families(jobs: JobMetrics) -> Iterator[Metric]:
+    by_status = GaugeMetricFamily(
+        "shears_jobs", "Jobs in the job store, by status.", labels=["status"]
+    )
+    for status in JobStatus:
+        by_status.add_metric([status.value], jobs.by_status.get(status.value, 0))
+    yield by_status
+    yield GaugeMetricFamily(
+        "shears_jobs_queued", "Jobs queued in the job store.", value=jobs.by_status.get("queued", 0)
+    )
+    failed = GaugeMetricFamily(
+        "shears_jobs_failed",
+        "Failed jobs in the job store, by error code (`other`: a code outside the set).",
+        labels=["code"],
+    )
+    for code, n in sorted(_codes(jobs).items()):
+        failed.add_metric([code], n)
+    yield failed
+    yield _histogram(
+        "shears_job_stage_duration_seconds",
+        "Seconds finished jobs spent per stage (final attempt; `queued` until first claimed).",
+        "stage",
+        jobs.stage_seconds,
+    )
+    yield _histogram(
+        "shears_job_duration_seconds",
+        "Seconds from a job's first claim to its end, by final status.",
+        "status",
+        jobs.run_seconds,
+    )
 
 
-def _queued(jobs: JobMetrics) -> int:
-    return jobs.by_status.get("queued", 0)
+def queue_families(depths: Mapping[str, int] | None) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "shears_queue_depth_up",
+        "1 when the broker answered the queue depth query of this scrape, else 0.",
+        value=0 if depths is None else 1,
+    )
+    if depths is None:
+        return
+    family = GaugeMetricFamily(
+        "shears_queue_depth",
+        "Messages waiting in the broker, by queue (not yet taken by a worker).",
+        labels=["queue"],
+    )
+    for queue, n in sorted(depths.items()):
+        family.add_metric([queue], n)
+    yield family
 
 
 def _codes(jobs: JobMetrics) -> dict[str, int]:
@@ -132,61 +182,12 @@ def _codes(jobs: JobMetrics) -> dict[str, int]:
     return {**dict.fromkeys(JOB_ERROR_CODES, 0), **jobs.failed_by_code}
 
 
-def _gauge(name: str, help_text: str, samples: Iterable[tuple[str, float]]) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-    lines += [f"{name}{{{labels}}} {_number(v)}" if labels else f"{name} {_number(v)}"
-              for labels, v in samples]  # fmt: skip
-    return lines
-
-
 def _histogram(
     name: str, help_text: str, label: str, histograms: Mapping[str, Histogram]
-) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-    bounds = [_number(b) for b in BUCKETS_S] + ["+Inf"]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, help_text, labels=[label])
+    bounds = [f"{b:g}" for b in BUCKETS_S] + ["+Inf"]
     for value, histogram in sorted(histograms.items()):
-        key = f'{label}="{_escape(value)}"'
-        for bound, n in zip(bounds, histogram.cumulative(), strict=True):
-            lines.append(f'{name}_bucket{{{key},le="{bound}"}} {n}')
-        lines.append(f"{name}_sum{{{key}}} {histogram.total:.6f}")
-        lines.append(f"{name}_count{{{key}}} {histogram.count}")
-    return lines
-
-
-def _queue_lines(depths: Mapping[str, int] | None) -> list[str]:
-    up = _gauge(
-        "shears_queue_depth_up",
-        "1 when the broker answered the queue depth query of this scrape, else 0.",
-        [("", 0 if depths is None else 1)],
-    )
-    if depths is None:
-        return up
-    return up + _gauge(
-        "shears_queue_depth",
-        "Messages waiting in the broker, by queue (not yet taken by a worker).",
-        ((f'queue="{q}"', n) for q, n in sorted(depths.items())),
-    )
-
-
-def _http_lines(samples: Iterable[tuple[tuple[str, str, int], int, float]]) -> list[str]:
-    counts = [
-        "# HELP shears_http_requests_total HTTP requests, by method, route template and status.",
-        "# TYPE shears_http_requests_total counter",
-    ]
-    seconds = [
-        "# HELP shears_http_request_seconds_total Time spent answering, by the same labels.",
-        "# TYPE shears_http_request_seconds_total counter",
-    ]
-    for (method, route, status), n, total in samples:
-        labels = f'method="{method}",route="{_escape(route)}",status="{status}"'
-        counts.append(f"shears_http_requests_total{{{labels}}} {n}")
-        seconds.append(f"shears_http_request_seconds_total{{{labels}}} {total:.6f}")
-    return counts + seconds
-
-
-def _number(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        buckets = list(zip(bounds, histogram.cumulative(), strict=True))
+        family.add_metric([value], buckets, histogram.total)
+    return family

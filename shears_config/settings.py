@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    api_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="uvicorn worker processes of `shears api`; default: one per CPU core.",
+    )
 
     max_upload_bytes: int = Field(
         default=32 * 1024**3,

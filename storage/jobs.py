@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from storage.database import Database, job_events, jobs, utcnow
 from storage.datasets import DatasetRows
 from storage.errors import Conflict
+from storage.group_commit import GroupCommit
 from storage.ids import new_id
 from storage.job_requests import record_request
 from storage.leases import Claim, ClaimRefused, LeaseRows
@@ -37,6 +39,7 @@ class JobStore(ModelRows, DatasetRows, LeaseRows):
         self.engine = db.engine
         self.webhooks = WebhookStore(db)
         self._jobs = TableRows(db, jobs, "job")
+        self._group_commit = GroupCommit(db)
 
     def create_job(
         self,
@@ -84,13 +87,16 @@ class JobStore(ModelRows, DatasetRows, LeaseRows):
             "finished_at": None,
             "manifest_sha256": manifest_sha256,
         }
+
+        def insert(conn: Connection) -> None:
+            conn.execute(jobs.insert().values(**row))
+            if callback is not None:
+                save_callback(conn, row["id"], callback)
+            if request_id is not None:
+                record_request(conn, row["id"], request_id)
+
         try:
-            with self.db.begin() as conn:
-                conn.execute(jobs.insert().values(**row))
-                if callback is not None:
-                    save_callback(conn, row["id"], callback)
-                if request_id is not None:
-                    record_request(conn, row["id"], request_id)
+            self._group_commit.run(insert)
         except sa.exc.IntegrityError:
             # A concurrent request with the same key won the insert.
             existing = self._by_idempotency_key(tenant, idempotency_key or "")

@@ -121,11 +121,18 @@ class WebhookStore:
             d.c.next_attempt_at <= now,
             sa.or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
         )
+        # Read first: most polls find nothing due, and those need not queue for the write
+        # lock behind createJob's inserts (storage/writes.py).
+        with self.db.engine.connect() as conn:
+            candidates = list(
+                conn.execute(
+                    sa.select(d.c.id).where(claimable).order_by(d.c.next_attempt_at).limit(5)
+                ).scalars()
+            )
+        if not candidates:
+            return None
         with self.db.begin() as conn:
-            candidates = conn.execute(
-                sa.select(d.c.id).where(claimable).order_by(d.c.next_attempt_at).limit(5)
-            ).scalars()
-            for delivery_id in list(candidates):
+            for delivery_id in candidates:
                 won = conn.execute(
                     d.update()
                     .where(d.c.id == delivery_id, claimable)

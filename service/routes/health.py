@@ -50,4 +50,4 @@ async def readiness(services: ServicesDep) -> JSONResponse | Readiness:
 )
 def prometheus_metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
     text = metrics.scrape(request.app.state.http_metrics, services)
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)

@@ -28,8 +28,8 @@ def test_metrics_count_jobs_by_status_and_requests_by_route_template(
     response = http.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = response.text
-    queued = re.search(r'^shears_jobs\{status="queued"\} (\d+)$', text, re.M)
-    assert queued and int(queued.group(1)) >= 1
+    queued = re.search(r'^shears_jobs\{status="queued"\} ([0-9.]+)$', text, re.M)
+    assert queued and float(queued.group(1)) >= 1
     assert 'route="/v1/jobs/{job_id}",status="200"' in text
     assert 'route="/v1/jobs/{job_id}",status="404"' in text
     assert job["id"] not in text and "job_missing" not in text
