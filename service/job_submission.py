@@ -15,8 +15,9 @@ import json
 import logging
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
-from api_schemas import JobCreate, ProblemFieldError, PruneSpec
+from api_schemas import JobCreate, ProblemFieldError
 from service.callback_urls import CallbackRefused, resolve
 from service.problems import BrokerUnavailable, Invalid, ProblemError
 from service.runtime import Services
@@ -24,7 +25,8 @@ from service.secret_box import SecretBox
 from service.spec_checks import check_model_usable, check_spec, dataset_lookup
 from shears_config.logging import current_context, log_context
 from shears_manifest import build_manifest, dataset_roles, manifest_sha256
-from storage import CallbackTarget, Conflict, JobRecord, JobStore
+from storage import CallbackRecord, CallbackTarget, Conflict, JobRecord, JobStore
+from storage.webhooks import fresh_callback
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 log = logging.getLogger("shears.api")
@@ -34,6 +36,8 @@ log = logging.getLogger("shears.api")
 class Submission:
     job: JobRecord
     created: bool  # False: an earlier request (same Idempotency-Key, or reuse) made it
+    # Known without asking the store when this request created the job.
+    callback: CallbackRecord | None = None
 
 
 def submit_job(
@@ -44,24 +48,27 @@ def submit_job(
     model = store.get_model(tenant, body.model_id)
     check_model_usable(model)
     check_spec(body.spec, model, dataset_lookup(partial(store.get_dataset, tenant)))
-    manifest = _manifest_sha256(store, tenant, model.sha256, body.spec)
+    spec = body.spec.model_dump(mode="json")
+    manifest = _manifest_sha256(store, tenant, model.sha256, spec)
     if body.reuse == "identical":
         earlier = _identical(store, tenant, body, idempotency_key, manifest)
         if earlier is not None:
             return Submission(job=earlier, created=False)
-    job, created = _insert(store, tenant, body, idempotency_key, callback, manifest)
-    if created:
-        with log_context(job_id=job.id):
-            log.info("job %s created for model %s", job.id, job.model_id)
-        job = _enqueue_or_withdraw(services, job)
-    return Submission(job=job, created=created)
+    job, created = _insert(store, tenant, body, spec, idempotency_key, callback, manifest)
+    if not created:
+        return Submission(job=job, created=False)
+    with log_context(job_id=job.id):
+        log.info("job %s created for model %s", job.id, job.model_id)
+    job = _enqueue_or_withdraw(services, job)
+    return Submission(job, True, fresh_callback(job.id, callback) if callback else None)
 
 
-def _manifest_sha256(store: JobStore, tenant: str, model_sha256: str, spec: PruneSpec) -> str:
+def _manifest_sha256(
+    store: JobStore, tenant: str, model_sha256: str, document: dict[str, Any]
+) -> str:
     """The manifest the worker's engine will compute, from the same stored sha256s and the
-    same validated spec; versions are this process's (the worker's when they share an image,
-    else the engine pins of the installed `shears`)."""
-    document = spec.model_dump(mode="json")
+    same validated spec (`document`, dumped as JSON); versions are this process's (the
+    worker's when they share an image, else the engine pins of the installed `shears`)."""
     datasets = {
         dataset_id: store.get_dataset(tenant, dataset_id).sha256
         for dataset_id in dataset_roles(document).values()
@@ -114,6 +121,7 @@ def _insert(
     store: JobStore,
     tenant: str,
     body: JobCreate,
+    spec: dict[str, Any],
     idempotency_key: str | None,
     callback: CallbackTarget | None,
     manifest_sha256: str,
@@ -125,7 +133,7 @@ def _insert(
         return store.create_job(
             tenant,
             body.model_id,
-            body.spec.model_dump(mode="json"),
+            spec,
             idempotency_key=idempotency_key,
             request_hash=request_hash(body),
             callback=callback,

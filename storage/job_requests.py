@@ -8,7 +8,7 @@ from storage.database import Database, job_requests
 
 def record_request(conn: Connection, job_id: str, request_id: str) -> None:
     """In the caller's transaction: createJob writes it with the job (storage/jobs.py)."""
-    conn.execute(job_requests.insert().values(job_id=job_id, request_id=request_id))
+    conn.execute(job_requests.insert(), [{"job_id": job_id, "request_id": request_id}])
 
 
 class JobRequests:

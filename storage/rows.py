@@ -25,7 +25,7 @@ class TableRows:
 
     def insert(self, row: dict[str, Any]) -> None:
         with self.db.begin() as conn:
-            conn.execute(self.table.insert().values(**row))
+            conn.execute(self.table.insert(), [row])
 
     def get(self, tenant: str | None, row_id: str) -> Any:
         """One row by id (any tenant's when `tenant` is None)."""

@@ -56,7 +56,8 @@ class DeliveryRecord:
 
 
 def save_callback(conn: Connection, job_id: str, target: CallbackTarget) -> None:
-    conn.execute(job_callbacks.insert().values(job_id=job_id, url=target.url, secret=target.secret))
+    row = {"job_id": job_id, "url": target.url, "secret": target.secret}
+    conn.execute(job_callbacks.insert(), [row])
 
 
 def drop_callback(conn: Connection, job_id: str) -> None:
@@ -223,6 +224,19 @@ class WebhookStore:
             attempts=row["attempts"],
             owner=owner,
         )
+
+
+def fresh_callback(job_id: str, target: CallbackTarget) -> CallbackRecord:
+    """What `callbacks_for` answers for a job just created: nothing owed yet."""
+    return CallbackRecord(
+        job_id=job_id,
+        url=target.url,
+        state=PENDING,
+        attempts=0,
+        last_error=None,
+        next_attempt_at=None,
+        delivered_at=None,
+    )
 
 
 def _callback(row: Any) -> CallbackRecord:

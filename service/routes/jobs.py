@@ -58,6 +58,8 @@ def create_job(
     submission = submit_job(services, tenant, body, idempotency_key)
     response.status_code = 202 if submission.created else 200
     response.headers["Location"] = f"{COLLECTION}/{submission.job.id}"
+    if submission.created:  # its callback is the one just written: no query for it
+        return job_view(submission.job, submission.callback)
     return _view(services.store, submission.job)
 
 
