@@ -234,8 +234,9 @@ def burst_report(
         "job runs during the burst. The load generator (bench/burst.py) runs on the same cores.",
         "Each tree is measured in the same run, one after the other. CPU ms/job is the CPU",
         "time of the API processes, of the load generator and of redis-server during the",
-        "burst over the jobs made; the last column divides two cores by their sum: what",
-        "the burst would reach with the cores to itself. Measured with:",
+        "burst over the jobs made. The last column is derived from it: the jobs/s the",
+        "machine's cores would sustain at that cost with nothing else running, each API",
+        "process counted as one core at most (the GIL). Measured with:",
         "",
         f"    python bench/load.py --burst-only --clients {args.clients} "
         f"--burst-per-client {args.burst_per_client} --baseline {args.baseline}{workers}",
