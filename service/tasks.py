@@ -36,6 +36,7 @@ _SENDER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": _CONNECT_TIMEOUT_S,
     "socket_timeout": 5.0,
 }
+SENDER_CONNECTIONS = 40
 log = logging.getLogger("shears.api")
 # One retry on a fresh connection rides over a pooled connection that Redis closed.
 _PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -92,6 +93,9 @@ def _sender_conf(settings: Settings) -> dict[str, Any]:
         options = {**conf.get("broker_transport_options", {}), **_SENDER_TRANSPORT_OPTIONS}
         conf["broker_transport_options"] = options
         conf["broker_connection_timeout"] = _CONNECT_TIMEOUT_S
+        # One producer connection per request thread (anyio runs 40 sync routes at once;
+        # Celery's default of 10 left the others waiting for a connection to publish).
+        conf["broker_pool_limit"] = SENDER_CONNECTIONS
     conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
     return conf
 
