@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -46,6 +48,7 @@ class BurstResult:
     latencies_ms: list[float]
     api_processes: int
     cpu_s: dict[str, float]  # CPU seconds during the burst: api, load generator, redis
+    redis_commands: int  # every client's, the idle inspect worker's polls included
 
     @property
     def jobs_s(self) -> float:
@@ -132,6 +135,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _redis_commands(url: str) -> int:
+    """Commands Redis has run so far (INFO commandstats, summed over commands)."""
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values())
+
+
 def _api_processes(pid: int) -> list[int]:
     """The process that serves, or uvicorn's workers when it supervises some (its other
     child, multiprocessing's resource tracker, serves nothing)."""
@@ -193,12 +203,14 @@ def run_burst(
         model_id = _ready_model(api, work)
         body = json.dumps({"model_id": model_id, "spec": fast_spec()}).encode()
         asyncio.run(_burst(port, body, clients, 2))  # warm-up: connections, caches, JIT-free
+        commands = _redis_commands(redis_url)
         before = _cpu_now(api.process.pid, redis_pid)
         seconds, latencies = asyncio.run(_burst(port, body, clients, per_client))
         after = _cpu_now(api.process.pid, redis_pid)
+        commands = _redis_commands(redis_url) - commands - 1  # less our own INFO
         cpu = {who: after[who] - before[who] for who in before}
         processes = len(_api_processes(api.process.pid))
-        return BurstResult(label, len(latencies), seconds, latencies, processes, cpu)
+        return BurstResult(label, len(latencies), seconds, latencies, processes, cpu, commands)
     finally:
         registry.stop_all()
 
@@ -251,8 +263,8 @@ def table(results: list[BurstResult], clients: int) -> list[str]:
     lines = [
         f"| tree | API processes | jobs | jobs/s (goal >= {GOAL_JOBS_S:.0f}) | p50 ms | "
         f"p99 ms (goal <= {GOAL_P99_MS:.0f}) | goal met | CPU ms/job: API, load generator, "
-        "redis | jobs/s on idle cores (derived) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "redis | Redis commands/job | jobs/s on idle cores (derived) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         met = r.jobs_s >= GOAL_JOBS_S and r.percentile(99) <= GOAL_P99_MS
@@ -261,6 +273,7 @@ def table(results: list[BurstResult], clients: int) -> list[str]:
             f"{r.percentile(50):.1f} | "
             f"{r.percentile(99):.1f} | {'yes' if met else 'no'} | "
             f"{', '.join(f'{r.cpu_ms_per_job(w):.2f}' for w in r.cpu_s)} | "
+            f"{r.redis_commands / r.jobs:.2f} | "
             f"{r.capacity_jobs_s:.0f} |"
         )
     return lines
