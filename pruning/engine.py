@@ -28,6 +28,7 @@ from pruning.outputs import check_outputs, write_html_report, write_sparse_outpu
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
+from pruning.streaming import prune_streamed
 from pruning.structured.channel_masks import ChannelMasks, mask_channels
 from pruning.structured.hardware import explain, explain_no_gain
 from pruning.structured.prune import StructuredOutcome, cut_masked_channels, prune_structured
@@ -81,6 +82,11 @@ def prune(
     are sha256s of the model and datasets the caller already knows, for the report's
     manifest; the engine hashes the files it is not told about.
     """
+    streamed = prune_streamed(
+        Path(model_path), spec, Path(out_dir), fmt, progress, datasets or {}, model_name, digests
+    )
+    if streamed is not None:  # a data-free one-shot ONNX job: tensor by tensor from disk
+        return streamed  # type: ignore[no-any-return]
     clock = _Clock()
     step = Progress(progress)
     with compute_device(device):
@@ -362,7 +368,9 @@ def _report(
         "sparsity": sparsity_section(found, job.pruned, job.spec),
         "skipped": [s.to_json() for s in job.pruned.skipped],
         "storage": _labelled(
-            storage_report(found.weights, files, job.spec.report.compressed_sizes)
+            storage_report(
+                found.weights, files, job.spec.report.compressed_sizes, found.storage_layers
+            )
         ),
         "latency": _explained(measured["latency"], job),
         "quality": headline(

@@ -1,0 +1,279 @@
+"""A one-shot unstructured job with a data-free scorer, on an ONNX model, in bounded memory.
+
+The in-memory engine holds the parsed model and a copy of every prunable weight; here the
+graph is parsed without its weights (``layout``), each tensor is read through a mapping of
+its own byte range (``mapped``), the cuts are chosen by the streaming selection of
+``pruning.masks`` (one counting pass, exact), and the output is the input file rewritten
+range by range (``rewrite``), the report's figures counted on the way (``tally``). Memory is
+a few slices of scores plus the largest tensor's sparse encoding when a sparse npz is asked
+for, whatever the model's size. The report has the in-memory engine's shape and figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from pruning.errors import InvalidModel
+from pruning.formats.sparse_npz_stream import SparseNpzWriter
+from pruning.inputs import resolve_inputs
+from pruning.layers import LayerPlan, plan_layers
+from pruning.manifest import KnownDigests, job_manifest
+from pruning.masks import Cut, apply_cut, select_cuts
+from pruning.methods import make_scorer
+from pruning.methods.base import Scorer
+from pruning.models import detect_format
+from pruning.models.onnx_archive import archive_kind, pack, unpack, unpacked_files
+from pruning.models.onnx_model import PARAMETER_TYPES, OnnxModel, _unpack_dir
+from pruning.outputs import check_outputs, write_html_report
+from pruning.progress import Progress, ProgressCallback
+from pruning.report import PrunedLayers
+from pruning.spec import PruneSpec, parse_spec
+from pruning.streaming.layout import Layout, read_layout
+from pruning.streaming.mapped import MappedTensor, Window, map_region
+from pruning.streaming.rewrite import rewrite_file
+from pruning.streaming.tally import Tally
+from pruning.tensors import FloatArray, WeightTensor
+
+STREAMED_METHODS = ("magnitude", "random")  # scores from the weights alone, slice by slice
+_CHECK = 1 << 20
+
+
+class NotStreamable(Exception):
+    """The model stores a prunable tensor in a way ranges cannot address (float16 in
+    ``int32_data``): the in-memory engine takes the job."""
+
+
+def streamable(spec: PruneSpec) -> bool:
+    """What the streaming engine does: one-shot unstructured pruning, data-free scores, no
+    retraining, and outputs it writes tensor by tensor (ONNX sparse initializers are not)."""
+    return (
+        spec.method.name in STREAMED_METHODS
+        and spec.granularity == "unstructured"
+        and spec.schedule.kind == "one_shot"
+        and spec.retrain is None
+        and spec.calibration is None
+        and "onnx_sparse" not in spec.outputs
+    )
+
+
+@dataclass(frozen=True)
+class _Written:
+    artifact: Path
+    tally: Tally
+    sparse: dict[str, Path]
+
+
+def prune_streamed(
+    model_path: Path,
+    raw_spec: dict[str, Any],
+    out_dir: Path,
+    fmt: str | None,
+    progress: ProgressCallback | None,
+    datasets: Mapping[str, Path],
+    model_name: str | None,
+    digests: KnownDigests | None,
+) -> Any:
+    """``pruning.engine.prune``'s ``PruneResult`` for a job the streaming engine does (an
+    ONNX model, a spec ``streamable`` accepts), else None: the in-memory engine does it."""
+    spec = parse_spec(raw_spec)
+    if not streamable(spec) or detect_format(model_path, fmt) != OnnxModel.format:
+        return None
+    try:
+        return _prune_streamed(
+            model_path, raw_spec, spec, out_dir, progress, datasets, model_name, digests
+        )
+    except NotStreamable:
+        return None
+
+
+def _prune_streamed(
+    model_path: Path,
+    raw_spec: dict[str, Any],
+    spec: PruneSpec,
+    out_dir: Path,
+    progress: ProgressCallback | None,
+    datasets: Mapping[str, Path],
+    model_name: str | None,
+    digests: KnownDigests | None,
+) -> Any:
+    from pruning import engine  # the report and benchmark steps, shared with the engine
+
+    clock = engine._Clock()
+    step = Progress(progress)
+    job, written = _prune_and_write(model_path, spec, out_dir, step, clock, datasets, engine)
+    measured = engine._benchmark(job, step)
+    clock.lap("benchmark_s")
+    measured["metric"] = engine._evaluate(job)
+    if spec.evaluation is not None:
+        clock.lap("evaluation_s")
+    step("report")
+    found = written.tally.census(job.pruned)
+    delivered = job.artifact
+    if job.packaging is not None:  # back into the upload's archive kind, data files beside
+        delivered = pack(job.artifact, job.packaging, job.artifact.with_suffix(f".{job.packaging}"))
+    artifacts = {"model": delivered, **written.sparse}
+    report = engine._report(job, measured, found, artifacts)
+    report.update(job_manifest(model_path, raw_spec, datasets, digests))
+    clock.lap("report_s")
+    report["timings"] = clock.timings()
+    title = f"Shears report: {model_name or job.original.name}"
+    histogram = written.tally.histogram()
+    html = write_html_report(report, {}, {}, job.artifact.parent, title, histogram)
+    artifacts["report_html"] = html
+    if delivered != job.artifact:  # the archive holds them: one copy of the weights on disk
+        for loose in unpacked_files(job.artifact):
+            loose.unlink()
+    step("report", 1.0)
+    return engine.PruneResult(artifacts=artifacts, report=report)
+
+
+def _prune_and_write(
+    path: Path,
+    spec: PruneSpec,
+    out_dir: Path,
+    step: Progress,
+    clock: Any,
+    datasets: Mapping[str, Path],
+    engine: Any,
+) -> tuple[Any, _Written]:
+    step("load")
+    packaging = archive_kind(path)
+    model_file = unpack(path, _unpack_dir(), packaging) if packaging else path
+    layout = read_layout(model_file, allow_external=packaging is not None)
+    model = OnnxModel(layout.skeleton, model_file, packaging)  # the graph's analysis only
+    check_outputs(spec.outputs, model.format)
+    inputs = resolve_inputs(
+        model.signature.inputs, spec.input_shapes, model.exact_shapes, model.input_ranges()
+    )
+    window = Window()
+    tensors = _mapped(model, layout, window)
+    plan = plan_layers(tensors, spec.layers, model.skipped())
+    clock.lap("load_s")
+    step("prune", 0.0, {"layers": len(plan.selected)})
+    top = _check_finite(tensors, {t.name for t in plan.selected})
+    scorer = make_scorer(spec.method.name, dict(spec.method.options))
+    cuts = select_cuts(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
+    window.close()
+    clock.lap("prune_s")
+    step("save")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = _write(layout, plan, scorer, cuts, top, spec, out_dir)
+    clock.lap("save_s")
+    pruned = PrunedLayers(
+        [t.name for t in plan.selected],
+        plan.overrides,
+        plan.excluded,
+        plan.skipped,
+        {t.name: (t.node, t.op_type) for t in plan.selected},
+    )
+    outputs = [o.name for o in model.signature.outputs]
+    job = engine._Job(
+        spec,
+        OnnxModel,
+        model_file,
+        written.artifact,
+        inputs,
+        outputs,
+        pruned,
+        datasets=datasets,
+        packaging=packaging,
+        upload=path,
+    )
+    return job, written
+
+
+def _mapped(model: OnnxModel, layout: Layout, window: Window) -> list[WeightTensor]:
+    tensors: list[WeightTensor] = []
+    for info in model.prunable_info():
+        region = layout.regions.get(info["name"])
+        if region is None:
+            raise NotStreamable(info["name"])
+        tensors.append(
+            MappedTensor(info["name"], info["op"], region, window, info["node"], info["op"])
+        )
+    return tensors
+
+
+def _check_finite(tensors: list[WeightTensor], selected: set[str]) -> float:
+    """``require_finite`` over mapped tensors, slice by slice; returns the largest |w| of the
+    selected ones (the magnitude histogram's range)."""
+    top = 0.0
+    for t in tensors:
+        flat = t.flat
+        for start in range(0, flat.size, _CHECK):
+            part = flat[start : start + _CHECK]
+            high, low = float(np.max(part)), float(np.min(part))
+            if not (np.isfinite(high) and np.isfinite(low)):
+                raise InvalidModel(
+                    f"weight {t.name!r} contains NaN or infinite values; "
+                    "fix the model (e.g. re-export a checkpoint from before training diverged)"
+                )
+            if t.name in selected:
+                top = max(top, high, -low)
+    return top
+
+
+def _write(
+    layout: Layout,
+    plan: LayerPlan,
+    scorer: Scorer,
+    cuts: dict[str, Cut],
+    top: float,
+    spec: PruneSpec,
+    out_dir: Path,
+) -> _Written:
+    tally = Tally(top)
+    selected = {t.name: t for t in plan.selected}
+    sparse: dict[str, Path] = {}
+    npz = SparseNpzWriter(out_dir / "model.sparse.npz") if "sparse_npz" in spec.outputs else None
+
+    def visit(name: str, before: FloatArray, after: FloatArray) -> None:
+        tensor = selected[name]
+        writable = WeightTensor(name, tensor.op, after, tensor.node, tensor.op_type)
+        apply_cut(writable, scorer, cuts[name])
+        tally.pruned(name, before, after)
+        if npz is not None:  # in file order: the npz's `names` says which tensor is which
+            npz.add(name, after)
+
+    try:
+        for source in layout.files():
+            ranges = [
+                (n, r) for n, r in layout.regions.items() if n in selected and r.file == source
+            ]
+            rewrite_file(source, _dest(source, layout, out_dir), ranges, visit)
+    except BaseException:
+        if npz is not None:
+            npz.abandon()
+        raise
+    if npz is not None:
+        npz.close()
+        sparse["sparse_npz"] = npz.path
+    _count_others(layout, set(selected), tally)
+    return _Written(_dest(layout.model_file, layout, out_dir), tally, sparse)
+
+
+def _dest(source: Path, layout: Layout, out_dir: Path) -> Path:
+    """Where a file of the model goes: the graph as model.onnx, data files under the names
+    its locations give."""
+    if source == layout.model_file:
+        return out_dir / "model.onnx"
+    return out_dir / source.relative_to(layout.model_file.parent)
+
+
+def _count_others(layout: Layout, pruned: set[str], tally: Tally) -> None:
+    """Every floating-point parameter left as it was, for the census's totals."""
+    for init in layout.skeleton.graph.initializer:
+        if init.data_type not in PARAMETER_TYPES or init.name in pruned:
+            continue
+        region = layout.regions.get(init.name)
+        if region is not None:
+            tally.other(init.name, map_region(region))
+        elif init.data_location != onnx.TensorProto.EXTERNAL:
+            tally.other(init.name, numpy_helper.to_array(init))
