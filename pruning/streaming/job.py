@@ -12,7 +12,7 @@ for, whatever the model's size. The report has the in-memory engine's shape and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,44 +70,40 @@ class _Written:
     sparse: dict[str, Path]
 
 
-def prune_streamed(
-    model_path: Path,
-    raw_spec: dict[str, Any],
-    out_dir: Path,
-    fmt: str | None,
-    progress: ProgressCallback | None,
-    datasets: Mapping[str, Path],
-    model_name: str | None,
-    digests: KnownDigests | None,
-) -> Any:
+@dataclass(frozen=True)
+class StreamedCall:
+    """``pruning.engine.prune``'s arguments, as the streaming engine takes them."""
+
+    model_path: Path
+    raw_spec: dict[str, Any]
+    out_dir: Path
+    progress: ProgressCallback | None
+    datasets: Mapping[str, Path]
+    model_name: str | None
+    digests: KnownDigests | None
+    measure_bytes: int | None
+
+
+def prune_streamed(call: StreamedCall, fmt: str | None) -> Any:
     """``pruning.engine.prune``'s ``PruneResult`` for a job the streaming engine does (an
     ONNX model, a spec ``streamable`` accepts), else None: the in-memory engine does it."""
-    spec = parse_spec(raw_spec)
-    if not streamable(spec) or detect_format(model_path, fmt) != OnnxModel.format:
+    spec = parse_spec(call.raw_spec)
+    if not streamable(spec) or detect_format(call.model_path, fmt) != OnnxModel.format:
         return None
     try:
-        return _prune_streamed(
-            model_path, raw_spec, spec, out_dir, progress, datasets, model_name, digests
-        )
+        return _prune_streamed(call, spec)
     except NotStreamable:
         return None
 
 
-def _prune_streamed(
-    model_path: Path,
-    raw_spec: dict[str, Any],
-    spec: PruneSpec,
-    out_dir: Path,
-    progress: ProgressCallback | None,
-    datasets: Mapping[str, Path],
-    model_name: str | None,
-    digests: KnownDigests | None,
-) -> Any:
+def _prune_streamed(call: StreamedCall, spec: PruneSpec) -> Any:
     from pruning import engine  # the report and benchmark steps, shared with the engine
 
     clock = engine._Clock()
-    step = Progress(progress)
-    job, written = _prune_and_write(model_path, spec, out_dir, step, clock, datasets, engine)
+    step = Progress(call.progress)
+    model_path, datasets = call.model_path, call.datasets
+    job, written = _prune_and_write(model_path, spec, call.out_dir, step, clock, datasets, engine)
+    job = replace(job, measure_bytes=call.measure_bytes)
     measured = engine._benchmark(job, step)
     clock.lap("benchmark_s")
     measured["metric"] = engine._evaluate(job)
@@ -120,10 +116,10 @@ def _prune_streamed(
         delivered = pack(job.artifact, job.packaging, job.artifact.with_suffix(f".{job.packaging}"))
     artifacts = {"model": delivered, **written.sparse}
     report = engine._report(job, measured, found, artifacts)
-    report.update(job_manifest(model_path, raw_spec, datasets, digests))
+    report.update(job_manifest(model_path, call.raw_spec, datasets, call.digests))
     clock.lap("report_s")
     report["timings"] = clock.timings()
-    title = f"Shears report: {model_name or job.original.name}"
+    title = f"Shears report: {call.model_name or job.original.name}"
     histogram = written.tally.histogram()
     html = write_html_report(report, {}, {}, job.artifact.parent, title, histogram)
     artifacts["report_html"] = html

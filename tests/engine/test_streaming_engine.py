@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pruning import engine, prune
+from pruning import engine, inspect_model, prune
 from pruning.formats import decode_sparse_npz
 from pruning.streaming import layout as layout_module
 from pruning.streaming.layout import read_layout
@@ -195,3 +195,27 @@ def test_streamed_pass_holds_far_less_python_memory_than_the_model(tmp_path: Pat
         tracemalloc.stop()
     assert peak < size / 4, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB model"
     assert model.exists()
+
+
+def test_above_the_measure_budget_the_job_succeeds_and_says_not_measured(tmp_path: Path) -> None:
+    model = blocks_model(tmp_path / "blocks.onnx", 32, 2)
+    result = prune(model, fast_spec(sparsity=0.5), tmp_path / "out", measure_bytes=1024)
+    latency, fidelity = result.report["latency"], result.report["quality"]["fidelity"]
+    assert latency["measured"] is False and latency["results"] == []
+    assert "SHEARS_MEASURE_MEMORY_BYTES" in latency["reason"]
+    assert fidelity["measured"] is False and fidelity["output_cosine"] is None
+    assert "not measured" in fidelity["reason"]
+    assert result.report["sparsity"]["achieved"] == pytest.approx(0.5)
+    assert "not measured" in result.artifacts["report_html"].read_text()
+
+
+def test_inspection_reads_the_graph_without_loading_weights(tmp_path: Path) -> None:
+    model = blocks_model(tmp_path / "blocks.onnx", 32, 2)
+    info = inspect_model(model, measure_bytes=1024)  # too large to probe in ONNX Runtime
+    assert [p["name"] for p in info["prunable"]] == [
+        "blocks.0.up.weight",
+        "blocks.0.down.weight",
+        "blocks.1.up.weight",
+        "blocks.1.down.weight",
+    ]
+    assert info["parameters"] == 2 * (2 * 4 * 32 * 32 + 4 * 32)
