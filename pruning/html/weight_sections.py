@@ -138,6 +138,8 @@ def magnitude_section(
         "Pruning empties the small-magnitude bins and moves those weights to the zero column. "
         "Counts are on a log scale, summed over the given tensors."
     )
+    if hist.note:
+        caption = f"{caption} {hist.note}"
     return section("weights", heading, "", figure(chart, caption))
 
 

@@ -38,7 +38,7 @@ from pruning.spec import PruneSpec, parse_spec
 from pruning.streaming.layout import Layout, read_layout
 from pruning.streaming.mapped import MappedTensor, Window, map_region
 from pruning.streaming.rewrite import rewrite_file
-from pruning.streaming.tally import Tally
+from pruning.streaming.tally import Tally, sampling_stride
 from pruning.tensors import FloatArray, WeightTensor
 
 STREAMED_METHODS = ("magnitude", "random")  # scores from the weights alone, slice by slice
@@ -225,7 +225,7 @@ def _write(
     spec: PruneSpec,
     out_dir: Path,
 ) -> _Written:
-    tally = Tally(top)
+    tally = Tally(top, every=sampling_stride(sum(t.numel for t in plan.selected)))
     selected = {t.name: t for t in plan.selected}
     sparse: dict[str, Path] = {}
     npz = SparseNpzWriter(out_dir / "model.sparse.npz") if "sparse_npz" in spec.outputs else None
