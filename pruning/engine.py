@@ -29,7 +29,7 @@ from pruning.outputs import check_outputs, write_html_report, write_sparse_outpu
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
-from pruning.streaming import StreamedCall, prune_streamed
+from pruning.streaming.job import StreamedCall, prune_streamed
 from pruning.structured.channel_masks import ChannelMasks, mask_channels
 from pruning.structured.hardware import explain, explain_no_gain
 from pruning.structured.prune import StructuredOutcome, cut_masked_channels, prune_structured

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pruning.fidelity import SYNTHETIC, not_measured
+from pruning.models.onnx_archive import archive_kind
 from pruning.streaming.layout import read_layout
 
 # Two runtime copies of a 512 MiB model: a job stays near 1.5 GB of anonymous memory.
@@ -20,7 +21,7 @@ SETTING = "SHEARS_MEASURE_MEMORY_BYTES"
 def model_bytes(model_file: Path) -> int:
     """The model's size on disk: the file, and for ONNX the data files it names (read from
     the graph alone: parsing the whole of a 1 GB file took seconds and a GB of memory)."""
-    if model_file.suffix != ".onnx":
+    if model_file.suffix != ".onnx" or archive_kind(model_file) is not None:
         return model_file.stat().st_size
     files = read_layout(model_file, allow_external=True).files()
     return sum(path.stat().st_size for path in files)

@@ -12,7 +12,7 @@ for, whatever the model's size. The report has the in-memory engine's shape and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,17 @@ from pruning.inputs import resolve_inputs
 from pruning.layers import LayerPlan, plan_layers
 from pruning.manifest import KnownDigests, job_manifest
 from pruning.masks import Cut, apply_cut, select_cuts
+from pruning.measure_budget import over_budget
 from pruning.methods import make_scorer
 from pruning.methods.base import Scorer
 from pruning.models import detect_format
-from pruning.models.onnx_archive import archive_kind, pack, unpack, unpacked_files
+from pruning.models.onnx_archive import ZIP, archive_kind, pack, unpack, unpacked_files
 from pruning.models.onnx_model import PARAMETER_TYPES, OnnxModel, _unpack_dir
 from pruning.outputs import check_outputs, write_html_report
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import PrunedLayers
 from pruning.spec import PruneSpec, parse_spec
+from pruning.streaming.archived import archive_layout, seal_zip
 from pruning.streaming.layout import Layout, read_layout
 from pruning.streaming.mapped import MappedTensor, Window, map_region
 from pruning.streaming.rewrite import rewrite_file
@@ -102,8 +104,7 @@ def _prune_streamed(call: StreamedCall, spec: PruneSpec) -> Any:
     clock = engine._Clock()
     step = Progress(call.progress)
     model_path, datasets = call.model_path, call.datasets
-    job, written = _prune_and_write(model_path, spec, call.out_dir, step, clock, datasets, engine)
-    job = replace(job, measure_bytes=call.measure_bytes)
+    job, written = _prune_and_write(call, spec, step, clock, engine)
     measured = engine._benchmark(job, step)
     clock.lap("benchmark_s")
     measured["metric"] = engine._evaluate(job)
@@ -112,7 +113,7 @@ def _prune_streamed(call: StreamedCall, spec: PruneSpec) -> Any:
     step("report")
     found = written.tally.census(job.pruned)
     delivered = job.artifact
-    if job.packaging is not None:  # back into the upload's archive kind, data files beside
+    if job.packaging is not None and job.artifact.suffix == ".onnx":  # extracted: repack
         delivered = pack(job.artifact, job.packaging, job.artifact.with_suffix(f".{job.packaging}"))
     artifacts = {"model": delivered, **written.sparse}
     report = engine._report(job, measured, found, artifacts)
@@ -131,18 +132,12 @@ def _prune_streamed(call: StreamedCall, spec: PruneSpec) -> Any:
 
 
 def _prune_and_write(
-    path: Path,
-    spec: PruneSpec,
-    out_dir: Path,
-    step: Progress,
-    clock: Any,
-    datasets: Mapping[str, Path],
-    engine: Any,
+    call: StreamedCall, spec: PruneSpec, step: Progress, clock: Any, engine: Any
 ) -> tuple[Any, _Written]:
     step("load")
-    packaging = archive_kind(path)
-    model_file = unpack(path, _unpack_dir(), packaging) if packaging else path
-    layout = read_layout(model_file, allow_external=packaging is not None)
+    path, out_dir = call.model_path, call.out_dir
+    layout, packaging = _open(path, call.measure_bytes)
+    model_file = layout.model_file
     model = OnnxModel(layout.skeleton, model_file, packaging)  # the graph's analysis only
     check_outputs(spec.outputs, model.format)
     inputs = resolve_inputs(
@@ -160,7 +155,7 @@ def _prune_and_write(
     clock.lap("prune_s")
     step("save")
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = _write(layout, plan, scorer, cuts, top, spec, out_dir)
+    written = _write(layout, plan, scorer, cuts, top, spec, out_dir, packaging)
     clock.lap("save_s")
     pruned = PrunedLayers(
         [t.name for t in plan.selected],
@@ -178,11 +173,27 @@ def _prune_and_write(
         inputs,
         outputs,
         pruned,
-        datasets=datasets,
+        datasets=call.datasets,
         packaging=packaging,
         upload=path,
+        measure_bytes=call.measure_bytes,
     )
     return job, written
+
+
+def _open(path: Path, measure_bytes: int | None) -> tuple[Layout, str | None]:
+    """The model's layout, and its archive kind. An archive whose model will not be loaded
+    in a runtime (above the measurement budget) is pruned inside the archive itself; one
+    that will is extracted, for the runtime to open."""
+    packaging = archive_kind(path)
+    if packaging is None:
+        return read_layout(path, allow_external=False), None
+    if over_budget(path, measure_bytes) is not None:
+        direct = archive_layout(path, packaging)
+        if direct is not None:
+            return direct, packaging
+    model_file = unpack(path, _unpack_dir(), packaging)
+    return read_layout(model_file, allow_external=True), packaging
 
 
 def _mapped(model: OnnxModel, layout: Layout, window: Window) -> list[WeightTensor]:
@@ -224,6 +235,7 @@ def _write(
     top: float,
     spec: PruneSpec,
     out_dir: Path,
+    packaging: str | None,
 ) -> _Written:
     tally = Tally(top, every=sampling_stride(sum(t.numel for t in plan.selected)))
     selected = {t.name: t for t in plan.selected}
@@ -238,12 +250,15 @@ def _write(
         if npz is not None:  # in file order: the npz's `names` says which tensor is which
             npz.add(name, after)
 
+    inside = layout.model_file.suffix != ".onnx"  # the archive itself (``archived``)
+    artifact = out_dir / f"model.{packaging}" if inside else out_dir / "model.onnx"
     try:
         for source in layout.files():
             ranges = [
                 (n, r) for n, r in layout.regions.items() if n in selected and r.file == source
             ]
-            rewrite_file(source, _dest(source, layout, out_dir), ranges, visit)
+            dest = artifact if source == layout.model_file else _dest(source, layout, out_dir)
+            rewrite_file(source, dest, ranges, visit)
     except BaseException:
         if npz is not None:
             npz.abandon()
@@ -251,8 +266,10 @@ def _write(
     if npz is not None:
         npz.close()
         sparse["sparse_npz"] = npz.path
+    if inside and packaging == ZIP:
+        seal_zip(artifact, layout, set(selected))
     _count_others(layout, set(selected), tally)
-    return _Written(_dest(layout.model_file, layout, out_dir), tally, sparse)
+    return _Written(artifact, tally, sparse)
 
 
 def _dest(source: Path, layout: Layout, out_dir: Path) -> Path:

@@ -219,3 +219,36 @@ def test_inspection_reads_the_graph_without_loading_weights(tmp_path: Path) -> N
         "blocks.1.down.weight",
     ]
     assert info["parameters"] == 2 * (2 * 4 * 32 * 32 + 4 * 32)
+
+
+@pytest.mark.parametrize("pack", [zipped, tarred], ids=["zip", "tar"])
+def test_above_the_budget_an_archive_is_pruned_inside_a_copy_of_itself(
+    pack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = pack(external_folder(tmp_path, "model"), tmp_path / "upload")
+    spec = fast_spec(sparsity=0.5)
+    streamed = prune(archive, spec, tmp_path / "streamed", measure_bytes=1)
+    reference = in_memory(archive, spec, tmp_path / "memory", monkeypatch)
+    delivered = streamed.artifacts["model"]
+    assert delivered.stat().st_size == archive.stat().st_size  # the upload's own layout
+    if pack is zipped:
+        with zipfile.ZipFile(delivered) as z:
+            assert z.testzip() is None  # every changed member's CRC-32 was resealed
+    got = weights(unpacked(delivered, tmp_path / "back"))
+    want = weights(unpacked(reference.artifacts["model"], tmp_path / "ref"))
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert streamed.report["sparsity"] == reference.report["sparsity"]
+
+
+def test_a_deflated_zip_above_the_budget_is_extracted_and_still_pruned(tmp_path: Path) -> None:
+    folder = external_folder(tmp_path, "model")
+    archive = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(folder).as_posix())
+    result = prune(archive, fast_spec(sparsity=0.5), tmp_path / "out", measure_bytes=1)
+    got = weights(unpacked(result.artifacts["model"], tmp_path / "back"))
+    assert result.report["sparsity"]["achieved"] == pytest.approx(0.5, abs=0.01)
+    assert got
