@@ -16,8 +16,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pruning import engine, inspect_model, prune
+from pruning import EngineError, engine, inspect_model, prune
 from pruning.formats import decode_sparse_npz
+from pruning.streaming import graph as graph_module
 from pruning.streaming import layout as layout_module
 from pruning.streaming.layout import read_layout
 from tests.engine.factories import export_onnx, fast_spec, make_mlp
@@ -252,3 +253,17 @@ def test_a_deflated_zip_above_the_budget_is_extracted_and_still_pruned(tmp_path:
     got = weights(unpacked(result.artifacts["model"], tmp_path / "back"))
     assert result.report["sparsity"]["achieved"] == pytest.approx(0.5, abs=0.01)
     assert got
+
+
+def test_a_large_single_file_is_checked_through_its_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(graph_module, "_CHECK_WHOLE_BYTES", 0)  # every file counts as large
+    model = blocks_model(tmp_path / "blocks.onnx", 64, 2)
+    assert len(inspect_model(model, measure_bytes=1024)["prunable"]) == 4
+    broken = onnx.load(str(model))
+    broken.graph.node[0].op_type = "NoSuchOp"
+    onnx.save_model(broken, str(tmp_path / "broken.onnx"))
+    with pytest.raises(EngineError, match="ONNX checker rejects"):
+        inspect_model(tmp_path / "broken.onnx", measure_bytes=1024)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks.onnx", "broken.onnx"]
