@@ -57,7 +57,7 @@ def archive_layout(path: Path, kind: str) -> Layout | None:
     for name, region in _external_regions(skeleton, Path(folder or ".")):
         start = starts[posixpath.normpath(region.file.as_posix())]
         regions[name] = replace(region, file=path, offset=region.offset + start)
-    return Layout(path, skeleton, regions)
+    return Layout(path, skeleton, regions, archived=True)
 
 
 def seal_zip(archive: Path, layout: Layout, changed: set[str]) -> None:

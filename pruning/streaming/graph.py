@@ -14,6 +14,7 @@ import onnx
 from pruning.measure_budget import over_budget
 from pruning.models.onnx_archive import archive_kind, unpack
 from pruning.models.onnx_model import OnnxModel, _check, _unpack_dir, session_for
+from pruning.streaming.archived import archive_layout
 from pruning.streaming.layout import INLINE_BYTES, Layout, read_layout
 
 # Above this a single file is checked through its graph alone (see ``_check_graph``).
@@ -22,6 +23,11 @@ _CHECK_WHOLE_BYTES = 64 * 1024**2
 
 def open_graph(path: Path, measure_bytes: int | None = None) -> OnnxModel:
     packaging = archive_kind(path)
+    if packaging is not None and over_budget(path, measure_bytes) is not None:
+        inside = archive_layout(path, packaging)  # no runtime will open it: not extracted
+        if inside is not None:
+            _check_graph(inside)
+            return OnnxModel(inside.skeleton, path, packaging)
     model_file = unpack(path, _unpack_dir(), packaging) if packaging else path
     layout = read_layout(model_file, allow_external=packaging is not None)
     if packaging is None and model_file.stat().st_size > _CHECK_WHOLE_BYTES:
@@ -34,15 +40,18 @@ def open_graph(path: Path, measure_bytes: int | None = None) -> OnnxModel:
 
 
 def _check_graph(layout: Layout) -> None:
-    """The checker on the graph, its large tensors named as external data at their offsets
-    in the model file itself: the C++ checker given the file reads all of it (a 1 GB model
-    cost a GB of memory at upload), given this it reads the graph and checks each range."""
+    """The checker on the graph, its tensors named as external data at their offsets in the
+    model file itself (the .onnx file, or the archive holding it): the C++ checker given the
+    file reads all of it (a 1 GB model cost a GB of memory at upload), given this it reads
+    the graph and checks that each range lies inside the file."""
     graph = onnx.ModelProto()
     graph.CopyFrom(layout.skeleton)
     for tensor in graph.graph.initializer:
         region = layout.regions.get(tensor.name)
-        if region is None or region.nbytes <= INLINE_BYTES:
-            continue
+        external = tensor.data_location == onnx.TensorProto.EXTERNAL
+        if region is None or (region.nbytes <= INLINE_BYTES and not external):
+            continue  # its data is in the graph
+        del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.EXTERNAL
         for key, value in (
             ("location", layout.model_file.name),

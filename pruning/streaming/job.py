@@ -70,6 +70,7 @@ class _Written:
     artifact: Path
     tally: Tally
     sparse: dict[str, Path]
+    archived: bool  # the artifact is already the archive (pruned inside a copy of it)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def _prune_streamed(call: StreamedCall, spec: PruneSpec) -> Any:
     step("report")
     found = written.tally.census(job.pruned)
     delivered = job.artifact
-    if job.packaging is not None and job.artifact.suffix == ".onnx":  # extracted: repack
+    if job.packaging is not None and not written.archived:  # extracted: pack it again
         delivered = pack(job.artifact, job.packaging, job.artifact.with_suffix(f".{job.packaging}"))
     artifacts = {"model": delivered, **written.sparse}
     report = engine._report(job, measured, found, artifacts)
@@ -250,7 +251,7 @@ def _write(
         if npz is not None:  # in file order: the npz's `names` says which tensor is which
             npz.add(name, after)
 
-    inside = layout.model_file.suffix != ".onnx"  # the archive itself (``archived``)
+    inside = layout.archived  # pruned inside a copy of the upload's archive
     artifact = out_dir / f"model.{packaging}" if inside else out_dir / "model.onnx"
     try:
         for source in layout.files():
@@ -269,7 +270,7 @@ def _write(
     if inside and packaging == ZIP:
         seal_zip(artifact, layout, set(selected))
     _count_others(layout, set(selected), tally)
-    return _Written(artifact, tally, sparse)
+    return _Written(artifact, tally, sparse, inside)
 
 
 def _dest(source: Path, layout: Layout, out_dir: Path) -> Path:

@@ -52,6 +52,7 @@ class Layout:
     model_file: Path
     skeleton: onnx.ModelProto  # the graph; tensors in ``regions`` carry no data in it
     regions: dict[str, Region]  # initializer name -> its bytes on disk
+    archived: bool = False  # ``model_file`` is the upload's archive itself (``archived``)
 
     def files(self) -> list[Path]:
         """Every file the model reads: the .onnx file first, then its data files."""

@@ -226,11 +226,15 @@ def test_inspection_reads_the_graph_without_loading_weights(tmp_path: Path) -> N
 def test_above_the_budget_an_archive_is_pruned_inside_a_copy_of_itself(
     pack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    archive = pack(external_folder(tmp_path, "model"), tmp_path / "upload")
+    # Named as the worker names every ONNX upload: the content says it is an archive.
+    archive = pack(external_folder(tmp_path, "model"), tmp_path / "model.onnx")
     spec = fast_spec(sparsity=0.5)
+    info = inspect_model(archive, measure_bytes=1)  # checked inside the archive, not extracted
+    assert [p["name"] for p in info["prunable"]] == ["0.weight", "2.weight"]
     streamed = prune(archive, spec, tmp_path / "streamed", measure_bytes=1)
     reference = in_memory(archive, spec, tmp_path / "memory", monkeypatch)
     delivered = streamed.artifacts["model"]
+    assert delivered.suffix == (".zip" if pack is zipped else ".tar")
     assert delivered.stat().st_size == archive.stat().st_size  # the upload's own layout
     if pack is zipped:
         with zipfile.ZipFile(delivered) as z:
