@@ -4,6 +4,7 @@ layout kept, and Python memory far below the model's size."""
 
 from __future__ import annotations
 
+import os
 import tarfile
 import tracemalloc
 import zipfile
@@ -228,6 +229,7 @@ def test_above_the_budget_an_archive_is_pruned_inside_a_copy_of_itself(
 ) -> None:
     # Named as the worker names every ONNX upload: the content says it is an archive.
     archive = pack(external_folder(tmp_path, "model"), tmp_path / "model.onnx")
+    os.link(archive, tmp_path / "blob")  # placed as a hard link to the blob store
     spec = fast_spec(sparsity=0.5)
     info = inspect_model(archive, measure_bytes=1)  # checked inside the archive, not extracted
     assert [p["name"] for p in info["prunable"]] == ["0.weight", "2.weight"]
@@ -265,6 +267,12 @@ def test_a_large_single_file_is_checked_through_its_graph(
     monkeypatch.setattr(graph_module, "_CHECK_WHOLE_BYTES", 0)  # every file counts as large
     model = blocks_model(tmp_path / "blocks.onnx", 64, 2)
     assert len(inspect_model(model, measure_bytes=1024)["prunable"]) == 4
+    linked = tmp_path / "linked" / "model.onnx"  # as a worker places it: a hard link
+    linked.parent.mkdir()
+    os.link(model, linked)
+    assert len(inspect_model(linked, measure_bytes=1024)["prunable"]) == 4
+    linked.unlink()
+    linked.parent.rmdir()
     broken = onnx.load(str(model))
     broken.graph.node[0].op_type = "NoSuchOp"
     onnx.save_model(broken, str(tmp_path / "broken.onnx"))
