@@ -61,13 +61,13 @@ says latency and fidelity were not measured, and why.
   this work: 3.65 GB for the 1 GiB model, and the 4 GiB archive was refused at upload.
   Where the memory goes, RssAnon of one `prune()` sampled every 20 ms by stage on a 256 MiB
   single-file model (a throwaway script, not committed; budget raised so the benchmark
-  runs), above a 296 MiB baseline: in-memory engine +532 MiB once loaded (the parsed `ModelProto` with
-  every weight, and the prunable weights copied to numpy), +825 MiB at its peak while saving
-  (the serialized initializers on top) and through the benchmark; streaming engine +17 MiB
-  through pruning and saving, then +690 MiB only when the two ONNX Runtime sessions of the
-  benchmark open (2.7x the model: why they are gated by the budget). At upload the checker
-  given the file path read the whole file (now: the graph against a sparse stand-in), and
-  the runtime probe loaded every weight (now: only within the budget).
+  runs), above a 296 MiB baseline: in-memory engine +532 MiB once loaded (the parsed
+  `ModelProto` with every weight, and the prunable weights copied to numpy), +825 MiB at its
+  peak while saving (the serialized initializers on top) and through the benchmark;
+  streaming engine +17 MiB through pruning and saving, then +690 MiB only when the two ONNX
+  Runtime sessions of the benchmark open (2.7x the model: why they are gated by the budget).
+  At upload the checker given the file path read the whole file (now: the graph against a
+  sparse stand-in), and the runtime probe loaded every weight (now: only within the budget).
 - **Time: not met.** The 4 GiB job took 77.6 s against 2 x 6.0 s of `cp`. Of that, the
   engine took 46.5 s (prune 7.8: one pass checking for NaN and one counting pass of the
   selection; save 37.4: the kernel's copy of 4.3 GB, every pruned page rewritten through a
