@@ -42,13 +42,41 @@ SECTION = "## Models of real size through the HTTP API"
 WIDTH = 2048  # d: each block holds 2 x 4d^2 = 33.5M float32 parameters, 128 MiB
 SPEC = {"method": {"name": "magnitude"}, "sparsity": 0.5, "scope": "global"}
 NOTES = """
-Issue 13's goals are a job in at most 2x the `cp` time plus a constant, and peak anonymous
-memory under 1.5 GB whatever the model size; neither is met yet. The engine holds the parsed
-model and a copy of its prunable weights while it prunes, and the latency benchmark and the
-fidelity check open the upload and the pruned model in ONNX Runtime (two more copies), so
-memory grows with the model. A model whose whole does not fit the job's address-space limit
-(`SHEARS_CHILD_MEMORY_BYTES`, 8 GiB) is refused at upload with `resource_exhausted`, not
-killed. Load, save and benchmark dominate the job time; pruning itself is under a second.
+Load average during the run: 9-11 on 2 cores (five other helpers' tests and benchmarks on
+the same machine), so every time here is inflated, `cp` included. The `cp` column is
+`shutil.copyfile` of the upload, which returns once the bytes are in the page cache.
+
+Both jobs ran in the streaming engine (`pruning/streaming/`, a magnitude 50% global job):
+the graph is read without its weights, each tensor through a mapping of its own byte range,
+the cut chosen by the streaming selection of `pruning/masks/kth.py`, and the output is the
+upload's file (or, above `SHEARS_MEASURE_MEMORY_BYTES`, the upload's `.tar` itself) copied by
+the kernel with each pruned range rewritten in place. Neither model fits the default
+measurement budget (1 GiB for two runtime copies), so `benchmark` is ~0 s and the report
+says latency and fidelity were not measured, and why.
+
+- **Memory: met.** Peak anonymous memory of all service and worker processes was 0.59 GB
+  for the 1 GiB model and 0.78 GB for the 4 GiB archive (goal: under 1.5 GB whatever the
+  size); the engine's own share is tens of MB (`tests/engine/test_streaming_engine.py`
+  holds Python's peak for a 64 MiB model under a quarter of it; measured 6 MiB). Before
+  this work: 3.65 GB for the 1 GiB model, and the 4 GiB archive was refused at upload.
+  Where the memory goes, RssAnon of one `prune()` sampled every 20 ms by stage on a 256 MiB
+  single-file model (a throwaway script, not committed; budget raised so the benchmark
+  runs), above a 296 MiB baseline: in-memory engine +532 MiB once loaded (the parsed
+  `ModelProto` with every weight, and the prunable weights copied to numpy), +825 MiB at its
+  peak while saving (the serialized initializers on top) and through the benchmark;
+  streaming engine +17 MiB through pruning and saving, then +690 MiB only when the two ONNX
+  Runtime sessions of the benchmark open (2.7x the model: why they are gated by the budget).
+  At upload the checker given the file path read the whole file (now: the graph against a
+  sparse stand-in), and the runtime probe loaded every weight (now: only within the budget).
+- **Time: not met.** The 4 GiB job took 77.6 s against 2 x 6.0 s of `cp`. Of that, the
+  engine took 46.5 s (prune 7.8: one pass checking for NaN and one counting pass of the
+  selection; save 37.4: the kernel's copy of 4.3 GB, every pruned page rewritten through a
+  mapping, and the report's counts), and the worker the rest, mostly storing the 4.3 GB
+  artifact in the blob store (a second full copy, with fsync and sha256). The 1 GiB job took
+  17.2 s, of which the engine 8.5 s. A constant of ~8 s (the sandboxed child, torch's
+  import) is in every job.
+- **16 GiB: not run.** It needs about 80 GB of disk at once (the upload, its blob, the
+  pruned archive, the artifact's blob, the download), more than the shared disk had free.
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from pruning.latency import measure_latency
 from pruning.layers import LayerPlan, plan_layers
 from pruning.manifest import KnownDigests, job_manifest
 from pruning.masks import prune_in_place
+from pruning.measure_budget import over_budget, unmeasured
 from pruning.methods import make_scorer
 from pruning.models import ModelAdapter, open_model
 from pruning.models.base import Array, require_finite
@@ -28,6 +29,7 @@ from pruning.outputs import check_outputs, write_html_report, write_sparse_outpu
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
+from pruning.streaming.job import StreamedCall, prune_streamed
 from pruning.structured.channel_masks import ChannelMasks, mask_channels
 from pruning.structured.hardware import explain, explain_no_gain
 from pruning.structured.prune import StructuredOutcome, cut_masked_channels, prune_structured
@@ -59,6 +61,7 @@ class _Job:
     datasets: Mapping[str, Path] = field(default_factory=dict)
     packaging: str | None = None  # "zip" / "tar": the upload's archive, the artifact's too
     upload: Path | None = None  # the file given, when it is not `original` (an archive)
+    measure_bytes: int | None = None  # the runtime copies' budget (pruning.measure_budget)
 
 
 def prune(
@@ -71,6 +74,7 @@ def prune(
     device: str = "cpu",
     model_name: str | None = None,
     digests: KnownDigests | None = None,
+    measure_bytes: int | None = None,
 ) -> PruneResult:
     """Prune ``model_path`` as ``spec`` (API.md's PruneSpec JSON) says, writing into ``out_dir``.
 
@@ -79,14 +83,29 @@ def prune(
     where calibration statistics and solves run (``pruning.device``). ``model_name`` titles
     the HTML report (the worker's copy of an upload has a generic file name). ``digests``
     are sha256s of the model and datasets the caller already knows, for the report's
-    manifest; the engine hashes the files it is not told about.
+    manifest; the engine hashes the files it is not told about. ``measure_bytes``: the
+    memory the latency and fidelity runs may take (``pruning.measure_budget``).
     """
+    call = StreamedCall(
+        Path(model_path),
+        spec,
+        Path(out_dir),
+        progress,
+        datasets or {},
+        model_name,
+        digests,
+        measure_bytes,
+    )
+    streamed = prune_streamed(call, fmt)
+    if streamed is not None:  # a data-free one-shot ONNX job: tensor by tensor from disk
+        return streamed  # type: ignore[no-any-return]
     clock = _Clock()
     step = Progress(progress)
     with compute_device(device):
         job = _prune_and_save(
             Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock, datasets or {}
         )
+    job = replace(job, measure_bytes=measure_bytes)
     measured = _benchmark(job, step)
     clock.lap("benchmark_s")
     measured["metric"] = _evaluate(job)
@@ -301,6 +320,9 @@ def _prune_once(
 
 def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
     threads = job.spec.latency.threads if job.spec.latency else 1
+    too_large = over_budget(job.original, job.measure_bytes)
+    if too_large is not None:
+        return unmeasured(too_large, job.kind.runtime, threads, job.spec.latency is not None)
     dense = job.kind.open_runner(job.original, threads, job.inputs.names)
     pruned = job.kind.open_runner(job.artifact, threads, job.inputs.names)
     try:
@@ -331,7 +353,7 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
 def _evaluate(job: _Job) -> dict[str, Any] | None:
     """The spec's metric on the saved artifact and on the upload, with the latency runners."""
     spec = job.spec
-    if spec.evaluation is None:
+    if spec.evaluation is None or over_budget(job.original, job.measure_bytes) is not None:
         return None
     used = {d.dataset_id for d in (spec.retrain, spec.calibration) if d is not None}
     threads = spec.latency.threads if spec.latency else 1
@@ -362,7 +384,9 @@ def _report(
         "sparsity": sparsity_section(found, job.pruned, job.spec),
         "skipped": [s.to_json() for s in job.pruned.skipped],
         "storage": _labelled(
-            storage_report(found.weights, files, job.spec.report.compressed_sizes)
+            storage_report(
+                found.weights, files, job.spec.report.compressed_sizes, found.storage_layers
+            )
         ),
         "latency": _explained(measured["latency"], job),
         "quality": headline(

@@ -11,6 +11,7 @@ from typing import Any
 from pruning.errors import Unsupported
 from pruning.formats import encode_sparse_npz, write_onnx_sparse
 from pruning.html import render_report_html
+from pruning.html.magnitudes import MagnitudeHistogram
 from pruning.models.base import Array
 
 SPARSE_OUTPUTS = ("sparse_npz", "onnx_sparse")
@@ -54,7 +55,9 @@ def write_html_report(
     after: Mapping[str, Array],
     out_dir: Path,
     title: str,
+    counted: MagnitudeHistogram | None = None,
 ) -> Path:
     path = out_dir / "report.html"
-    path.write_text(render_report_html(report, before, after, title), encoding="utf-8")
+    page = render_report_html(report, before, after, title, counted)
+    path.write_text(page, encoding="utf-8")
     return path

@@ -57,6 +57,9 @@ class ArtifactCensus:
     # The pruned tensors as saved, in plan order: the storage figures, the histogram and the
     # sparse outputs read them from here, so the saved model is read once for all of them.
     weights: dict[str, Array] = field(default_factory=dict)
+    # The storage report's per-tensor lines, when counted while writing (the streaming
+    # engine keeps no weights to count them from afterwards).
+    storage_layers: list[dict[str, Any]] | None = None
 
 
 def census(parameters: Iterable[tuple[str, Array]], pruned: PrunedLayers) -> ArtifactCensus:

@@ -19,6 +19,7 @@ from typing import Any
 
 from api_schemas import JobCreate, ProblemFieldError
 from service.callback_urls import CallbackRefused, resolve
+from service.memory_budget import check_memory_budget
 from service.problems import BrokerUnavailable, Invalid, ProblemError
 from service.runtime import Services
 from service.secret_box import SecretBox
@@ -48,6 +49,7 @@ def submit_job(
     model = store.get_model(tenant, body.model_id)
     check_model_usable(model)
     check_spec(body.spec, model, dataset_lookup(partial(store.get_dataset, tenant)))
+    check_memory_budget(body.spec, model, services.settings.measure_memory_bytes)
     spec = body.spec.model_dump(mode="json")
     manifest = _manifest_sha256(store, tenant, model.sha256, spec)
     if body.reuse == "identical":

@@ -1,4 +1,5 @@
-"""uploadModel: store the bytes, let a worker open them, wait a little for its verdict.
+"""uploadModel: store the bytes (a multipart upload, or the S3 object a JSON body names: see
+`model_sources`), let a worker open them, wait a little for its verdict.
 
 The API never opens a model (TorchScript is code, and ONNX parsing belongs to the engine):
 a worker inspects it from the inspect queue and marks the row `ready`, `invalid` or `failed`.
@@ -14,6 +15,7 @@ from starlette.requests import Request
 
 from api_schemas import ModelFormat
 from service.blobs import release_blob
+from service.model_sources import fetch_source, is_json, read_source_body
 from service.problems import BrokerUnavailable, Invalid, ProblemError
 from service.runtime import Services
 from service.uploads import Upload, display_name, receive_upload
@@ -27,10 +29,7 @@ _MAX_POLL_S = 0.5
 
 async def upload_model(request: Request, services: Services, tenant: str) -> ModelRecord:
     """The model row: `ready`, or still `validating` after `inspect_wait_s`."""
-    settings = services.settings
-    upload = await receive_upload(
-        request, services.store, services.blobs, settings.max_upload_bytes, FIELDS
-    )
+    upload = await _receive(request, services)
     try:
         declared = _declared_format(upload)
         _refuse_empty(upload)
@@ -47,9 +46,28 @@ async def upload_model(request: Request, services: Services, tenant: str) -> Mod
     except BrokerUnavailable:
         await _discard(services, record)
         raise
-    record = await _wait_for_inspection(services, record, settings.inspect_wait_s)
+    record = await _wait_for_inspection(services, record, services.settings.inspect_wait_s)
     await _refuse_if_invalid(services, record, declared)
     return record
+
+
+async def _receive(request: Request, services: Services) -> Upload:
+    """The multipart upload, or the object a JSON body names (`model_sources`)."""
+    settings = services.settings
+    if not is_json(request):
+        return await receive_upload(
+            request, services.store, services.blobs, settings.max_upload_bytes, FIELDS
+        )
+    body = await read_source_body(request)
+    fetched = await run_in_threadpool(
+        fetch_source,
+        body["source"],
+        services.blobs,
+        settings.max_upload_bytes,
+        settings.s3_endpoint_url,
+    )
+    fields = {k: v for k, v in body.items() if k in FIELDS}
+    return Upload(blob=fetched.blob, filename=fetched.filename, fields=fields)
 
 
 def _declared_format(upload: Upload) -> ModelFormat | None:

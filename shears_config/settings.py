@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     child_memory_bytes: int = Field(
         default=8 * 1024**3, ge=256 * 1024**2, description="Address-space limit of a job."
     )
+    measure_memory_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="Memory the latency benchmark and the fidelity check may take: they load "
+        "the dense and the pruned model in ONNX Runtime at once, so they run only when twice "
+        "the model's size fits. Above it the report says `not measured` and why, the upload's "
+        "runtime probe is skipped, and activation methods (wanda, sparsegpt, obd, taylor) are "
+        "refused at createJob.",
+    )
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     device: str = Field(
         default="auto",

@@ -64,7 +64,7 @@ def _run(request: dict[str, Any], workdir: Path, progress: Progress) -> dict[str
     if kind == "inspect":
         from pruning import inspect_model
 
-        return {"info": inspect_model(model, fmt)}
+        return {"info": inspect_model(model, fmt, _budget(request))}
     if kind == "prune":
         return _prune(request, workdir, model, fmt, progress)
     raise ValueError(f"unknown request kind {kind!r}")
@@ -89,12 +89,19 @@ def _prune(
         datasets,
         device,
         model_name=str(name) if name else None,
+        measure_bytes=_budget(request),
         digests=KnownDigests(
             model=digests.get("model"), datasets=dict(digests.get("datasets") or {})
         ),
     )
     artifacts = {name: _relative(Path(path), workdir) for name, path in result.artifacts.items()}
     return {"artifacts": artifacts, "report": result.report}
+
+
+def _budget(request: dict[str, Any]) -> int | None:
+    """The worker's SHEARS_MEASURE_MEMORY_BYTES (None from an older worker: the default)."""
+    value = request.get("measure_memory_bytes")
+    return int(value) if value is not None else None
 
 
 def _relative(path: Path, workdir: Path) -> str:

@@ -57,7 +57,12 @@ def inspect_model(ctx: WorkerContext, model_id: str, format_hint: str | None = N
             Path(protocol.INPUT_DIR) / f"model{protocol.MODEL_SUFFIXES.get(fmt or '', '.bin')}"
         )
         place_blob(ctx.blobs, model.sha256, workdir / model_file)
-        request = {"kind": "inspect", "model": str(model_file), "format": fmt}
+        request = {
+            "kind": "inspect",
+            "model": str(model_file),
+            "format": fmt,
+            "measure_memory_bytes": ctx.settings.measure_memory_bytes,
+        }
         limits = Limits(ctx.settings.child_memory_bytes, ctx.settings.inspect_time_limit_s)
         ending = run_child(workdir, request, limits)
     return _record(ctx, model_id, ending)

@@ -168,6 +168,7 @@ def _prepare_inputs(
             "datasets": {dataset_id: sha256 for dataset_id, (_, sha256) in placed.items()},
         },
         "device": ctx.settings.device,
+        "measure_memory_bytes": ctx.settings.measure_memory_bytes,
     }
     return request, model.format
 

@@ -63,11 +63,14 @@ def storage_report(
     tensors: Mapping[str, npt.NDArray[np.generic]],
     artifacts: Mapping[str, Path],
     compressed: Compressed = "sampled",
+    counted: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Bytes per format for `tensors`, and for each artifact (e.g. `file`, `sparse_npz`,
     `onnx_sparse`) its size and, unless `compressed` is 'none', its zipped and zstd sizes;
-    `ratios` are to dense float32, `obtained` says how each format's figure was got."""
-    layers = [_layer(name, array) for name, array in tensors.items()]
+    `ratios` are to dense float32, `obtained` says how each format's figure was got.
+    `counted`: the per-tensor figures already computed (`layer_storage`), in place of
+    `tensors` (the streaming engine counts them as it writes each tensor)."""
+    layers = counted if counted is not None else [_layer(n, a) for n, a in tensors.items()]
     dense = sum(layer["dense_bytes"] for layer in layers)
     formats = {
         "csr": sum(layer["csr_bytes"] for layer in layers),
@@ -111,18 +114,25 @@ def binary_entropy(p: float) -> float:
 
 
 def _layer(name: str, array: npt.NDArray[np.generic]) -> dict[str, Any]:
-    shape, nonzeros = tuple(array.shape), enc.count_nonzero_bits(array)
+    return layer_storage(name, tuple(array.shape), array.dtype, enc.count_nonzero_bits(array))
+
+
+def layer_storage(
+    name: str, shape: tuple[int, ...], dtype: np.dtype[Any], nonzeros: int
+) -> dict[str, Any]:
+    """One tensor's line of the storage report, from its counts."""
+    size = int(np.prod(shape, dtype=np.int64))
     return {
         "name": name,
         "shape": list(shape),
-        "parameters": int(array.size),
+        "parameters": size,
         "nonzeros": nonzeros,
-        "density": nonzeros / array.size if array.size else 0.0,
-        "dense_bytes": 4 * int(array.size),
-        "csr_bytes": enc.payload_bytes(shape, array.dtype, nonzeros, "csr"),
-        "bitmask_bytes": enc.payload_bytes(shape, array.dtype, nonzeros, "bitmask"),
-        "floor_bits": entropy_floor_bits(int(array.size), nonzeros),
-        "sparse_npz_encoding": _cheapest(encoding_costs(shape, array.dtype, nonzeros)),
+        "density": nonzeros / size if size else 0.0,
+        "dense_bytes": 4 * size,
+        "csr_bytes": enc.payload_bytes(shape, dtype, nonzeros, "csr"),
+        "bitmask_bytes": enc.payload_bytes(shape, dtype, nonzeros, "bitmask"),
+        "floor_bits": entropy_floor_bits(size, nonzeros),
+        "sparse_npz_encoding": _cheapest(encoding_costs(shape, dtype, nonzeros)),
     }
 
 

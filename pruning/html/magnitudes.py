@@ -31,6 +31,7 @@ class MagnitudeHistogram:
     edges: list[float]
     before: Counts | None  # None when those weights were not given
     after: Counts | None
+    note: str | None = None  # how the counts were got, when not by counting every weight
 
 
 def magnitude_histogram(before: Tensors | None, after: Tensors | None) -> MagnitudeHistogram | None:

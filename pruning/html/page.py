@@ -10,7 +10,7 @@ from typing import Any
 from pruning.html import values as v
 from pruning.html.cards import header_cards
 from pruning.html.latency_section import latency_section
-from pruning.html.magnitudes import Tensors
+from pruning.html.magnitudes import MagnitudeHistogram, Tensors
 from pruning.html.run_sections import quality_section, timings_section, training_section
 from pruning.html.style import CSS
 from pruning.html.svg import esc
@@ -24,11 +24,12 @@ def render_report_html(
     weights_before: Tensors | None,
     weights_after: Tensors | None,
     title: str,
+    counted: MagnitudeHistogram | None = None,
 ) -> str:
     """The whole page; every string taken from `report` or `title` is escaped."""
     sections = [
         sparsity_section(report),
-        magnitude_section(weights_before, weights_after),
+        magnitude_section(weights_before, weights_after, counted),
         latency_section(report),
         quality_section(report),
         storage_section(report),

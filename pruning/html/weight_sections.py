@@ -8,7 +8,7 @@ from pruning.html import values as v
 from pruning.html.bars import DENSE, PRUNED, Bar, Marker, hbar_chart
 from pruning.html.curves import histogram_chart
 from pruning.html.layout import details, figure, missing, note, section
-from pruning.html.magnitudes import Tensors, magnitude_histogram
+from pruning.html.magnitudes import MagnitudeHistogram, Tensors, magnitude_histogram
 from pruning.html.svg import nice_max
 from pruning.html.tables import table
 
@@ -120,9 +120,12 @@ def _skipped_table(skipped: list[Mapping[str, Any]]) -> str:
     return table(caption, ["Layer", "Tensor", "Reason"], rows, 3)
 
 
-def magnitude_section(before: Tensors | None, after: Tensors | None) -> str:
+def magnitude_section(
+    before: Tensors | None, after: Tensors | None, counted: MagnitudeHistogram | None = None
+) -> str:
+    """``counted``: the histogram already binned (the streaming engine bins as it prunes)."""
     heading = "Weight magnitudes before and after"
-    hist = magnitude_histogram(before, after)
+    hist = counted or magnitude_histogram(before, after)
     if hist is None:
         return section("weights", heading, "", missing("the weights were not given to the report"))
     chart = histogram_chart(
@@ -135,6 +138,8 @@ def magnitude_section(before: Tensors | None, after: Tensors | None) -> str:
         "Pruning empties the small-magnitude bins and moves those weights to the zero column. "
         "Counts are on a log scale, summed over the given tensors."
     )
+    if hist.note:
+        caption = f"{caption} {hist.note}"
     return section("weights", heading, "", figure(chart, caption))
 
 

@@ -8,6 +8,7 @@ from pruning.masks.selectors import (
     LayerwiseTopK,
     MaskSelector,
     prune_in_place,
+    select_cuts,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "apply_cut",
     "dense_mask",
     "prune_in_place",
+    "select_cuts",
 ]

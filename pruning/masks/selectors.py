@@ -52,6 +52,20 @@ def prune_in_place(
     Tensors named in ``overrides`` are pruned layerwise to their own fraction and kept out
     of the global pool, so they neither take nor give budget.
     """
+    cuts = select_cuts(tensors, scorer, sparsity, scope, overrides)
+    for t in tensors:
+        apply_cut(t, scorer, cuts[t.name])
+    return cuts
+
+
+def select_cuts(
+    tensors: Sequence[WeightTensor],
+    scorer: Scorer,
+    sparsity: float,
+    scope: str,
+    overrides: Mapping[str, float] | None = None,
+) -> dict[str, Cut]:
+    """The cuts ``prune_in_place`` applies, by tensor name, without writing any zero."""
     own = overrides or {}
     pooled = [t for t in tensors if t.name not in own]
     cuts = dict(
@@ -63,6 +77,4 @@ def prune_in_place(
     for t in tensors:
         if t.name in own:
             cuts[t.name] = layerwise.select([t], scorer, own[t.name])[0]
-    for t in tensors:
-        apply_cut(t, scorer, cuts[t.name])
     return cuts

@@ -128,17 +128,22 @@ def pack(onnx_file: Path, kind: str, out: Path) -> Path:
     if kind == ZIP:
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             for file in files:
-                archive.write(file, file.name)
+                archive.write(file, _member_name(file, onnx_file))
     else:
         with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as archive:
             for file in files:
-                info = archive.gettarinfo(str(file), file.name)
+                info = archive.gettarinfo(str(file), _member_name(file, onnx_file))
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 info.mtime = 0  # the same model gives the same bytes
                 with file.open("rb") as f:
                     archive.addfile(info, f)
     return out
+
+
+def _member_name(file: Path, onnx_file: Path) -> str:
+    """Data files keep their path relative to the .onnx file: the locations name them so."""
+    return file.name if file == onnx_file else file.relative_to(onnx_file.parent).as_posix()
 
 
 def _byte_size(tensor: onnx.TensorProto) -> int:

@@ -6,6 +6,7 @@ from api_schemas import Model, Page, Problem
 from service import model_uploads
 from service.blobs import download, release_blob
 from service.deps import BlobsDep, PageDep, ServicesDep, StoreDep, TenantDep
+from service.model_sources import JSON_TYPE
 from service.openapi import BINARY_SCHEMA
 from service.problems import problems
 from service.representations import model_view
@@ -22,13 +23,39 @@ _UPLOAD_FORM = openapi_form(
     },
     name={"type": "string", "maxLength": MAX_NAME_CHARS, "description": "Default: file name."},
 )
+# Import by reference (service/model_sources.py): the same route takes a JSON body naming an
+# object the service fetches with its own S3 credentials.
+_UPLOAD_FORM["requestBody"]["content"][JSON_TYPE] = {  # type: ignore[index]
+    "schema": {
+        "type": "object",
+        "required": ["source"],
+        "properties": {
+            "source": {
+                "type": "string",
+                "pattern": "^s3://",
+                "description": "s3://bucket/key of an ONNX file, a .zip or .tar of an ONNX "
+                "model with its external data, or a TorchScript archive; fetched with the "
+                "service's S3 credentials (SHEARS_S3_ENDPOINT_URL for MinIO and others).",
+            },
+            "format": {"$ref": "#/components/schemas/ModelFormat"},
+            "name": {
+                "type": "string",
+                "maxLength": MAX_NAME_CHARS,
+                "description": "Default: the key's last part.",
+            },
+        },
+        "additionalProperties": False,
+        "examples": [{"source": "s3://models/bert/model.tar", "name": "bert-base"}],
+    }
+}
 
 
 @router.post(
     "",
     operation_id="uploadModel",
     status_code=201,
-    summary="Upload a model (ONNX or TorchScript); a worker validates it",
+    summary="Upload a model (ONNX or TorchScript), or import one from S3 by reference; a "
+    "worker validates it",
     responses={
         202: {"model": Model, "description": "Stored, still `validating`: poll `Location`."},
         **problems(400, 413, 415, 422, 503, 507),

@@ -28,8 +28,13 @@ def test_prune_signature_is_what_the_worker_calls() -> None:
         "device",
         "model_name",
         "digests",
+        "measure_bytes",
     ]
-    assert list(inspect.signature(pruning.inspect_model).parameters) == ["path", "fmt"]
+    assert list(inspect.signature(pruning.inspect_model).parameters) == [
+        "path",
+        "fmt",
+        "measure_bytes",
+    ]
 
 
 def test_error_codes_are_stable_and_distinct() -> None:

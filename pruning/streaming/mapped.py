@@ -1,0 +1,84 @@
+"""Tensors read through memory maps of their own byte range, one mapping alive at a time.
+
+A job runs under an address-space limit (``SHEARS_CHILD_MEMORY_BYTES``) that counts file
+mappings too, so a 16 GB data file is never mapped whole: each tensor's range is mapped when
+it is read and unmapped when the next one is. The pages are the page cache's, not the
+process's: reading a tensor costs no anonymous memory.
+"""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pruning.streaming.layout import Region
+from pruning.tensors import FloatArray, WeightTensor
+
+
+def map_region(region: Region, file: Path | None = None, writable: bool = False) -> FloatArray:
+    """The region's elements as an array over a mapping of ``file`` (default the region's own);
+    the mapping lives as long as the array."""
+    if region.nbytes == 0:
+        return np.zeros(region.shape, region.dtype)
+    start = region.offset - region.offset % mmap.ALLOCATIONGRANULARITY
+    with (file or region.file).open("r+b" if writable else "rb") as f:
+        mapped = mmap.mmap(
+            f.fileno(),
+            region.offset + region.nbytes - start,
+            access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ,
+            offset=start,
+        )
+    count = region.nbytes // region.dtype.itemsize
+    array: FloatArray = np.frombuffer(mapped, region.dtype, count, region.offset - start)
+    return array.reshape(region.shape)
+
+
+class MappedTensor(WeightTensor):
+    """A read-only ``WeightTensor`` whose values stay on disk until read. Scorers and the
+    streaming selection read it slice by slice, tensor after tensor, so one cached mapping
+    (``Window``) serves every read of the tensor being scanned."""
+
+    def __init__(
+        self, name: str, op: str, region: Region, window: Window, node: str, op_type: str
+    ) -> None:
+        for key, value in (("name", name), ("op", op), ("node", node), ("op_type", op_type)):
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "region", region)
+        object.__setattr__(self, "_window", window)
+
+    @property
+    def values(self) -> FloatArray:
+        return self._window.read(self.region)  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.region.shape, dtype=np.int64))  # type: ignore[attr-defined]
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.region.shape)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"MappedTensor({self.name!r}, {self.shape})"
+
+
+class Window:
+    """The last region read, kept mapped: a scan reads one tensor many times in a row."""
+
+    def __init__(self) -> None:
+        self._region: Region | None = None
+        self._array: Any = None
+
+    def read(self, region: Region) -> FloatArray:
+        if region is not self._region:
+            self._array = None  # unmapped before the next is mapped: one at a time
+            self._array = map_region(region)
+            self._region = region
+        array: FloatArray = self._array
+        return array
+
+    def close(self) -> None:
+        self._region, self._array = None, None
