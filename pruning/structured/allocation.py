@@ -43,8 +43,6 @@ def _global(scores: Scores, sparsity: float) -> Kept:
         removed[key].add(unit)
         remove -= 1
     return {
-        key: np.array(
-            [u for u in range(len(values)) if u not in removed[key]], dtype=np.int64
-        )
+        key: np.array([u for u in range(len(values)) if u not in removed[key]], dtype=np.int64)
         for key, values in scores.items()
     }

@@ -12,7 +12,6 @@ the same way in PyTorch; this does it on the exported graph).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -182,7 +181,11 @@ def _through_scales(
         main = node.input[0] if other == node.input[1] else node.input[1]
         if node.op_type in _SCALES:
             value = graph.constant(other)
-            if value is None or value.size != 1 or (node.op_type == "Div" and other != node.input[1]):
+            if (
+                value is None
+                or value.size != 1
+                or (node.op_type == "Div" and other != node.input[1])
+            ):
                 raise NotAHead(f"{node.op_type} {label(node)} is not a scalar scale")
         else:
             dims = graph.shape(other)
@@ -291,7 +294,8 @@ def _merge(
     merged = _shape_element(graph, index, node, 2) if _shape_length(graph, node) == 3 else None
     if merged is None or merged[0] not in (-1, heads * head_dim):
         raise NotAHead(f"Reshape {label(node)} does not merge to [batch, seq, heads*head_dim]")
-    edit = None if merged[0] == -1 else ShapeEdit(*dataclasses.astuple(merged[1])[:3], head_dim)
+    found = merged[1]
+    edit = None if merged[0] == -1 else ShapeEdit(found.node, found.input, found.position, head_dim)
     out = _only_reader(graph, index, node.output[0])
     weight = graph.constant(out.input[1]) if out.op_type == "MatMul" else None
     if weight is None or out.input[0] != node.output[0] or weight.ndim != 2:
@@ -305,9 +309,13 @@ def _only_reader(graph: OnnxGraph, index: _Index, name: str) -> onnx.NodeProto:
     readers = [graph.nodes[i] for i in index.consumers[name]]
     main = [r for r in readers if not _reads_batch_and_sequence_only(graph, index, r)]
     if len(main) != 1 or name in graph.outputs:
-        where = f"{main[1].op_type} {label(main[1])}" if len(main) > 1 else "the graph output"
-        raise NotAHead(f"tensor {name!r} between the heads and the output projection is read by {where}")
-    return main[0]
+        where = f"{main[1].op_type} {label(main[1])}" if len(main) > 1 else "nothing we cut"
+        where = "the graph output" if name in graph.outputs else where
+        raise NotAHead(
+            f"tensor {name!r} between the heads and the output projection is read by {where}"
+        )
+    reader: onnx.NodeProto = main[0]
+    return reader
 
 
 def _shape_length(graph: OnnxGraph, reshape: onnx.NodeProto) -> int | None:
@@ -346,9 +354,7 @@ def _shape_element(
                     f"{label(reshape)} from {part!r}, which is not a constant"
                 )
             at = graph.nodes.index(concat)
-            return int(value.reshape(-1)[position - offset]), ShapeEdit(
-                at, i, position - offset, 1
-            )
+            return int(value.reshape(-1)[position - offset]), ShapeEdit(at, i, position - offset, 1)
         offset += int(dims[0])
     raise NotAHead(f"Concat {label(concat)} is shorter than the shape of {label(reshape)}")
 

@@ -28,6 +28,8 @@ class UnitOptions:
     batches: Sequence[Feeds] | None = None
     allocation: str = "uniform"
     rescale: bool = False
+    ranked: bool = True  # rank by ``batches`` (False: they serve the rescale only)
+    heads: bool = True  # False after a channel schedule, which never masked heads
 
 
 @dataclass
@@ -59,9 +61,27 @@ def plan_units(
     for block in analysis.blocks:
         plan.covered |= {p.weight for p in block.projections}
         left_out = sorted(block_weights(block) - selected)
-        if left_out:
-            plan.report.append(_entry("head", block.softmax, block.heads, block.heads,
-                                      f"layer {left_out[0]!r} is not selected"))
+        if not options.heads:
+            plan.report.append(
+                _entry(
+                    "head",
+                    block.softmax,
+                    block.heads,
+                    block.heads,
+                    "a channel schedule masks channels, not heads; "
+                    "heads are removed by one-shot channel jobs",
+                )
+            )
+        elif left_out:
+            plan.report.append(
+                _entry(
+                    "head",
+                    block.softmax,
+                    block.heads,
+                    block.heads,
+                    f"layer {left_out[0]!r} is not selected",
+                )
+            )
         else:
             blocks.append(block)
     for softmax, reason in analysis.refused.items():
@@ -74,25 +94,29 @@ def plan_units(
     }
     every = [*heads.values(), *neurons.values()]
     data = _activations(graph, every, options.batches)
-    head_scores = {k: _scores(graph, u, data) for k, u in heads.items()}
+    ranking = data if options.ranked else None
+    head_scores = {k: _scores(graph, u, ranking) for k, u in heads.items()}
     head_keep = allocate(head_scores, sparsity, options.allocation)
-    if data is not None:
+    if ranking is not None:
         scores = {k: _scores(graph, u, data) for k, u in neurons.items()}
         keep.update(allocate(scores, sparsity, options.allocation))
     for block in blocks:
         plan.heads.append((block, head_keep[block.name]))
     fits: dict[Any, dict[str, float]] = {}
     if options.rescale and data is not None:
-        for key, units in [*heads.items(), *neurons.items()]:
-            kept = head_keep[key] if units.kind == "head" else keep[key]
+        chosen = [(k, u, head_keep[k]) for k, u in heads.items()]
+        chosen += [(k, u, keep[k]) for k, u in neurons.items()]
+        for key, units, kept in chosen:
             if kept.size < units.count:
                 fits[key] = refit(graph, units, data[units.reader], kept)
     for key, units in heads.items():
-        plan.report.append(_entry("head", units.label, units.count,
-                                  int(head_keep[key].size), None, fits.get(key)))
+        plan.report.append(
+            _entry("head", units.label, units.count, int(head_keep[key].size), None, fits.get(key))
+        )
     for key, units in neurons.items():
-        plan.report.append(_entry("neuron", units.label, units.count,
-                                  int(keep[key].size), None, fits.get(key)))
+        plan.report.append(
+            _entry("neuron", units.label, units.count, int(keep[key].size), None, fits.get(key))
+        )
     return plan
 
 

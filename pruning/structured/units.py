@@ -83,4 +83,4 @@ def output_bias(graph: OnnxGraph, name: str) -> str | None:
     value = graph.constant(other) if other else None
     if other is None or value is None or value.ndim != 1 or graph.uses[other] != 1:
         return None
-    return other
+    return str(other)

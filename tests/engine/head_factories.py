@@ -35,14 +35,14 @@ class HeadAttention(nn.Module):
         return self.output(self._fixed(x))
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.size()[:-1] + (self.heads, self.head_dim)
+        shape = (*x.size()[:-1], self.heads, self.head_dim)
         return x.view(shape).permute(0, 2, 1, 3)
 
     def _hf(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
         context = torch.matmul(torch.softmax(scores, dim=-1), v).permute(0, 2, 1, 3).contiguous()
-        return context.view(context.size()[:-2] + (self.heads * self.head_dim,))
+        return context.view((*context.size()[:-2], self.heads * self.head_dim))
 
     def _fixed(self, x: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[0], x.shape[1]
