@@ -102,21 +102,14 @@ def plan_units(
         keep.update(allocate(scores, sparsity, options.allocation))
     for block in blocks:
         plan.heads.append((block, head_keep[block.name]))
-    fits: dict[Any, dict[str, float]] = {}
-    if options.rescale and data is not None:
-        chosen = [(k, u, head_keep[k]) for k, u in heads.items()]
-        chosen += [(k, u, keep[k]) for k, u in neurons.items()]
-        for key, units, kept in chosen:
-            if kept.size < units.count:
-                fits[key] = refit(graph, units, data[units.reader], kept)
-    for key, units in heads.items():
-        plan.report.append(
-            _entry("head", units.label, units.count, int(head_keep[key].size), None, fits.get(key))
-        )
-    for key, units in neurons.items():
-        plan.report.append(
-            _entry("neuron", units.label, units.count, int(keep[key].size), None, fits.get(key))
-        )
+    chosen: list[tuple[Units, IntArray]] = [(u, head_keep[k]) for k, u in heads.items()]
+    chosen += [(u, keep[k]) for k, u in neurons.items()]
+    for units, kept in chosen:
+        fit = None
+        if options.rescale and data is not None and kept.size < units.count:
+            fit = refit(graph, units, data[units.reader], kept)
+        entry = _entry(units.kind, units.label, units.count, int(kept.size), None, fit)
+        plan.report.append(entry)
     return plan
 
 
