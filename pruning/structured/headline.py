@@ -22,9 +22,7 @@ def structured_headline(
         "physically_smaller": structure.get("physically_smaller"),
         "parameters": _change(structure.get("parameters")),
         "flops": _change(structure.get("flops")),
-        "file_bytes": _change(
-            {"before": formats.get("dense_file"), "after": formats.get("file")}
-        ),
+        "file_bytes": _change({"before": formats.get("dense_file"), "after": formats.get("file")}),
         "heads_removed": _removed(units, "head"),
         "neurons_removed": _removed(units, "neuron"),
         "channels_removed": sum(
