@@ -58,7 +58,8 @@ class Classifier(nn.Module):
         self.head = nn.Linear(256, 10)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(tokens))
+        logits: torch.Tensor = self.head(self.encoder(tokens))
+        return logits
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
@@ -74,9 +75,12 @@ def train(tokens: np.ndarray, labels: np.ndarray, epochs: int) -> Classifier:
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-4)
     x, y = torch.from_numpy(tokens), torch.from_numpy(labels)
     for _ in range(epochs):
-        for batch in torch.randperm(len(x)).split(64):
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), 64):
+            batch = order[start : start + 64]
             optimiser.zero_grad()
-            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
     return model.eval()
 
@@ -214,7 +218,8 @@ def _doc(
         f"Dense parameters: {dense_parameters:,}. `ratio` is the fraction of heads and of",
         "neurons removed (globally with output_error: layers lose different numbers).",
         "",
-        "| variant | ratio | parameters | heads kept | speedup b1 | speedup b32 | cosine | accuracy |",
+        "| variant | ratio | parameters | heads kept | speedup b1 | speedup b32 | cosine "
+        "| accuracy |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -53,7 +53,7 @@ def check_spec(
         *_retrain_errors(spec, model, dataset_exists),
         *_evaluation_errors(spec, model, dataset_exists),
         *_output_errors(spec, model.format),
-        *_unit_errors(spec, model.format),
+        *_unit_errors(spec, model.format or ""),
     ]
     if errors:
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors)

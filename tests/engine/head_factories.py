@@ -30,9 +30,9 @@ class HeadAttention(nn.Module):
         self.output = nn.Linear(hidden, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.style == "hf":
-            return self.output(self._hf(x))
-        return self.output(self._fixed(x))
+        merged = self._hf(x) if self.style == "hf" else self._fixed(x)
+        out: torch.Tensor = self.output(merged)
+        return out
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         shape = (*x.size()[:-1], self.heads, self.head_dim)
@@ -51,7 +51,8 @@ class HeadAttention(nn.Module):
         v = self.value(x).reshape(b, s, self.heads, self.head_dim).transpose(1, 2)
         scores = (q * (1.0 / math.sqrt(self.head_dim))) @ k
         context = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2)
-        return context.reshape(b, s, -1)
+        merged: torch.Tensor = context.reshape(b, s, -1)
+        return merged
 
 
 class Block(nn.Module):
@@ -65,7 +66,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x + self.attention(x))
-        return self.norm2(x + self.output(torch.nn.functional.gelu(self.intermediate(x))))
+        out: torch.Tensor = self.norm2(
+            x + self.output(torch.nn.functional.gelu(self.intermediate(x)))
+        )
+        return out
 
 
 class Encoder(nn.Module):
@@ -90,7 +94,8 @@ class Encoder(nn.Module):
         x = self.embed(tokens) + self.position
         for block in self.blocks:
             x = block(x)
-        return x.mean(dim=1)
+        pooled: torch.Tensor = x.mean(dim=1)
+        return pooled
 
 
 def tokens(batch: int, sequence: int = 8, vocab: int = 17, seed: int = 0) -> np.ndarray:
