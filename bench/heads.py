@@ -1,14 +1,15 @@
 """Transformers faster, not only sparser: attention heads and MLP neurons removed from an ONNX
 encoder, against output fidelity on held-out data, without retraining.
 
-    python bench/heads.py               # trains (about a minute), prunes, times, writes the doc
+    python bench/heads.py      # trains (minutes on 2 busy cores), prunes, times, writes the doc
     python bench/heads.py --no-write --epochs 2
 
 A 2-layer transformer encoder (hidden 256, 8 heads of 32, MLP 1024, HF-style attention) is
 trained offline on scikit-learn's digits read as token sequences (each digit pooled to 4x4,
-every 2x2 block sum 0..64 a token, 16 tokens; 1500 train, 297 held out), exported with ``torch.onnx.export``
-(TorchScript-based), and its mean-pooled last hidden state (the embedding) is the output
-compared. Rows, all made by ``prune_onnx_channels`` (the engine's ONNX channel surgery):
+every 2x2 block sum 0..64 a token, 16 tokens; 1500 train, 297 held out), exported with
+``torch.onnx.export`` (TorchScript-based), and its mean-pooled last hidden state (the
+embedding) is the output compared. Every row is made by ``prune_onnx_channels`` (the
+engine's ONNX channel surgery):
 - ``L1 neurons only (before)``: what Shears did before heads: MLP neurons by L1 norm, heads
   left (their Reshape was refused);
 - ``heads+neurons L1``: heads ranked by the L1 norm of their output-projection rows;

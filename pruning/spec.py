@@ -14,7 +14,7 @@ from typing import Any
 
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.methods import METHODS
-from pruning.spec_units import UnitSpec, parse_units
+from pruning.spec_units import UnitSpec, check_units_schedule, parse_units
 from pruning.spec_values import choice_at, object_at
 from pruning.training.spec import (
     EvaluationSpec,
@@ -120,6 +120,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         evaluation=parse_evaluation(raw.get("evaluation")),
     )
     _check_training_granularity(spec)
+    check_units_schedule(spec.units, spec.channel_importance, spec.schedule.kind)
     return spec
 
 

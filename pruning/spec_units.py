@@ -64,3 +64,23 @@ def _target(raw: Any) -> TargetSpec:
             field=f"granularity.target.{kind}",
         )
     return TargetSpec(kind, float(value))
+
+
+def check_units_schedule(units: UnitSpec, importance: str, schedule: str) -> None:
+    """A channel schedule masks channels by weight norm while training, then cuts them; the
+    data-driven ranking, the refit and the search belong to one-shot cuts."""
+    asked = [
+        name
+        for name, on in (
+            ("importance", importance == "output_error"),
+            ("rescale", units.rescale),
+            ("target", units.target is not None),
+        )
+        if on
+    ]
+    if asked and schedule != "one_shot":
+        raise InvalidSpec(
+            f"granularity.{asked[0]} works with a one_shot schedule (with or without retrain); "
+            f"a {schedule} schedule masks channels by weight norm",
+            field=f"granularity.{asked[0]}",
+        )

@@ -278,3 +278,8 @@ def _unit_errors(spec: PruneSpec, fmt: str) -> Iterator[ProblemFieldError]:
             field=f"spec.granularity.{asked[0]}",
             message="heads and neurons are ranked, refitted and searched on ONNX models",
         )
+    if asked and spec.schedule.kind != "one_shot":
+        yield ProblemFieldError(
+            field=f"spec.granularity.{asked[0]}",
+            message="works with a one_shot schedule (with or without retrain)",
+        )

@@ -67,3 +67,15 @@ def test_the_full_transformer_example_parses_in_both_parsers() -> None:
     parsed = parse_spec(raw)
     assert parsed.channel_importance == "output_error"
     assert parsed.units.target is not None and parsed.units.target.value == 1.5
+
+
+def test_data_driven_units_are_one_shot_only() -> None:
+    raw = {
+        "sparsity": 0.5,
+        "granularity": {"kind": "channel", "rescale": True},
+        "schedule": {"kind": "iterative"},
+        "retrain": {"dataset_id": "ds_t"},
+    }
+    with pytest.raises(InvalidSpec) as caught:
+        parse_spec(raw)
+    assert caught.value.field == "granularity.rescale"
