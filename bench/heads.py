@@ -78,7 +78,7 @@ def train(tokens: np.ndarray, labels: np.ndarray, epochs: int) -> Classifier:
         "hf", vocab=VOCAB, hidden=256, heads=8, ffn=1024, layers=LAYERS, sequence=SEQUENCE
     )
     model = Classifier(encoder)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = torch.from_numpy(tokens), torch.from_numpy(labels)
     for _ in range(epochs):
         order = torch.randperm(len(x))
@@ -118,7 +118,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()

@@ -24,6 +24,7 @@ from pruning.structured.dependency import label
 from pruning.structured.graph import OnnxGraph, attribute
 
 _SCALES = ("Div", "Mul")
+FUSED = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention")
 
 
 class NotAHead(Exception):
@@ -74,13 +75,37 @@ def find_heads(graph: OnnxGraph) -> HeadAnalysis:
     index = _Index(graph)
     blocks, refused = [], {}
     for position, node in enumerate(graph.nodes):
+        if node.op_type in FUSED:
+            refused[node.name or node.output[0]] = (
+                f"fused {node.op_type} {label(node)} packs its heads in one op (num_heads "
+                f"attribute, packed weights); Shears cuts heads of unfused exports "
+                "(torch.onnx.export without an optimizer's attention fusion)"
+            )
         if node.op_type != "Softmax":
             continue
         try:
             blocks.append(_match(graph, index, position))
         except NotAHead as why:
-            refused[node.name or node.output[0]] = str(why)
+            if _scores_of_two_activations(graph, index, node):
+                refused[node.name or node.output[0]] = str(why)
     return HeadAnalysis(blocks, refused)
+
+
+def _scores_of_two_activations(graph: OnnxGraph, index: _Index, softmax: onnx.NodeProto) -> bool:
+    """Attention-like: the Softmax reads (through scales and masks) a MatMul of two computed
+    tensors. A classifier's Softmax is not, and is not reported."""
+    name = softmax.input[0]
+    for _ in range(4):
+        producer = index.producer.get(name)
+        if producer is None:
+            return False
+        node = graph.nodes[producer]
+        if node.op_type == "MatMul":
+            return not any(graph.is_constant(n) for n in node.input)
+        if node.op_type not in (*_SCALES, "Add", "Where", "Cast"):
+            return False
+        name = node.input[0] if not graph.is_constant(node.input[0]) else node.input[-1]
+    return False
 
 
 def block_weights(block: AttentionBlock) -> set[str]:

@@ -63,10 +63,11 @@ def neuron_units(
     if len(readers) != 1 or len(readers[0].channels.segments) != 1:
         return None
     node = graph.nodes[readers[0].node]
+    source = graph.nodes[sources[0].node]
     return Units(
         "neuron",
         root,
-        sources[0].weight,
+        source.name or sources[0].weight,
         sources[0].channels,
         1,
         node.input[0],

@@ -142,6 +142,11 @@ def test_heads_and_neurons_go_together_and_the_signature_stays(encoder: Path) ->
     result = prune_onnx_channels(proto, names, 0.5, "l1")
     heads = [u for u in result.units if u["kind"] == "head"]
     assert [(u["units"], u["kept"]) for u in heads] == [(4, 2), (4, 2)]
+    neurons = [(u["layer"], u["units"], u["kept"]) for u in result.units if u["kind"] == "neuron"]
+    assert neurons == [
+        ("/blocks.0/intermediate/MatMul", 64, 32),
+        ("/blocks.1/intermediate/MatMul", 64, 32),
+    ]
     mlp = [g for g in result.groups if g.kept < g.channels]
     assert [(g.channels, g.kept) for g in mlp] == [(64, 32), (64, 32)]
     assert result.parameters_after < 0.6 * result.parameters_before
@@ -173,3 +178,43 @@ def test_least_squares_rescale_brings_the_output_back_on_held_out_data(encoder: 
     )
     fits = [u["rescale"] for u in fitted.units if "rescale" in u]
     assert fits and all(f["error_after"] < f["error_before"] for f in fits)
+
+
+def test_a_fused_attention_op_is_refused_naming_the_node() -> None:
+    helper = onnx.helper
+    weights = numpy_helper.from_array(np.zeros((32, 96), np.float32), "qkv_weight")
+    bias = numpy_helper.from_array(np.zeros(96, np.float32), "qkv_bias")
+    node = helper.make_node(
+        "Attention",
+        ["x", "qkv_weight", "qkv_bias"],
+        ["y"],
+        "fused",
+        domain="com.microsoft",
+        num_heads=4,
+    )
+    graph = helper.make_graph(
+        [node],
+        "fused",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8, 32])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8, 32])],
+        [weights, bias],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    analysis = find_heads(OnnxGraph(helper.make_model(graph, opset_imports=opsets)))
+    assert not analysis.blocks
+    assert "fused Attention node 'fused'" in analysis.refused["fused"]
+
+
+def test_a_classifier_softmax_is_no_attention_and_not_reported(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4), torch.nn.Softmax(-1)
+    )
+    path = tmp_path / "mlp.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (torch.randn(2, 8),), str(path), dynamo=False)
+    proto = onnx.load(str(path))
+    names = [t.name for t in proto.graph.initializer if len(t.dims) == 2]
+    result = prune_onnx_channels(proto, names, 0.5, "l1")
+    assert not [u for u in result.units if u["kind"] == "head"]
