@@ -360,15 +360,14 @@ def _report(
     files = {"file": artifacts["model"], "dense_file": job.upload or job.original}
     files.update({name: path for name, path in artifacts.items() if name != "model"})
     storage = _labelled(storage_report(found.weights, files, job.spec.report.compressed_sizes))
+    quality = headline(measured["fidelity"], measured["metric"], measured["calibration_fidelity"])
     return {
-        "structured": structured_headline(job.structure, measured["latency"], storage),
+        "structured": structured_headline(job.structure, measured["latency"], storage, quality),
         "sparsity": sparsity_section(found, job.pruned, job.spec),
         "skipped": [s.to_json() for s in job.pruned.skipped],
         "storage": storage,
         "latency": _explained(measured["latency"], job),
-        "quality": headline(
-            measured["fidelity"], measured["metric"], measured["calibration_fidelity"]
-        ),
+        "quality": quality,
         "training": job.training,
         "calibration": job.calibration,
         "structure": job.structure,

@@ -13,6 +13,7 @@ def structured_headline(
     structure: Mapping[str, Any] | None,
     latency: Mapping[str, Any] | None,
     storage: Mapping[str, Any],
+    quality: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     if not structure or structure.get("kind") != "channel":
         return None
@@ -34,6 +35,8 @@ def structured_headline(
             if "batch_size" in r
         },
         "speedup_from": "latency.results (measured, dense and pruned runs interleaved)",
+        "output_cosine": ((quality or {}).get("fidelity") or {}).get("output_cosine"),
+        "output_cosine_from": "quality.fidelity (its source says which inputs)",
         "target": structure.get("target"),
         "note": "sparsity.achieved counts zeros inside kept tensors; removed heads, neurons "
         "and channels are gone from the model, not zero, so they appear here instead",

@@ -84,3 +84,4 @@ def test_heads_and_neurons_leave_an_onnx_transformer_over_http(
     target = report["structure"]["target"]
     assert target["met"] and target["kind"] == "flops" and len(target["curve"]) > 1
     assert report["quality"]["fidelity"]["output_cosine"] > 0.5
+    assert headline["output_cosine"] == report["quality"]["fidelity"]["output_cosine"]
