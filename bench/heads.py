@@ -52,6 +52,14 @@ SEQUENCE = 16  # 4x4 digits: each token sums a 2x2 block of pixels (0..64)
 VOCAB = 65
 LAYERS = 2
 RATIOS = (0.3, 0.5, 0.7)
+READING = (
+    "Reading: rows with the same `parameters` have the same shapes; their speedups differ by\n"
+    "timing noise only (a shared machine, see the load), which is also why the target curve\n"
+    "is not monotone. The encoder is small and weakly trained (see the dense accuracy): the\n"
+    "cosine says how close the pruned embedding stays to the dense one, not how good the\n"
+    "model is. The rescale fits each projection on the dense model's activations (one run):\n"
+    "no layer's fit sees the cuts before it."
+)
 
 
 class Classifier(nn.Module):
@@ -241,6 +249,8 @@ def _doc(
         f"Target search (`target: {{speedup: 1.5}}` at b32, ratio up to 0.8): met "
         f"{target['met']}, reached {target['reached']:.2f}x at ratio {target['ratio']}; "
         f"curve (ratio: measured speedup): {curve}.",
+        "",
+        READING,
         "",
     ]
     return "\n".join(lines)
