@@ -24,6 +24,7 @@ from pruning.structured.dependency import label
 from pruning.structured.graph import OnnxGraph, attribute
 
 _SCALES = ("Div", "Mul")
+_SCALAR_OPS = ("Slice", "Gather", "Cast", "Sqrt", "Div", "Mul", "Reciprocal", "Pow", "Squeeze")
 FUSED = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention")
 
 
@@ -157,7 +158,7 @@ def _match(graph: OnnxGraph, index: _Index, softmax: int) -> AttentionBlock:
     node = nodes[softmax]
     if int(attribute(node, "axis", -1)) not in (-1, 3):
         raise NotAHead(f"Softmax {label(node)} is not over the last axis")
-    scores = _through_scales(graph, index, node.input[0], softmax, allow_add=True)
+    scores = _through_scales(graph, index, node.input[0], softmax, 1, allow_add=True)
     scores_mm = nodes[scores]
     if scores_mm.op_type != "MatMul":
         raise NotAHead(f"{scores_mm.op_type} {label(scores_mm)} does not compute attention scores")
@@ -191,12 +192,13 @@ def _match(graph: OnnxGraph, index: _Index, softmax: int) -> AttentionBlock:
 
 
 def _through_scales(
-    graph: OnnxGraph, index: _Index, name: str, reader: int, allow_add: bool
+    graph: OnnxGraph, index: _Index, name: str, reader: int, heads_axis: int, allow_add: bool
 ) -> int:
-    """Walk back from ``reader`` over scalar scales (for scores, also a broadcast mask Add)."""
+    """Walk back from ``reader`` over scalar scales (for scores, also a broadcast mask Add);
+    ``heads_axis``: where the heads are in these tensors."""
     while True:
         producer = _producer(graph, index, name)
-        _single_use(graph, index, name, reader)
+        _single_use(graph, index, name, reader, heads_axis)
         node = graph.nodes[producer]
         allowed = _SCALES + (("Add",) if allow_add else ())
         if node.op_type not in allowed:
@@ -206,11 +208,8 @@ def _through_scales(
         main = node.input[0] if other == node.input[1] else node.input[1]
         if node.op_type in _SCALES:
             value = graph.constant(other)
-            if (
-                value is None
-                or value.size != 1
-                or (node.op_type == "Div" and other != node.input[1])
-            ):
+            scalar = value.size == 1 if value is not None else _from_head_dim(graph, index, other)
+            if not scalar or (node.op_type == "Div" and other != node.input[1]):
                 raise NotAHead(f"{node.op_type} {label(node)} is not a scalar scale")
         else:
             dims = graph.shape(other)
@@ -225,24 +224,73 @@ def _producer(graph: OnnxGraph, index: _Index, name: str) -> int:
     return index.producer[name]
 
 
-def _single_use(graph: OnnxGraph, index: _Index, name: str, reader: int) -> None:
+def _single_use(graph: OnnxGraph, index: _Index, name: str, reader: int, heads_axis: int) -> None:
     others = [graph.nodes[i] for i in index.consumers[name] if i != reader]
     for other in others:
-        if not _reads_batch_and_sequence_only(graph, index, other):
+        if not _reads_other_axes(graph, index, other, heads_axis):
             raise NotAHead(
                 f"{other.op_type} {label(other)} also reads {name!r}, whose heads would change"
             )
 
 
-def _reads_batch_and_sequence_only(graph: OnnxGraph, index: _Index, node: onnx.NodeProto) -> bool:
-    """A Shape whose every reader Gathers dimension 0 or 1 (batch, sequence) is unaffected."""
+def _reads_other_axes(
+    graph: OnnxGraph, index: _Index, node: onnx.NodeProto, heads_axis: int
+) -> bool:
+    """A Shape whose readers Gather or Slice only dimensions other than ``heads_axis`` (batch,
+    sequence, head_dim) sees the same values after the cut."""
     if node.op_type != "Shape":
         return False
-    for reader in index.consumers[node.output[0]]:
-        gather = graph.nodes[reader]
-        which = graph.constant(gather.input[1]) if gather.op_type == "Gather" else None
-        if which is None or not set(np.asarray(which).reshape(-1).tolist()) <= {0, 1}:
+    dims = graph.shape(node.input[0])
+    if dims is None:
+        return False
+    rank = len(dims)
+    axes = [_axes_read(graph, graph.nodes[r], rank) for r in index.consumers[node.output[0]]]
+    return all(a is not None and heads_axis % rank not in a for a in axes)
+
+
+def _axes_read(graph: OnnxGraph, node: onnx.NodeProto, rank: int | None) -> set[int] | None:
+    """Which dimensions a Gather or Slice of a shape vector reads (None: unknown)."""
+    if node.op_type == "Gather":
+        which = graph.constant(node.input[1])
+        if which is None:
+            return None
+        picked = [int(i) for i in np.asarray(which).reshape(-1)]
+    elif node.op_type == "Slice" and len(node.input) in (3, 4) and rank is not None:
+        start, end = graph.constant(node.input[1]), graph.constant(node.input[2])
+        if start is None or end is None or start.size != 1 or end.size != 1:
+            return None
+        first, last = int(start.reshape(-1)[0]), int(end.reshape(-1)[0])
+        first, last = first + rank if first < 0 else first, last + rank if last < 0 else last
+        picked = list(range(max(first, 0), min(last, rank)))
+    else:
+        return None
+    if rank is None:
+        return None if any(i < 0 for i in picked) else set(picked)
+    return {i % rank for i in picked}
+
+
+def _from_head_dim(graph: OnnxGraph, index: _Index, name: str) -> bool:
+    """A scale computed from the last dimension of 4-D tensors (head_dim, which the cut keeps),
+    e.g. ``1 / sqrt(q.shape[-1])`` as the exporter writes scaled_dot_product_attention."""
+    pending, seen = [name], 0
+    while pending:
+        current = pending.pop()
+        seen += 1
+        if graph.is_constant(current):
+            continue
+        if current not in index.producer or seen > 24:
             return False
+        node = graph.nodes[index.producer[current]]
+        if node.op_type == "Shape":
+            dims = graph.shape(node.input[0])
+            readers = [graph.nodes[r] for r in index.consumers[node.output[0]]]
+            last = [_axes_read(graph, r, len(dims) if dims else None) for r in readers]
+            if dims is None or len(dims) != 4 or any(a != {3} for a in last):
+                return False
+            continue
+        if node.op_type not in _SCALAR_OPS:
+            return False
+        pending.extend(n for n in node.input if n)
     return True
 
 
@@ -253,14 +301,16 @@ def _head_side(
     ``axes``: where H and D must land (k^T has D before the sequence)."""
     perm = [0, 1, 2, 3]  # position in this tensor -> axis of the split [b, s, H, D]
     name = graph.nodes[reader].input[operand]
-    current = _through_scales(graph, index, name, reader, allow_add=False)
+    heads_axis = axes[0]  # where the heads must be at the scores/context MatMul
+    current = _through_scales(graph, index, name, reader, heads_axis, allow_add=False)
     while graph.nodes[current].op_type == "Transpose":
         node = graph.nodes[current]
         step = list(attribute(node, "perm", []))
         if len(step) != 4:
             raise NotAHead(f"Transpose {label(node)} is not over 4 axes")
         perm = [perm[p] for p in step]
-        current = _through_scales(graph, index, node.input[0], current, allow_add=False)
+        heads_axis = step[heads_axis]
+        current = _through_scales(graph, index, node.input[0], current, heads_axis, False)
     split = graph.nodes[current]
     if split.op_type != "Reshape":
         raise NotAHead(f"{split.op_type} {label(split)} does not split heads")
@@ -271,7 +321,7 @@ def _head_side(
     heads, found = _shape_element(graph, index, split, 2)
     edit = None if heads == -1 else found
     head_dim, _ = _shape_element(graph, index, split, 3)
-    _single_use(graph, index, split.input[0], current)
+    _single_use(graph, index, split.input[0], current, -1)
     projection = _projection(graph, index, split.input[0])
     width = int(np.prod(graph.constant(projection.weight).shape[1:]))  # type: ignore[union-attr]
     heads = width // head_dim if heads == -1 and head_dim > 0 else heads
@@ -290,7 +340,7 @@ def _projection(graph: OnnxGraph, index: _Index, name: str) -> Projection:
         if bias is None or value is None or value.ndim != 1:
             raise NotAHead(f"Add {label(node)} is not a per-feature bias")
         main = node.input[0] if node.input[1] == bias else node.input[1]
-        _single_use(graph, index, main, graph.nodes.index(node))
+        _single_use(graph, index, main, graph.nodes.index(node), -1)
         node = graph.nodes[_producer(graph, index, main)]
     weight = graph.constant(node.input[1]) if node.op_type == "MatMul" else None
     bias_value = graph.constant(bias) if bias else None
@@ -308,12 +358,12 @@ def _merge(
 ) -> tuple[int, str, str, ShapeEdit | None]:
     perm = [0, 1, 2, 3]  # position -> axis of [b, H, s, D]
     name = context.output[0]
-    node = _only_reader(graph, index, name)
+    node = _only_reader(graph, index, name, 1)
     while node.op_type == "Transpose":
         step = list(attribute(node, "perm", []))
         perm = [perm[p] for p in step] if len(step) == 4 else []
         name = node.output[0]
-        node = _only_reader(graph, index, name)
+        node = _only_reader(graph, index, name, perm.index(1) if 1 in perm else 1)
     if node.op_type != "Reshape" or perm != [0, 2, 1, 3]:
         raise NotAHead(f"{node.op_type} {label(node)} does not merge the heads back")
     merged = _shape_element(graph, index, node, 2) if _shape_length(graph, node) == 3 else None
@@ -321,7 +371,7 @@ def _merge(
         raise NotAHead(f"Reshape {label(node)} does not merge to [batch, seq, heads*head_dim]")
     found = merged[1]
     edit = None if merged[0] == -1 else ShapeEdit(found.node, found.input, found.position, head_dim)
-    out = _only_reader(graph, index, node.output[0])
+    out = _only_reader(graph, index, node.output[0], -1)
     weight = graph.constant(out.input[1]) if out.op_type == "MatMul" else None
     if weight is None or out.input[0] != node.output[0] or weight.ndim != 2:
         raise NotAHead(f"{out.op_type} {label(out)} is not an output projection")
@@ -330,9 +380,9 @@ def _merge(
     return graph.nodes.index(out), out.input[1], node.output[0], edit
 
 
-def _only_reader(graph: OnnxGraph, index: _Index, name: str) -> onnx.NodeProto:
+def _only_reader(graph: OnnxGraph, index: _Index, name: str, heads_axis: int) -> onnx.NodeProto:
     readers = [graph.nodes[i] for i in index.consumers[name]]
-    main = [r for r in readers if not _reads_batch_and_sequence_only(graph, index, r)]
+    main = [r for r in readers if not _reads_other_axes(graph, index, r, heads_axis)]
     if len(main) != 1 or name in graph.outputs:
         where = f"{main[1].op_type} {label(main[1])}" if len(main) > 1 else "nothing we cut"
         where = "the graph output" if name in graph.outputs else where

@@ -7,6 +7,8 @@ which this environment does not install).
   ``q @ k^T / sqrt(d)``, the merge view computed from ``context.size()[:-2]``.
 - ``"fixed"``: ``reshape(b, s, heads, head_dim)`` with ``k`` permuted straight to
   ``[b, heads, head_dim, s]``, ``q`` scaled before the scores, a merge ``reshape(b, s, -1)``.
+- ``"sdpa"``: ``F.scaled_dot_product_attention``, which the exporter writes with q and k^T
+  each scaled by ``sqrt(1 / sqrt(q.shape[-1]))`` computed at run time from Shape/Slice.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class HeadAttention(nn.Module):
         self.output = nn.Linear(hidden, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        merged = self._hf(x) if self.style == "hf" else self._fixed(x)
+        styles = {"hf": self._hf, "fixed": self._fixed, "sdpa": self._sdpa}
+        merged = styles[self.style](x)
         out: torch.Tensor = self.output(merged)
         return out
 
@@ -43,6 +46,12 @@ class HeadAttention(nn.Module):
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
         context = torch.matmul(torch.softmax(scores, dim=-1), v).permute(0, 2, 1, 3).contiguous()
         return context.view((*context.size()[:-2], self.heads * self.head_dim))
+
+    def _sdpa(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        context = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        merged: torch.Tensor = context.reshape(x.shape[0], x.shape[1], -1)
+        return merged
 
     def _fixed(self, x: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[0], x.shape[1]

@@ -1,7 +1,8 @@
-"""Attention heads removed physically from ONNX graphs of the TorchScript-based exporter, in two
-attention styles (HF's Shape/Gather/Concat views; reshape with k permuted straight to k^T and
-a -1 merge) and with a constant shape; the cut equals the dense model with those heads
-silenced; what cannot be followed is refused naming the node."""
+"""Attention heads removed physically from ONNX graphs of the TorchScript-based exporter, in
+three attention styles (HF's Shape/Gather/Concat views; reshape with k permuted straight to
+k^T and a -1 merge; scaled_dot_product_attention with its run-time scale) and with a
+constant shape; the cut equals the dense model with those heads silenced; what cannot be
+followed is refused naming the node."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _silenced(
     return copy
 
 
-@pytest.fixture(scope="module", params=["hf", "fixed"])
+@pytest.fixture(scope="module", params=["hf", "fixed", "sdpa"])
 def encoder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     style = request.param
     return onnx_encoder(tmp_path_factory.mktemp(style) / f"{style}.onnx", style)
@@ -67,7 +68,7 @@ def _cut_equals_silenced(proto: onnx.ModelProto, keep: list[int]) -> None:
     assert all(sizes[b.output_weight] == [8 * len(keep), 32] for b in analysis.blocks)
 
 
-def test_cutting_heads_equals_silencing_them_in_both_attention_styles(encoder: Path) -> None:
+def test_cutting_heads_equals_silencing_them_in_every_attention_style(encoder: Path) -> None:
     _cut_equals_silenced(onnx.load(str(encoder)), [1, 3])
 
 
