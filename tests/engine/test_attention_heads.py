@@ -219,3 +219,35 @@ def test_a_classifier_softmax_is_no_attention_and_not_reported(tmp_path: Path) -
     names = [t.name for t in proto.graph.initializer if len(t.dims) == 2]
     result = prune_onnx_channels(proto, names, 0.5, "l1")
     assert not [u for u in result.units if u["kind"] == "head"]
+
+
+def test_prune_reports_the_structured_headline_and_refuses_data_options_on_torchscript(
+    tmp_path: Path,
+) -> None:
+    from pruning import prune
+    from pruning.errors import Unsupported
+    from tests.engine.bert_factories import traced_bert
+
+    encoder = onnx_encoder(tmp_path / "encoder.onnx", "sdpa")
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, tokens=tokens(32, seed=4))
+    spec = {
+        "sparsity": 0.5,
+        "granularity": {"kind": "channel", "importance": "output_error", "rescale": True},
+        "calibration": {"dataset_id": "ds_c", "samples": 32},
+        "latency": {"batch_sizes": [2], "iterations": 2, "warmup": 1, "budget_s": 0.5},
+    }
+    report = prune(encoder, spec, tmp_path / "out", datasets={"ds_c": calibration}).report
+    headline = report["structured"]
+    assert headline["heads_removed"] == {
+        "total": 4,
+        "of": 8,
+        "per_layer": {"/blocks.0/attention": 2, "/blocks.1/attention": 2},
+    }
+    assert headline["flops"]["ratio"] < 0.6 and headline["speedup"]["2"] is not None
+    assert report["calibration"]["dataset_id"] == "ds_c"
+    with pytest.raises(Unsupported) as caught:
+        prune(
+            traced_bert(tmp_path / "bert.pt"), spec, tmp_path / "ts", datasets={"ds_c": calibration}
+        )
+    assert caught.value.field == "granularity.importance"
