@@ -26,9 +26,12 @@ def structured_headline(
         "file_bytes": _change({"before": formats.get("dense_file"), "after": formats.get("file")}),
         "heads_removed": _removed(units, "head"),
         "neurons_removed": _removed(units, "neuron"),
+        # A TorchScript model that is not a plain Sequential keeps its shapes (zeroed only).
         "channels_removed": sum(
             g["channels"] - g["kept"] for g in structure.get("groups", []) if g.get("pruned")
-        ),
+        )
+        if structure.get("physically_smaller")
+        else 0,
         "speedup": {
             str(r["batch_size"]): r.get("speedup")
             for r in (latency or {}).get("results", [])
