@@ -57,8 +57,8 @@ READING = (
     "timing noise only (a shared machine, see the load), which is also why the target curve\n"
     "is not monotone. The encoder is small and weakly trained (see the dense accuracy): the\n"
     "cosine says how close the pruned embedding stays to the dense one, not how good the\n"
-    "model is. The rescale fits each projection on the dense model's activations (one run):\n"
-    "no layer's fit sees the cuts before it."
+    "model is. The rescale fits each projection, in graph order, on the inputs it gets once\n"
+    "the layers before it are cut, towards the dense output of that projection."
 )
 
 

@@ -7,7 +7,8 @@ Each projection ``y = x @ W + b`` reads units (heads, neurons). On the calibrati
   ``mean ||x_u @ W_u||^2``, divided by the layer's ``mean ||x @ W||^2`` so that layers compare;
 - after the cut, ``[x_kept, 1] @ [W'; db]`` is fitted to the dense ``x @ W`` by ridge least
   squares: the kept rows absorb what the removed ones carried, the bias their mean.
-Activations are the dense model's (one run): no layer's fit sees earlier cuts.
+Each projection is fitted, in graph order, on the inputs it gets once the layers before it are
+cut, towards the dense model's output: the fit also repairs what earlier cuts changed.
 """
 
 from __future__ import annotations
@@ -61,14 +62,17 @@ def unit_scores(units: Units, x: Array, weight: Array) -> Array:
     return scores
 
 
-def refit(graph: OnnxGraph, units: Units, x: Array, keep: IntArray) -> dict[str, float]:
-    """Least-squares rescale of the projection reading ``units`` after only ``keep`` stay.
-    Call before the rows are cut (reads the dense W); writes W (kept rows) and the bias."""
+def refit(
+    graph: OnnxGraph, units: Units, x: Array, keep: IntArray, target: Array | None = None
+) -> dict[str, float]:
+    """Least-squares rescale of the projection reading ``units`` after only ``keep`` stay, to
+    ``target`` (default: the dense ``x @ W``). Call before the rows are cut (reads the dense
+    W); writes W (kept rows fitted, the others zero) and the bias."""
     weight = graph.constant(units.weight)
     assert weight is not None
     w = np.asarray(weight, np.float64)
     features = units.features(keep)
-    target = x @ w
+    target = x @ w if target is None else target
     kept = x[:, features]
     with_bias = units.bias is not None
     design = np.hstack([kept, np.ones((len(kept), 1))]) if with_bias else kept
@@ -79,7 +83,7 @@ def refit(graph: OnnxGraph, units: Units, x: Array, keep: IntArray) -> dict[str,
     solution = np.linalg.solve(gram + ridge, design.T @ target)
     before = _relative_error(kept @ w[features], target)
     after = _relative_error(design @ solution, target)
-    fitted = weight.copy()
+    fitted = np.zeros_like(weight)
     fitted[features] = solution[: len(features)].astype(weight.dtype)
     graph.set_constant(units.weight, fitted)
     if with_bias and units.bias is not None:

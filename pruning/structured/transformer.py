@@ -104,13 +104,37 @@ def plan_units(
         plan.heads.append((block, head_keep[block.name]))
     chosen: list[tuple[Units, IntArray]] = [(u, head_keep[k]) for k, u in heads.items()]
     chosen += [(u, keep[k]) for k, u in neurons.items()]
+    fits: dict[str, dict[str, float]] = {}
+    if options.rescale and data is not None and options.batches is not None:
+        fits = _refit_in_order(graph, chosen, data, options.batches)
     for units, kept in chosen:
-        fit = None
-        if options.rescale and data is not None and kept.size < units.count:
-            fit = refit(graph, units, data[units.reader], kept)
-        entry = _entry(units.kind, units.label, units.count, int(kept.size), None, fit)
+        entry = _entry(units.kind, units.label, units.count, int(kept.size), None)
+        if units.weight in fits:
+            entry["rescale"] = fits[units.weight]
         plan.report.append(entry)
     return plan
+
+
+def _refit_in_order(
+    graph: OnnxGraph,
+    chosen: list[tuple[Units, IntArray]],
+    dense: dict[str, Any],
+    batches: Sequence[Feeds],
+) -> dict[str, dict[str, float]]:
+    """Refit projections in graph order, each on the inputs it gets once the layers before it
+    are cut (removed rows zeroed, which the cut tests show is the same function), towards the
+    dense model's output of that projection: errors do not pile up layer after layer."""
+    order = {n.input[1]: i for i, n in enumerate(graph.nodes) if len(n.input) > 1}
+    fits = {}
+    for units, kept in sorted(chosen, key=lambda c: order.get(c[0].weight, 0)):
+        if kept.size == units.count:
+            continue
+        weight = graph.constant(units.weight)
+        assert weight is not None
+        target = dense[units.reader] @ np.asarray(weight, np.float64)
+        now = collect(graph.proto, [units.reader], batches)[units.reader]
+        fits[units.weight] = refit(graph, units, now, kept, target)
+    return fits
 
 
 def _activations(
