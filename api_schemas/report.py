@@ -352,6 +352,57 @@ class TrainingReport(BaseModel):
     time_s: float
 
 
+# Issue 19: the headline of a channel job (heads, neurons, channels removed physically).
+_CHANGE = {"before": 1600256, "after": 812032, "ratio": 0.5074}
+_STRUCTURED = {
+    "physically_smaller": True,
+    "parameters": _CHANGE,
+    "flops": {"before": 52297728, "after": 26279936, "ratio": 0.5025},
+    "file_bytes": {"before": 6417421, "after": 3262135, "ratio": 0.5083},
+    "heads_removed": {"total": 8, "of": 16, "per_layer": {"/blocks.0/attention": 4}},
+    "neurons_removed": {
+        "total": 1024,
+        "of": 2048,
+        "per_layer": {"/blocks.0/intermediate/MatMul": 512},
+    },
+    "channels_removed": 1024,
+    "speedup": {"1": 2.12, "32": 1.76},
+    "output_cosine": 0.9952,
+}
+
+
+class CountChange(BaseModel):
+    model_config = _OPEN
+    before: int
+    after: int
+    ratio: float | None
+
+
+class UnitsRemoved(BaseModel):
+    model_config = _OPEN
+    total: int = Field(description="Units removed over all layers.")
+    of: int = Field(description="Units the layers had.")
+    per_layer: dict[str, int] = Field(description="Layer -> units removed.")
+
+
+class StructuredHeadline(BaseModel):
+    """What a channel job removed and what it bought: parameters, FLOPs (MatMul/Gemm/Conv at
+    batch 1) and file bytes before and after, attention heads and MLP neurons removed per
+    layer, the measured speedup per batch size (from `latency`) and the output cosine (from
+    `quality.fidelity`). `sparsity.achieved` counts zeros, which removed units are not."""
+
+    model_config = _open(_STRUCTURED)
+    physically_smaller: bool | None = None
+    parameters: CountChange | None = None
+    flops: CountChange | None = None
+    file_bytes: CountChange | None = None
+    heads_removed: UnitsRemoved
+    neurons_removed: UnitsRemoved
+    channels_removed: int
+    speedup: dict[str, float | None] = Field(description="Batch size -> measured speedup.")
+    output_cosine: float | None = None
+
+
 class Report(BaseModel):
     model_config = _open(
         {
@@ -373,6 +424,9 @@ class Report(BaseModel):
     quality: QualityReport
     timings: Timings
     training: TrainingReport | None = None
+    structured: StructuredHeadline | None = Field(
+        default=None, description="The headline of a channel job; null for other granularities."
+    )
     manifest: Manifest | None = Field(
         default=None,
         description="What decided the artifact's bytes; null in reports of older releases.",

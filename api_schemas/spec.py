@@ -152,6 +152,27 @@ class NMGranularity(BaseModel):
         return self
 
 
+class ChannelTarget(BaseModel):
+    """Exactly one of: `speedup` measured in ONNX Runtime at `latency.batch_sizes` (the
+    smallest over them), or the fraction of the dense model's `flops` or `parameters` kept."""
+
+    model_config = _contract({"speedup": 1.5}, {"flops": 0.5})
+    speedup: float | None = Field(default=None, gt=1.0, le=100.0, description="Speedup to reach.")
+    flops: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="Fraction of the dense FLOPs to keep at most."
+    )
+    parameters: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="Fraction of the dense parameters to keep."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ChannelTarget":
+        given = [k for k in ("speedup", "flops", "parameters") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of speedup, flops, parameters (got {given})")
+        return self
+
+
 class ChannelGranularity(BaseModel):
     """Remove whole output channels (Conv) and output features (Gemm/MatMul), and shrink the
     layers that consume them: the returned ONNX model is physically smaller. `sparsity` is the
@@ -164,11 +185,52 @@ class ChannelGranularity(BaseModel):
     them and the inputs reading them; the model keeps its shapes while it trains) and the
     zeroed channels are cut when training ends."""
 
-    model_config = _contract({"kind": "channel", "importance": "l1"})
-    kind: Literal["channel"] = Field(default="channel", description="Granularity tag.")
-    importance: Literal["l1", "l2"] = Field(
-        default="l1", description="Norm of a channel's weights that ranks it (not with taylor)."
+    model_config = _contract(
+        {"kind": "channel", "importance": "l1"},
+        {
+            "kind": "channel",
+            "importance": "output_error",
+            "allocation": "global",
+            "rescale": True,
+            "target": {"speedup": 1.5},
+        },
     )
+    kind: Literal["channel"] = Field(default="channel", description="Granularity tag.")
+    importance: Literal["l1", "l2", "output_error"] = Field(
+        default="l1",
+        description="Norm of a channel's weights that ranks it (not with taylor); "
+        "`output_error`: attention heads and MLP neurons ranked by the output error of removing "
+        "each alone on the calibration data (needs `calibration`; other channels by L1).",
+    )
+    # Transformer heads and neurons (issue 19): their own block for easy merges.
+    allocation: Literal["uniform", "global"] = Field(
+        default="uniform",
+        description="How many heads and neurons each layer loses: `uniform` the same fraction "
+        "everywhere; `global` one ranking over all layers (needs `output_error`).",
+    )
+    rescale: bool = Field(
+        default=False,
+        description="Refit each projection reading kept heads/neurons by least squares to the "
+        "dense layer output on the calibration data (Kwon et al. 2022); needs `calibration`.",
+    )
+    target: ChannelTarget | None = Field(
+        default=None,
+        description="Search the pruning ratio (up to `sparsity`) that reaches this target; "
+        "the report gives the curve, or how close it got.",
+    )
+
+    @model_validator(mode="after")
+    def _global_needs_data(self) -> "ChannelGranularity":
+        if self.allocation == "global" and self.importance != "output_error":
+            _raise_at(
+                "ChannelGranularity",
+                (
+                    "allocation",
+                    "allocation 'global' compares layers by output error; "
+                    "set importance to 'output_error'",
+                ),
+            )
+        return self
 
 
 Granularity = Annotated[

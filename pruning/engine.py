@@ -32,6 +32,7 @@ from pruning.spec import PruneSpec, parse_spec
 from pruning.streaming.job import StreamedCall, prune_streamed
 from pruning.structured.channel_masks import ChannelMasks, mask_channels
 from pruning.structured.hardware import explain, explain_no_gain
+from pruning.structured.headline import structured_headline
 from pruning.structured.prune import StructuredOutcome, cut_masked_channels, prune_structured
 from pruning.training.run import EventNotes, TrainingOutcome, prune_with_training
 from pruning.training.zeros_first import zeros_first
@@ -380,18 +381,17 @@ def _report(
     # Sizes of the files a user would ship, next to those of the upload.
     files = {"file": artifacts["model"], "dense_file": job.upload or job.original}
     files.update({name: path for name, path in artifacts.items() if name != "model"})
+    storage = _labelled(
+        storage_report(found.weights, files, job.spec.report.compressed_sizes, found.storage_layers)
+    )
+    quality = headline(measured["fidelity"], measured["metric"], measured["calibration_fidelity"])
     return {
+        "structured": structured_headline(job.structure, measured["latency"], storage, quality),
         "sparsity": sparsity_section(found, job.pruned, job.spec),
         "skipped": [s.to_json() for s in job.pruned.skipped],
-        "storage": _labelled(
-            storage_report(
-                found.weights, files, job.spec.report.compressed_sizes, found.storage_layers
-            )
-        ),
+        "storage": storage,
         "latency": _explained(measured["latency"], job),
-        "quality": headline(
-            measured["fidelity"], measured["metric"], measured["calibration_fidelity"]
-        ),
+        "quality": quality,
         "training": job.training,
         "calibration": job.calibration,
         "structure": job.structure,

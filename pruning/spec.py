@@ -14,6 +14,7 @@ from typing import Any
 
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.methods import METHODS
+from pruning.spec_units import UnitSpec, check_units_schedule, parse_units
 from pruning.spec_values import choice_at, object_at
 from pruning.training.spec import (
     EvaluationSpec,
@@ -83,7 +84,8 @@ class PruneSpec:
     outputs: tuple[str, ...] = ("model",)
     input_shapes: Mapping[str, tuple[int, ...]] | None = None
     nm: tuple[int, int] | None = None  # (n, m) when granularity is "n:m"
-    channel_importance: str = "l1"  # "l1" | "l2" when granularity is "channel"
+    channel_importance: str = "l1"  # "l1" | "l2" | "output_error" when granularity is "channel"
+    units: UnitSpec = field(default_factory=UnitSpec)  # transformer heads and neurons
     calibration: CalibrationSpec | None = None
     retrain: RetrainSpec | None = None
     evaluation: EvaluationSpec | None = None
@@ -106,6 +108,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         granularity=_granularity(granularity),
         nm=_nm(granularity, sparsity),
         channel_importance=_importance(granularity),
+        units=parse_units(granularity),
         layers=_layers(raw.get("layers") or {}),
         schedule=schedule,
         latency=_latency(raw.get("latency", {})),
@@ -117,6 +120,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         evaluation=parse_evaluation(raw.get("evaluation")),
     )
     _check_training_granularity(spec)
+    check_units_schedule(spec.units, spec.channel_importance, spec.schedule.kind)
     return spec
 
 
@@ -201,7 +205,9 @@ def _nm(raw: Mapping[str, Any], sparsity: float) -> tuple[int, int] | None:
 def _importance(raw: Mapping[str, Any]) -> str:
     if raw.get("kind") != "channel":
         return "l1"
-    return choice_at(raw.get("importance", "l1"), ("l1", "l2"), "granularity.importance")
+    return choice_at(
+        raw.get("importance", "l1"), ("l1", "l2", "output_error"), "granularity.importance"
+    )
 
 
 def _check_training_granularity(spec: PruneSpec) -> None:

@@ -53,6 +53,7 @@ def check_spec(
         *_retrain_errors(spec, model, dataset_exists),
         *_evaluation_errors(spec, model, dataset_exists),
         *_output_errors(spec, model.format),
+        *_unit_errors(spec, model.format or ""),
     ]
     if errors:
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
@@ -249,3 +250,36 @@ def dataset_lookup(get_dataset: Callable[[str], object]) -> Callable[[str], obje
             return None
 
     return exists
+
+
+def _unit_errors(spec: PruneSpec, fmt: str) -> Iterator[ProblemFieldError]:
+    """Heads and neurons ranked or refitted on data need calibration data, and an ONNX model."""
+    granularity = spec.granularity
+    if granularity.kind != "channel":
+        return
+    asked = [
+        name
+        for name, on in (
+            ("importance", granularity.importance == "output_error"),
+            ("rescale", granularity.rescale),
+            ("target", granularity.target is not None),
+        )
+        if on
+    ]
+    data = [a for a in asked if a != "target"]
+    if data and spec.calibration is None:
+        yield ProblemFieldError(
+            field="spec.calibration",
+            message=f"granularity.{data[0]} works on calibration data: "
+            '{"dataset_id": "ds_...", "samples": 128}',
+        )
+    if asked and fmt != "onnx":
+        yield ProblemFieldError(
+            field=f"spec.granularity.{asked[0]}",
+            message="heads and neurons are ranked, refitted and searched on ONNX models",
+        )
+    if asked and spec.schedule.kind != "one_shot":
+        yield ProblemFieldError(
+            field=f"spec.granularity.{asked[0]}",
+            message="works with a one_shot schedule (with or without retrain)",
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,9 @@ from pruning.structured.channels import IntArray
 from pruning.structured.cutters import CUTTERS
 from pruning.structured.dependency import Dependencies, Source, analyse
 from pruning.structured.graph import OnnxGraph
+from pruning.structured.heads import find_heads
 from pruning.structured.importance import Importance, channels_to_keep, group_importance
+from pruning.structured.transformer import UnitOptions, plan_units
 
 
 @dataclass(frozen=True)
@@ -51,18 +53,30 @@ class ChannelPruning:
     parameters_before: int
     parameters_after: int
     output_change: float  # max |pruned - unpruned| over the outputs on the verification run
+    units: list[dict[str, Any]] = field(default_factory=list)  # heads and neurons per layer
 
 
 def prune_onnx_channels(
-    proto: onnx.ModelProto, selected: Collection[str], sparsity: float, importance: Importance
+    proto: onnx.ModelProto,
+    selected: Collection[str],
+    sparsity: float,
+    importance: Importance,
+    units: UnitOptions | None = None,
 ) -> ChannelPruning:
     """A physically smaller copy of ``proto``: ``sparsity`` of the channels of every safe
-    group whose layers are all in ``selected`` removed, with every consumer shrunk."""
+    group whose layers are all in ``selected`` removed, with every consumer shrunk, and the
+    same fraction of the heads of every attention block (``units`` says how they and MLP
+    neurons are ranked and whether what is kept is refitted)."""
     pruned = onnx.ModelProto()
     pruned.CopyFrom(proto)
     graph = OnnxGraph(pruned)
     deps = analyse(graph)
+    heads = find_heads(graph)
     outcomes, keep = decide_channels(graph, deps, set(selected), sparsity, importance)
+    plan = plan_units(
+        graph, deps, heads, set(selected), sparsity, units or UnitOptions(), keep, _members(deps)
+    )
+    outcomes = _resize([o for o in outcomes if not set(o.layers) & plan.covered], keep, deps)
     for step in deps.steps:
         positions = step.channels.kept_positions(keep, deps.find)
         if positions.size == step.channels.size:
@@ -72,10 +86,43 @@ def prune_onnx_channels(
         cut = cutter.prune_out_channels if step.role == "out" else cutter.prune_in_channels
         assert cut is not None, f"no {step.role} cut for {node.op_type}"
         cut(graph, node, positions, step.channels)
+    plan.cut(graph)
+    drop_unused_constants(pruned)
     del pruned.graph.value_info[:]  # shapes of cut tensors changed: inferred afresh
     change = verify_same_signature(proto, pruned)
     before, after = parameter_count(proto), parameter_count(pruned)
-    return ChannelPruning(pruned, outcomes, before, after, change)
+    return ChannelPruning(pruned, outcomes, before, after, change, plan.report)
+
+
+def _members(deps: Dependencies) -> dict[int, list[Source]]:
+    members: dict[int, list[Source]] = defaultdict(list)
+    for group, source in deps.sources.items():
+        members[deps.find.root(group)].append(source)
+    return members
+
+
+def _resize(
+    outcomes: list[GroupOutcome], keep: dict[int, IntArray], deps: Dependencies
+) -> list[GroupOutcome]:
+    """The kept counts after ``plan_units`` re-decided the neurons with data."""
+    by_layer = {s.weight: deps.find.root(g) for g, s in deps.sources.items()}
+    resized = []
+    for o in outcomes:
+        root = by_layer.get(o.layers[0])
+        kept = int(keep[root].size) if root in keep and o.reason is None else o.kept
+        resized.append(GroupOutcome(o.layers, o.channels, kept, o.reason))
+    return resized
+
+
+def drop_unused_constants(proto: onnx.ModelProto) -> None:
+    """Shape Constant nodes the head cut replaced are read by nothing any more
+    (initializers stay: an unread one may be a parameter the report lists)."""
+    read = {name for node in proto.graph.node for name in node.input}
+    read |= {o.name for o in proto.graph.output}
+    nodes = [n for n in proto.graph.node if n.op_type != "Constant" or n.output[0] in read]
+    if len(nodes) != len(proto.graph.node):
+        del proto.graph.node[:]
+        proto.graph.node.extend(nodes)
 
 
 def decide_channels(

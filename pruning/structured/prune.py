@@ -24,9 +24,9 @@ from pruning.structured.channel_importance import ChannelRanking, channel_rankin
 from pruning.structured.channel_masks import ChannelMasks
 from pruning.structured.hardware import explain
 from pruning.structured.nm_layout import input_on_axis0
-from pruning.structured.onnx_channels import prune_onnx_channels
 from pruning.structured.torchscript_channels import zero_channels
 from pruning.structured.torchscript_shrink import shrink_sequential
+from pruning.structured.unit_job import prune_onnx_units, refuse_unit_options
 
 
 @dataclass
@@ -62,8 +62,8 @@ def prune_structured(
         assert scorer is not None
         return _nm(model, plan, spec, scorer)
     ranking = channel_ranking(model, plan, spec, inputs, datasets or {})
-    outcome = _channels(model, plan, spec, inputs, ranking)
-    outcome.calibration = ranking.calibration
+    outcome = _channels(model, plan, spec, inputs, ranking, datasets or {})
+    outcome.calibration = outcome.calibration or ranking.calibration
     return outcome
 
 
@@ -74,7 +74,7 @@ def cut_masked_channels(
     if isinstance(model, OnnxModel):
         model.store_weights()  # the trained values, which the surgery reads from the graph
     ranking = masks.final_ranking()
-    outcome = _channels(model, masks.held_plan(plan), spec, inputs, ranking)
+    outcome = _channels(model, masks.held_plan(plan), spec, inputs, ranking, scheduled=True)
     outcome.report["groups"] = masks.explain(outcome.report["groups"])
     outcome.calibration = ranking.calibration
     return outcome
@@ -109,14 +109,25 @@ def _nm(model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, scorer: Scorer) -
 
 
 def _channels(
-    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan, rank: ChannelRanking
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    inputs: InputPlan,
+    rank: ChannelRanking,
+    datasets: Mapping[str, Path] | None = None,
+    scheduled: bool = False,
 ) -> StructuredOutcome:
     proto: Any = getattr(model, "proto", None)
     base = {"kind": "channel", "importance": rank.label, "scope": "per group"}
     if proto is None:
+        refuse_unit_options(spec)
         return StructuredOutcome({**base, **_torchscript_channels(model, plan, spec, inputs, rank)})
     names = [t.name for t in plan.selected]
-    result = prune_onnx_channels(proto, names, spec.sparsity, rank.importance)
+    result, extra = prune_onnx_units(
+        proto, names, spec, inputs, datasets or {}, rank.importance, scheduled
+    )
+    calibration = extra.pop("calibration", None)
+    base["scope"] = "global" if spec.units.allocation == "global" else "per group"
     report = {
         **base,
         "physically_smaller": result.parameters_after < result.parameters_before,
@@ -125,8 +136,10 @@ def _channels(
         # On random inputs; 0 after a schedule, whose zeroed channels reached nothing.
         "output_change": result.output_change,
         "latency_explanation": explain("channel"),
+        "units": result.units,
+        **extra,
     }
-    return StructuredOutcome(report, result.proto)
+    return StructuredOutcome(report, result.proto, calibration)
 
 
 def _torchscript_channels(
