@@ -15,6 +15,7 @@ from typing import Any
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.methods import METHODS
 from pruning.spec_values import choice_at, object_at
+from pruning.training.learned.spec_rules import check_learned
 from pruning.training.spec import (
     EvaluationSpec,
     RetrainSpec,
@@ -117,6 +118,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         evaluation=parse_evaluation(raw.get("evaluation")),
     )
     _check_training_granularity(spec)
+    check_learned(spec.method.name, spec.retrain, spec.schedule, spec.granularity)
     return spec
 
 
