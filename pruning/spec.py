@@ -118,7 +118,13 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         evaluation=parse_evaluation(raw.get("evaluation")),
     )
     _check_training_granularity(spec)
-    check_learned(spec.method.name, spec.retrain, spec.schedule, spec.granularity)
+    check_learned(
+        spec.method.name,
+        dict(spec.method.options),
+        spec.retrain,
+        spec.schedule,
+        spec.granularity,
+    )
     return spec
 
 

@@ -32,13 +32,16 @@ class L0Method(LearnedMethod):
         "init_log_alpha": float,
     }
 
+    DEFAULT_LR: ClassVar[float] = 0.1
+    DEFAULT_DUAL_LR: ClassVar[float] = 2.0
+
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
         init = float(setup.options.get("init_log_alpha", 2.0))
         self.log_alpha = {
             n: torch.nn.Parameter(torch.full_like(t, init)) for n, t in self.theta.items()
         }
-        self.multiplier = Multiplier(setup.target_density, float(setup.options.get("dual_lr", 2.0)))
+        self.multiplier = Multiplier(setup.target_density, self.dual_lr)
         self._expected = 1.0
 
     def extra_parameters(self) -> list[torch.nn.Parameter]:

@@ -27,13 +27,16 @@ class SoftThresholdMethod(LearnedMethod):
         "init_s": float,
     }
 
+    DEFAULT_LR: ClassVar[float] = 0.05
+    DEFAULT_DUAL_LR: ClassVar[float] = 5.0
+
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
         init = float(setup.options.get("init_s", -5.0))
         self.s = {n: torch.nn.Parameter(torch.tensor(init)) for n in self.theta}
         self.scale = {n: float(t.detach().abs().max()) or 1.0 for n, t in self.theta.items()}
         self.share = {n: t.numel() / max(self.total, 1) for n, t in self.theta.items()}
-        self.multiplier = Multiplier(setup.target_density, float(setup.options.get("dual_lr", 5.0)))
+        self.multiplier = Multiplier(setup.target_density, self.dual_lr)
 
     def extra_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.s.values())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pruning.errors import InvalidSpec, Unsupported
@@ -11,10 +12,23 @@ from pruning.training.spec import RetrainSpec, ScheduleSpec
 
 
 def check_learned(
-    method: str, retrain: RetrainSpec | None, schedule: ScheduleSpec, granularity: Any
+    method: str,
+    options: Mapping[str, Any],
+    retrain: RetrainSpec | None,
+    schedule: ScheduleSpec,
+    granularity: str,
 ) -> None:
     if not is_learned(method):
         return
+    fraction = options.get("finetune_fraction", 0.25)
+    if not 0.0 <= fraction < 1.0:
+        raise InvalidSpec(
+            f"method.finetune_fraction must be in [0, 1), got {fraction!r}",
+            field="method.finetune_fraction",
+        )
+    for key in ("lr", "dual_lr"):
+        if key in options and not options[key] > 0:
+            raise InvalidSpec(f"method.{key} must be positive", field=f"method.{key}")
     if retrain is None:
         raise InvalidSpec(
             f"method {method!r} learns which weights to drop while training, so it needs "

@@ -34,6 +34,9 @@ class VariationalDropoutMethod(LearnedMethod):
         "init_log_alpha": float,
     }
 
+    DEFAULT_LR: ClassVar[float] = 0.1
+    DEFAULT_DUAL_LR: ClassVar[float] = 20.0
+
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
         self.threshold = float(setup.options.get("threshold", 3.0))
@@ -42,7 +45,7 @@ class VariationalDropoutMethod(LearnedMethod):
             n: torch.nn.Parameter(torch.log(t.detach() ** 2 + 1e-8) + init)
             for n, t in self.theta.items()
         }
-        self.multiplier = Multiplier(setup.target_density, float(setup.options.get("dual_lr", 0.5)))
+        self.multiplier = Multiplier(setup.target_density, self.dual_lr)
 
     def extra_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.log_sigma2.values())
@@ -54,11 +57,14 @@ class VariationalDropoutMethod(LearnedMethod):
     def effective(self, training: bool) -> dict[str, torch.Tensor]:
         out = {}
         for n, theta in self.theta.items():
+            kept = self.log_alpha(n) < self.threshold
             if training:
+                # A dropped weight's noise (sigma > 4.5 |theta| past the threshold) would
+                # swamp the layer without local reparameterisation: it computes as dropped.
                 noise = torch.randn_like(theta) * torch.exp(self.log_sigma2[n] / 2)
-                out[n] = theta + noise
+                out[n] = (theta + noise) * kept
             else:
-                out[n] = theta * (self.log_alpha(n) < self.threshold)
+                out[n] = theta * kept
         return out
 
     def penalty(self) -> torch.Tensor:
