@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from api_schemas.report import Report
 from pruning import prune
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.spec import parse_spec
@@ -151,3 +152,13 @@ def test_movement_takes_the_gradual_schedule_as_its_ramp() -> None:
         }
     )
     assert spec.schedule.exponent == 2.0
+
+
+def test_the_report_fits_the_published_report_contract(
+    tmp_path: Path, dense: dict[str, Path]
+) -> None:
+    _, result = _learned_job(tmp_path, dense[".pt"], "variational_dropout")
+
+    parsed = Report.model_validate(result.report)
+    assert parsed.training is not None and parsed.training.learned is not None
+    assert parsed.training.learned.method == "variational_dropout"

@@ -95,6 +95,13 @@ class LearnedMethod(ABC):
     def kept(self) -> dict[str, torch.Tensor]:
         """Per tensor, the boolean mask of weights the method currently keeps."""
 
+    def restarted(self) -> bool:
+        """True right after the multiplier restarted at 0 (the target was met): the
+        optimizer then forgets the momentum of the method's own parameters, which would
+        otherwise carry them well past the target (measured: str at 0.007 density for a
+        0.02 target on the digits CNN)."""
+        return False
+
     def state(self) -> dict[str, float]:
         """Scalars for the trajectory beside the density (the Lagrange multiplier)."""
         return {}

@@ -15,8 +15,10 @@ class Multiplier:
     target: float
     rate: float
     value: float = 0.0
+    restarted: bool = False  # by the last ascent: the primal momentum should stop too
 
     def ascend(self, density: float) -> None:
+        self.restarted = density <= self.target and self.value > 0.0
         if density <= self.target:
             self.value = 0.0
         else:

@@ -75,6 +75,9 @@ class L0Method(LearnedMethod):
         with torch.no_grad():
             return {n: self._gate(a, False) > 0 for n, a in self.log_alpha.items()}
 
+    def restarted(self) -> bool:
+        return self.multiplier.restarted
+
     def state(self) -> dict[str, float]:
         return {"expected_density": round(self._expected, 6), "multiplier": self.multiplier.value}
 

@@ -293,6 +293,9 @@ class _Trainer:
             torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
         self.optimizer.step()
         self.method.after_step(step)
+        if self.method.restarted():
+            for p in self.method.extra_parameters():
+                self.optimizer.state.pop(p, None)
         return float(task.detach())
 
     def _validate(self, data: TrainingData, split: Split) -> dict[str, float]:

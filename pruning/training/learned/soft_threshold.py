@@ -61,6 +61,9 @@ class SoftThresholdMethod(LearnedMethod):
         with torch.no_grad():
             return {n: t.abs() > self.threshold(n) for n, t in self.theta.items()}
 
+    def restarted(self) -> bool:
+        return self.multiplier.restarted
+
     def state(self) -> dict[str, float]:
         return {"multiplier": self.multiplier.value}
 

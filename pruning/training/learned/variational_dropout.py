@@ -78,6 +78,9 @@ class VariationalDropoutMethod(LearnedMethod):
         with torch.no_grad():
             return {n: self.log_alpha(n) < self.threshold for n in self.theta}
 
+    def restarted(self) -> bool:
+        return self.multiplier.restarted
+
     def state(self) -> dict[str, float]:
         return {"multiplier": self.multiplier.value}
 
