@@ -82,4 +82,4 @@ def project(
             "learned_sparsity": round(1.0 - float(kept.mean()), 6),
             "sparsity": round(1.0 - float(final.mean()), 6),
         }
-    return {"layers": layers, "revived": revived, "dropped": dropped}
+    return {"layers": layers, "moved": {"revived": revived, "dropped": dropped}}

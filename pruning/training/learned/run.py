@@ -117,29 +117,28 @@ def _train(
     view.module.eval()
     view.write_back()
     took = time.perf_counter() - start
-    target = _target_density(plan, spec)
-    learned = {
+    described = batchnorm.describe(norms, trains_norms, batches)
+    report = _report(spec, data, progress.curve, progress.steps, view, described, took)
+    report["learned"] = {
         "method": spec.method.name,
-        "target_density": round(target, 6),
-        "learned_density": round(learned_density, 6),
-        "learned_sparsity": round(1.0 - learned_density, 6),
-        "gap": round(learned_density - target, 6),
+        **_gap(learned_density, _target_density(plan, spec)),
         "learning_epochs": retrain.epochs - tail,
         "finetune_epochs": tail,
-        "projection": {
-            "step": learn_steps,
-            "score": notes.pop("score", ""),
-            "revived": moved["revived"],
-            "dropped": moved["dropped"],
-        },
+        "projection": {"step": learn_steps, "score": notes.pop("score", ""), **moved["moved"]},
         "layers": moved["layers"],
         "trajectory": progress.trajectory,
         **notes,
     }
-    described = batchnorm.describe(norms, trains_norms, batches)
-    report = _report(spec, data, progress.curve, progress.steps, view, described, took)
-    report["learned"] = learned
     return TrainingOutcome(report, EventNotes(None, None), prune_s, took)
+
+
+def _gap(learned: float, target: float) -> dict[str, float]:
+    return {
+        "target_density": round(target, 6),
+        "learned_density": round(learned, 6),
+        "learned_sparsity": round(1.0 - learned, 6),
+        "gap": round(learned - target, 6),
+    }
 
 
 def _setup(plan: LayerPlan, spec: PruneSpec, view: Trainable, total_steps: int) -> Setup:
