@@ -172,7 +172,7 @@ class SoftThresholdMethod(BaseModel):
 
     model_config = _contract({"name": "str"})
     name: Literal["str"] = Field(default="str", description="Method tag.")
-    lr: float | None = _rate("Step of the thresholds' s; null: 0.05 (more for short jobs).")
+    lr: float | None = _rate("Step of the thresholds' s; null: 0.02 (more for short jobs).")
     dual_lr: float | None = _DUAL_LR
     init_s: float = Field(
         default=-5.0, ge=-20.0, le=0.0, description="Initial s of every layer (near dense)."

@@ -27,7 +27,7 @@ class SoftThresholdMethod(LearnedMethod):
         "init_s": float,
     }
 
-    DEFAULT_LR: ClassVar[float] = 0.05
+    DEFAULT_LR: ClassVar[float] = 0.02
     DEFAULT_DUAL_LR: ClassVar[float] = 5.0
 
     def __init__(self, setup: Setup) -> None:
