@@ -318,6 +318,42 @@ class PruningEvent(BaseModel):
     sparsity: float
 
 
+class LearnedSparsityReport(BaseModel):
+    """What a learned-sparsity method (`l0`, `variational_dropout`, `str`, `movement`)
+    learned before the projection onto the exact `sparsity`, and how it got there."""
+
+    model_config = _open(
+        {
+            "method": "l0",
+            "target_density": 0.1,
+            "learned_density": 0.087,
+            "learned_sparsity": 0.913,
+            "gap": -0.013,
+            "learning_epochs": 15,
+            "finetune_epochs": 5,
+            "projection": {"step": 675, "score": "log alpha of the gate", "revived": 480},
+            "layers": {
+                "fc1.weight": {"weights": 32768, "learned_sparsity": 0.93, "sparsity": 0.92}
+            },
+            "trajectory": [{"step": 0, "epoch": 0.0, "phase": "learn", "density": 1.0}],
+        }
+    )
+    method: str
+    target_density: float = Field(description="1 - sparsity over the selected weights.")
+    learned_density: float = Field(description="Share of weights the method kept, unprojected.")
+    gap: float = Field(description="learned_density - target_density.")
+    projection: dict[str, Any] = Field(
+        description="The score it ranked by, and the weights it revived or dropped."
+    )
+    layers: dict[str, dict[str, Any]] = Field(
+        description="Per tensor: weights, learned_sparsity (before) and sparsity (after)."
+    )
+    trajectory: list[dict[str, Any]] = Field(
+        description="Density (and the Lagrange multiplier, if any) at evenly spaced steps, "
+        "through learning and the fine-tuning of the projected mask."
+    )
+
+
 class TrainingReport(BaseModel):
     """How the pruned model was fine-tuned, masks fixed: schedule, optimizer, data, curve."""
 
@@ -350,6 +386,9 @@ class TrainingReport(BaseModel):
     pruning_events: list[PruningEvent]
     curve: list[TrainingPoint]
     time_s: float
+    learned: LearnedSparsityReport | None = Field(
+        default=None, description="Only for a learned-sparsity method."
+    )
 
 
 # Issue 19: the headline of a channel job (heads, neurons, channels removed physically).

@@ -100,8 +100,139 @@ class TaylorMethod(BaseModel):
     name: Literal["taylor"] = Field(default="taylor", description="Method tag.")
 
 
+# --- Learned sparsity (issue 16): methods that learn their mask while training `retrain`. ---
+
+_FINETUNE = Field(
+    default=0.25,
+    ge=0.0,
+    lt=1.0,
+    description="Share of `retrain.epochs` (rounded; at least one epoch learns) spent after the "
+    "projection onto the exact sparsity, fine-tuning that mask held fixed.",
+)
+_DUAL_LR = Field(
+    default=None,
+    gt=0.0,
+    le=1e6,
+    description="Step of the dual ascent on the Lagrange multiplier (controlled sparsity, "
+    "Gallego-Posada et al. 2022); null: the method's default, larger for jobs under 100 steps.",
+)
+
+
+def _rate(description: str) -> Any:
+    return Field(default=None, gt=0.0, le=10.0, description=description)
+
+
+class L0Method(BaseModel):
+    """L0 regularisation with hard-concrete gates per weight (Louizos et al. 2018) at a
+    controlled density: the expected density is held to 1 - `sparsity` by a Lagrange multiplier
+    updated by dual ascent (Gallego-Posada et al. 2022), so no penalty weight is asked for.
+    Gates become deterministic at the end and the weights are projected onto exactly
+    `sparsity` by the gates' log alpha. Needs `retrain`."""
+
+    model_config = _contract({"name": "l0"})
+    name: Literal["l0"] = Field(default="l0", description="Method tag.")
+    lr: float | None = _rate(
+        "Adam/SGD step of the gates' log alpha; null: 0.1 (more for short jobs)."
+    )
+    dual_lr: float | None = _DUAL_LR
+    init_log_alpha: float = Field(
+        default=2.0, ge=-10.0, le=10.0, description="Initial log alpha of every gate (open)."
+    )
+    finetune_fraction: float = _FINETUNE
+
+
+class VariationalDropoutMethod(BaseModel):
+    """Sparse variational dropout (Molchanov et al. 2017): a learned log sigma^2 per weight,
+    Molchanov's KL approximation weighted by a Lagrange multiplier (dual ascent to the target
+    density); weights with log alpha above `threshold` are dropped. The noise is sampled per
+    weight once per mini-batch (the uploaded graph runs as it is, so no local
+    reparameterisation). Projected onto exactly `sparsity` by -log alpha. Needs `retrain`."""
+
+    model_config = _contract({"name": "variational_dropout", "threshold": 3.0})
+    name: Literal["variational_dropout"] = Field(
+        default="variational_dropout", description="Method tag."
+    )
+    lr: float | None = _rate("Step of log sigma^2; null: 0.1 (more for short jobs).")
+    dual_lr: float | None = _DUAL_LR
+    threshold: float = Field(
+        default=3.0, ge=0.0, le=10.0, description="log alpha above which a weight is dropped."
+    )
+    init_log_alpha: float = Field(
+        default=-4.0, ge=-10.0, le=0.0, description="Initial log alpha of every weight."
+    )
+    finetune_fraction: float = _FINETUNE
+
+
+class SoftThresholdMethod(BaseModel):
+    """Soft threshold reparameterisation, STR (Kusupati et al. 2020): every layer computes with
+    sign(w) * relu(|w| - g(s)), its threshold g(s) = sigmoid(s) * max|w| learned, so layers find
+    their own sparsity; the push on s is a Lagrange multiplier (dual ascent to the target
+    density) instead of the paper's weight decay. Projected onto exactly `sparsity` by
+    |w| - g(s). Needs `retrain`."""
+
+    model_config = _contract({"name": "str"})
+    name: Literal["str"] = Field(default="str", description="Method tag.")
+    lr: float | None = _rate("Step of the thresholds' s; null: 0.02 (more for short jobs).")
+    dual_lr: float | None = _DUAL_LR
+    init_s: float = Field(
+        default=-5.0, ge=-20.0, le=0.0, description="Initial s of every layer (near dense)."
+    )
+    finetune_fraction: float = _FINETUNE
+
+
+class MovementMethod(BaseModel):
+    """Movement pruning (Sanh et al. 2020), hard: scores accumulate -w * dL/dw during
+    fine-tuning and each step keeps the top-scoring weights, their share following the cubic
+    schedule (the `gradual` schedule's exponent, initial sparsity and fraction when given).
+    `scope` says whether scores compete globally or per layer. Needs `retrain`."""
+
+    model_config = _contract({"name": "movement"})
+    name: Literal["movement"] = Field(default="movement", description="Method tag.")
+    finetune_fraction: float = _FINETUNE
+
+
+LEARNED_METHODS = ("l0", "variational_dropout", "str", "movement")
+
+
+def _learned_problems(
+    method: str, retrain: "RetrainSpec | None", schedule: str, granularity: str
+) -> Iterator[tuple[tuple[str, ...] | str, str]]:
+    if method not in LEARNED_METHODS:
+        return
+    if retrain is None:
+        yield (
+            "retrain",
+            f"method {method!r} learns which weights to drop while training; it needs "
+            '`retrain` with a training dataset: {"dataset_id": "ds_...", "epochs": ...}',
+        )
+    if granularity != "unstructured":
+        yield ("granularity", f"method {method!r} learns single weights: use 'unstructured'")
+    allowed = ("one_shot", "gradual") if method == "movement" else ("one_shot",)
+    if schedule not in allowed:
+        yield (
+            ("schedule", "kind"),
+            f"method {method!r} sets its own sparsity over training; use "
+            + " or ".join(repr(a) for a in allowed),
+        )
+    if retrain is not None and retrain.regrow:
+        yield (
+            ("retrain", "regrow"),
+            f"method {method!r} can bring back any weight while it trains; regrow applies to "
+            "pruning events only",
+        )
+
+
 Method = Annotated[
-    MagnitudeMethod | RandomMethod | ObdMethod | WandaMethod | SparseGPTMethod | TaylorMethod,
+    MagnitudeMethod
+    | RandomMethod
+    | ObdMethod
+    | WandaMethod
+    | SparseGPTMethod
+    | TaylorMethod
+    | L0Method
+    | VariationalDropoutMethod
+    | SoftThresholdMethod
+    | MovementMethod,
     Field(discriminator="name"),
 ]
 LOSS_BASED_METHODS = ("obd", "wanda", "sparsegpt", "taylor")
@@ -657,6 +788,9 @@ class PruneSpec(BaseModel):
     def _schedule_fits_retraining(self) -> "PruneSpec":
         problems = list(
             _schedule_problems(self.schedule, self.retrain, self.sparsity, self.granularity)
+        )
+        problems += _learned_problems(
+            self.method.name, self.retrain, self.schedule.kind, self.granularity.kind
         )
         if problems:
             _raise_at("PruneSpec", *problems)

@@ -34,6 +34,8 @@ from pruning.structured.channel_masks import ChannelMasks, mask_channels
 from pruning.structured.hardware import explain, explain_no_gain
 from pruning.structured.headline import structured_headline
 from pruning.structured.prune import StructuredOutcome, cut_masked_channels, prune_structured
+from pruning.training.learned import is_learned
+from pruning.training.learned.run import train_learned
 from pruning.training.run import EventNotes, TrainingOutcome, prune_with_training
 from pruning.training.zeros_first import zeros_first
 from pruning.version import __version__
@@ -227,6 +229,10 @@ def _prune_or_train(
         notes = prune_once(spec, plan, step)
         clock.lap("prune_s")
         return _Pruned(model, structured, notes.calibration, notes.structure)
+    if is_learned(spec.method.name):  # learns its own mask, ends with a projection
+        trained = train_learned(model, plan, spec, inputs, datasets, step)
+        _lap_training(clock, trained)
+        return _Pruned(model, None, None, None, trained.report)
     if spec.granularity == "channel" and spec.schedule.kind == "one_shot":
         return _cut_channels_then_train(model, plan, spec, inputs, datasets, step, clock, out_dir)
     if spec.granularity == "channel":

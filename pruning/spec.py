@@ -16,6 +16,7 @@ from pruning.errors import InvalidSpec, Unsupported
 from pruning.methods import METHODS
 from pruning.spec_units import UnitSpec, check_units_schedule, parse_units
 from pruning.spec_values import choice_at, object_at
+from pruning.training.learned.spec_rules import check_learned
 from pruning.training.spec import (
     EvaluationSpec,
     RetrainSpec,
@@ -121,6 +122,13 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
     )
     _check_training_granularity(spec)
     check_units_schedule(spec.units, spec.channel_importance, spec.schedule.kind)
+    check_learned(
+        spec.method.name,
+        dict(spec.method.options),
+        spec.retrain,
+        spec.schedule,
+        spec.granularity,
+    )
     return spec
 
 

@@ -23,6 +23,8 @@ from shears_flags import add_evaluation_data, add_retraining_options, given
 DONE, JOB_FAILED, REFUSED, UNREACHABLE = 0, 1, 2, 3
 # Methods that read calibration data; `--data` feeds them (the server names any other need).
 DATA_METHODS = frozenset({"obd", "wanda", "sparsegpt", "taylor"})
+# Learned-sparsity methods train their masks: --data becomes the training dataset.
+LEARNED_METHODS = frozenset({"l0", "variational_dropout", "str", "movement"})
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -155,7 +157,8 @@ def _wants_data(spec: dict[str, Any], args: argparse.Namespace) -> bool:
 
 def _retrains(spec: dict[str, Any], args: argparse.Namespace) -> bool:
     asked = args.epochs or args.loss or args.schedule in ("iterative", "gradual")
-    return bool(asked or isinstance(spec.get("retrain"), dict))
+    learned = (spec.get("method") or {}).get("name") in LEARNED_METHODS
+    return bool(asked or learned or isinstance(spec.get("retrain"), dict))
 
 
 def _use_data(spec: dict[str, Any], args: argparse.Namespace, dataset_id: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from pruning.html import values as v
 from pruning.html.cards import header_cards
 from pruning.html.latency_section import latency_section
+from pruning.html.learned_section import learned_section
 from pruning.html.magnitudes import MagnitudeHistogram, Tensors
 from pruning.html.run_sections import quality_section, timings_section, training_section
 from pruning.html.style import CSS
@@ -34,6 +35,7 @@ def render_report_html(
         quality_section(report),
         storage_section(report),
         training_section(report),
+        learned_section(report),
         timings_section(report),
     ]
     body = "".join(s for s in sections if s)
@@ -63,6 +65,7 @@ def _nav(body: str) -> str:
             ("quality", "Fidelity"),
             ("storage", "Storage"),
             ("training", "Training"),
+            ("learned", "Learned sparsity"),
             ("timings", "Timings"),
         ]
         if f'id="{anchor}"' in body

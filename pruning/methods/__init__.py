@@ -17,6 +17,7 @@ from pruning.methods.random import RandomScorer
 from pruning.methods.sparsegpt import SparseGPTMethod
 from pruning.methods.taylor import TaylorMethod
 from pruning.methods.wanda import WandaMethod
+from pruning.training.learned import LEARNED, LearnedMethod
 
 SCORERS: dict[str, type[Scorer]] = {
     MagnitudeScorer.name: MagnitudeScorer,
@@ -31,8 +32,13 @@ CALIBRATED: dict[str, type[CalibratedMethod]] = {
     TaylorMethod.name: TaylorMethod,
     WandaMethod.name: WandaMethod,
 }
-# Every method the spec may name, with its OPTIONS.
-METHODS: dict[str, type[Scorer] | type[CalibratedMethod]] = {**SCORERS, **CALIBRATED}
+# Every method the spec may name, with its OPTIONS; the learned ones (pruning.training.learned)
+# train their masks and need ``retrain``.
+METHODS: dict[str, type[Scorer] | type[CalibratedMethod] | type[LearnedMethod]] = {
+    **SCORERS,
+    **CALIBRATED,
+    **LEARNED,
+}
 
 
 def make_scorer(name: str, options: Mapping[str, Any]) -> Scorer:

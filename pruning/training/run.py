@@ -64,7 +64,7 @@ def prune_with_training(
     retrain = spec.retrain
     start = time.perf_counter()
     data = load_training_data(
-        _dataset(retrain, datasets),
+        dataset_path(retrain, datasets),
         retrain.dataset_id,
         inputs.inputs,
         retrain.batch_size,
@@ -102,7 +102,7 @@ def _train(
     norms = batchnorm.batch_norm_layers(view.module)
     trains_norms = batchnorm.trains_statistics(view, norms, probe)
     if loss.needs_teacher:
-        data = _with_teacher(view, data)
+        data = with_teacher(view, data)
     schedule = plan_schedule(spec.schedule, retrain.epochs, data.batches_per_epoch)
     pruner = ScheduledPruner(model, plan, spec, view, schedule, prune_once, step)
     loop = TrainingLoop(
@@ -113,7 +113,7 @@ def _train(
         schedule=schedule,
         pruner=pruner,
         epochs=retrain.epochs,
-        on_epoch=lambda e, total, point: step("retrain", e / total, _epoch_info(e, total, point)),
+        on_epoch=lambda e, total, point: step("retrain", e / total, epoch_info(e, total, point)),
         generator=torch.Generator().manual_seed(retrain.seed),
     )
     result = loop.run()
@@ -174,7 +174,7 @@ class ScheduledPruner(Pruner):
         return {"sparsity": self.masks.sparsity, **details}
 
 
-def _with_teacher(view: Trainable, data: TrainingData) -> TrainingData:
+def with_teacher(view: Trainable, data: TrainingData) -> TrainingData:
     """The dense model's first output for every sample, before any pruning (distillation)."""
 
     def outputs(split: Split) -> Split:
@@ -199,7 +199,7 @@ def _optimizer(retrain: RetrainSpec, parameters: list[torch.nn.Parameter]) -> to
     return torch.optim.Adam(parameters, lr=retrain.lr, weight_decay=retrain.weight_decay)
 
 
-def _dataset(retrain: RetrainSpec, datasets: Mapping[str, Path]) -> Path:
+def dataset_path(retrain: RetrainSpec, datasets: Mapping[str, Path]) -> Path:
     if retrain.dataset_id not in datasets:
         raise InvalidSpec(
             f"dataset {retrain.dataset_id!r} was not provided", field="retrain.dataset_id"
@@ -207,7 +207,7 @@ def _dataset(retrain: RetrainSpec, datasets: Mapping[str, Path]) -> Path:
     return Path(datasets[retrain.dataset_id])
 
 
-def _epoch_info(epoch: int, epochs: int, point: dict[str, Any]) -> dict[str, Any]:
+def epoch_info(epoch: int, epochs: int, point: dict[str, Any]) -> dict[str, Any]:
     info = {
         "epoch": epoch,
         "epochs": epochs,

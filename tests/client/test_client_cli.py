@@ -207,6 +207,24 @@ def test_submit_with_epochs_retrains_on_the_data_through_a_gradual_schedule(
     assert report["training"]["samples"]["validation"] == 0
 
 
+def test_submit_with_a_learned_method_trains_it_on_the_data(
+    server: ApiServer, model_file: Path, data_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    done = shears(
+        "submit",
+        str(model_file),
+        *("--method", "l0", "--sparsity", "0.5", "--epochs", "2"),
+        *("--data", str(data_file), "--wait", "-o", str(out)),
+        server=server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["learned"]["method"] == "l0"
+    assert report["training"]["dataset_id"].startswith("ds_")
+    assert report["sparsity"]["achieved"] == pytest.approx(0.5, abs=0.01)
+
+
 @pytest.fixture(scope="module")
 def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Held-out samples for the tiny MLP: other inputs than data_file's, as many as 40."""
