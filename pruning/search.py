@@ -65,7 +65,8 @@ def search(
             "pruning": len(curve) + 1,
             "time_s": round(time.perf_counter() - start, 4),
         }
-        point["within_budget"] = point["drop"] <= spec.max_drop + 1e-12
+        if spec.kind == "auto":
+            point["within_budget"] = point["drop"] <= spec.max_drop + 1e-12
         curve.append(point)
         return point
 

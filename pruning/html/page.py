@@ -11,6 +11,7 @@ from pruning.html import values as v
 from pruning.html.cards import header_cards
 from pruning.html.latency_section import latency_section
 from pruning.html.magnitudes import Tensors
+from pruning.html.quality_options import quality_options_section
 from pruning.html.run_sections import quality_section, timings_section, training_section
 from pruning.html.style import CSS
 from pruning.html.svg import esc
@@ -31,6 +32,7 @@ def render_report_html(
         magnitude_section(weights_before, weights_after),
         latency_section(report),
         quality_section(report),
+        quality_options_section(report),
         storage_section(report),
         training_section(report),
         timings_section(report),
@@ -60,6 +62,7 @@ def _nav(body: str) -> str:
             ("weights", "Weights"),
             ("latency", "Latency"),
             ("quality", "Fidelity"),
+            ("search", "Sparsity choice"),
             ("storage", "Storage"),
             ("training", "Training"),
             ("timings", "Timings"),
