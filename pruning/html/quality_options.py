@@ -55,7 +55,7 @@ def _search_parts(search: Mapping[str, Any]) -> list[str]:
             v.percent(p.get("sparsity"), 2),
             fmt(p.get("metric")),
             v.decimal(p.get("drop"), 4),
-            {True: "yes", False: "no"}.get(p.get("within_budget"), "-"),
+            _budget(p.get("within_budget")),
             v.seconds(p.get("time_s")),
         ]
         for p in v.rows(search, "curve")
@@ -98,6 +98,10 @@ def metric_chart(points: list[Point], dense: float, metric: str, max_drop: float
     title = f"{metric} against sparsity"
     description = "Dots: measured prunings; with a budget, green within it, red outside it."
     return svg.document("chart-search", WIDTH, height, title, description, "".join(parts))
+
+
+def _budget(within: object) -> str:
+    return "-" if within is None else "yes" if within else "no"
 
 
 def _allocation_table(allocation: Mapping[str, Any]) -> str:
