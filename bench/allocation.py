@@ -224,7 +224,9 @@ def main() -> None:
         work = Path(tmp)
         images = x_train.reshape(-1, 1, 8, 8)
         tokens = x_train.reshape(-1, 8, 8)
-        specs = [("digits-cnn", DigitsCNN, images, 15, (-1, 1, 8, 8))]
+        specs: list[tuple[str, type[nn.Module], np.ndarray, int, tuple[int, ...]]] = [
+            ("digits-cnn", DigitsCNN, images, 15, (-1, 1, 8, 8))
+        ]
         if not args.quick:
             specs += [
                 ("digits-attn", DigitsAttention, tokens, 30, (-1, 8, 8)),

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from torch import nn
 
+from tests.engine.factories import FAST_LATENCY
 from tests.engine.training_factories import (
-    FAST_LATENCY,
     digits,
     digits_datasets,
     export_digits,

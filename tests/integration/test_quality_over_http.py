@@ -22,7 +22,7 @@ LATENCY = {"batch_sizes": [1], "iterations": 3, "warmup": 1, "budget_s": 0}
 def _dataset(http: httpx.Client, name: str, part: slice) -> str:
     images, labels = digits()
     buffer = io.BytesIO()
-    np.savez(buffer, **{name: images[part], "labels": labels[part]})
+    np.savez(buffer, **{name: images[part], "labels": labels[part]})  # type: ignore[arg-type]
     response = http.post("/v1/datasets", files={"file": ("digits.npz", buffer.getvalue())})
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
