@@ -7,7 +7,7 @@ ONNX export, calibration from an `.npz`, exactly as a job runs it).
     python bench/allocation.py --quick    # digits-cnn only, no search (a smoke run)
 
 Models, trained here on scikit-learn's `load_digits` (offline), from bench/quality.py:
-`digits-cnn` and `digits-attn` (one pre-norm attention block), plus `digits-encoder`: two
+`digits-cnn` and `digits-attn` (one pre-norm attention block), and with `--encoder` `digits-encoder`: two
 pre-norm blocks, width 96, 4 heads, GELU FFN 96->384->96, reading each image as 8 tokens of
 8 pixels (14 prunable matrices: where a per-layer allocation has room to act). Quality is
 held-out accuracy and the mean cosine of the logits to the dense model's on the 360 held-out
@@ -66,6 +66,7 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("sparsegpt + dsnot", {"name": "sparsegpt"}, {"refine": {"kind": "dsnot"}}),
 ]
 BUDGET = 0.01
+SEARCHED: list[tuple[str, dict[str, Any], dict[str, Any]]] = [("wanda", {"name": "wanda"}, {})]
 FINE_STEP = 0.01
 STOP_AFTER = 6  # the fine sweep stops after this many sparsities in a row over the budget
 
@@ -168,10 +169,7 @@ def search_table(
         "|---|---|---|---|---|---|",
     ]
     for name, model, datasets, x, y in models:
-        for label, method, extra in (
-            ("wanda", {"name": "wanda"}, {}),
-            ("wanda + owl", {"name": "wanda"}, {"allocation": "owl"}),
-        ):
+        for label, method, extra in SEARCHED:
             evaluation = {"dataset_id": "evaluation", "metric": "accuracy"}
             auto = {"auto": {"metric": "accuracy", "max_drop": BUDGET}}
             spec = _spec(method, auto, False, evaluation=evaluation, **extra)
@@ -206,6 +204,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--encoder", action="store_true", help="also the two-block digits-encoder (slower)"
+    )
     args = parser.parse_args()
     x_train, y_train, x_test, y_test = digits()
     load = os.getloadavg()[0]
@@ -228,10 +229,9 @@ def main() -> None:
             ("digits-cnn", DigitsCNN, images, 15, (-1, 1, 8, 8))
         ]
         if not args.quick:
-            specs += [
-                ("digits-attn", DigitsAttention, tokens, 30, (-1, 8, 8)),
-                ("digits-encoder", DigitsEncoder, tokens, 30, (-1, 8, 8)),
-            ]
+            specs.append(("digits-attn", DigitsAttention, tokens, 30, (-1, 8, 8)))
+        if args.encoder:
+            specs.append(("digits-encoder", DigitsEncoder, tokens, 30, (-1, 8, 8)))
         models = []
         for name, kind, inputs, epochs, shape in specs:
             net = train(kind, inputs, y_train, epochs)
