@@ -9,7 +9,7 @@ ONNX export, calibration from an `.npz`, exactly as a job runs it).
 Models, trained here on scikit-learn's `load_digits` (offline), from bench/quality.py:
 `digits-cnn` and `digits-attn` (one pre-norm attention block), and with `--encoder`
 `digits-encoder`: two pre-norm blocks, width 96, 4 heads, GELU FFN 96->384->96, reading each
-image as 8 tokens of 8 pixels (14 prunable matrices: where an allocation has room to act). Quality is
+image as 8 tokens of 8 pixels (14 prunable matrices). Quality is
 held-out accuracy and the mean cosine of the logits to the dense model's on the 360 held-out
 images; calibration is 128 training images. `s` is the wall time of the whole `prune()` job
 (latency off), on a shared machine: an upper bound.
