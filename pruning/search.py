@@ -83,6 +83,8 @@ def search(
         "curve": sorted(curve, key=lambda p: p["sparsity"]),
         "reused": "calibration data and allocation statistics are read once; each pruning "
         "starts from the dense weights and recomputes the method's own statistics",
+        "note": "the evaluation data chose the sparsity, so the metric on it is optimistic; "
+        "measure the returned model on other data for an unbiased figure",
     }
     if spec.kind == "auto":
         notes |= {"max_drop": spec.max_drop, "low": spec.low, "high": spec.high}

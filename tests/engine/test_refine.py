@@ -112,3 +112,16 @@ def test_refine_takes_no_update_with_least_squares_alone(
     spec = quality_spec(refine={"kind": "least_squares", "update": "least_squares"})
     with pytest.raises(InvalidSpec, match="update"):
         prune(path, spec, tmp_path, datasets=datasets)
+
+
+def test_dsnot_keeps_two_of_four_in_every_group(
+    model: tuple[Path, dict[str, Path]], tmp_path: Path
+) -> None:
+    path, datasets = model
+    nm = {"kind": "n:m", "n": 2, "m": 4}
+    spec = quality_spec(sparsity=0.5, granularity=nm, refine={"kind": "dsnot"})
+    result = prune(path, spec, tmp_path, datasets=datasets)
+    assert sum(layer.get("swaps", 0) for layer in result.report["refine"]["layers"]) > 0
+    for name, w in weights_of(result.artifacts["model"], NAMES).items():
+        groups = (w.reshape(w.shape[0], -1, 4) == 0).sum(axis=-1)
+        assert (groups == 2).all(), name
