@@ -5,9 +5,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -671,6 +675,163 @@ class ReportSpec(BaseModel):
 OutputFormat = Literal["model", "sparse_npz", "onnx_sparse"]
 
 
+# -- Quality options (issue 15): allocation, refinement, the sparsity search ---------------
+
+
+class UniformAllocation(BaseModel):
+    """Every layer to the target sparsity (or its `layers.overrides` fraction): the default."""
+
+    model_config = _contract({"kind": "uniform"})
+    kind: Literal["uniform"] = Field(default="uniform", description="Allocation tag.")
+
+
+class OwlAllocation(BaseModel):
+    """Outlier-weighted layerwise sparsity (Yin et al. 2024): a layer's share of Wanda scores
+    `|w|*||x||` above `m` x its mean, on the calibration data; more outliers, fewer zeros,
+    within +-`lam` of the target; the zeros over the allocated layers stay
+    round(target x their size). Needs `calibration`."""
+
+    model_config = _contract({"kind": "owl", "m": 5.0, "lam": 0.08})
+    kind: Literal["owl"] = Field(description="Allocation tag.")
+    m: float = Field(default=5.0, ge=1.0, le=1e6, description="Outlier threshold M.")
+    lam: float = Field(default=0.08, ge=0.0, le=0.5, description="Spread lambda.")
+
+
+class SensitivityAllocation(BaseModel):
+    """Each layer's relative output error on the calibration data at `points` sparsities
+    within +-`spread` of the target, then the allocation with the least summed error for the
+    target's zeros exactly. Needs `calibration`."""
+
+    model_config = _contract({"kind": "sensitivity", "spread": 0.2, "points": 5})
+    kind: Literal["sensitivity"] = Field(description="Allocation tag.")
+    spread: float = Field(default=0.2, ge=0.0, le=0.5, description="Half-width of the probes.")
+    points: int = Field(default=5, ge=2, le=16, description="Sparsities probed per layer.")
+
+
+def _allocation_shorthand(value: Any) -> Any:
+    return {"kind": value} if isinstance(value, str) else value
+
+
+Allocation = Annotated[
+    UniformAllocation | OwlAllocation | SensitivityAllocation,
+    Field(discriminator="kind"),
+    BeforeValidator(_allocation_shorthand),
+]
+
+
+class DsnotRefine(BaseModel):
+    """Training-free prune-and-grow swaps per output row (DSnoT, Zhang et al. 2024) while
+    they lower the layer's reconstruction error on the calibration data; `update`
+    `least_squares` then solves the kept weights. Needs `calibration`."""
+
+    model_config = _contract({"kind": "dsnot", "max_cycles": 50, "update": "least_squares"})
+    kind: Literal["dsnot"] = Field(description="Refinement tag.")
+    max_cycles: int = Field(default=50, ge=1, le=100_000, description="Swaps per row, at most.")
+    update: Literal["none", "least_squares"] = Field(
+        default="none", description="Solve the kept weights by least squares after the swaps."
+    )
+
+
+class LeastSquaresRefine(BaseModel):
+    """The kept weights of each row solved by least squares against the dense layer's output
+    on the calibration data (X^T X), the mask unchanged: the weight update that `magnitude`
+    and `wanda` lack. Needs `calibration`."""
+
+    model_config = _contract({"kind": "least_squares"})
+    kind: Literal["least_squares"] = Field(description="Refinement tag.")
+
+
+Refine = Annotated[DsnotRefine | LeastSquaresRefine, Field(discriminator="kind")]
+
+
+class AutoSearch(BaseModel):
+    """The largest sparsity whose `metric` on the `evaluation` data drops at most `max_drop`
+    below the dense model's (rises, for `mse`): bisection over [`low`, `high`] in `prunings`
+    one-shot prunings from the dense model."""
+
+    model_config = _contract({"metric": "accuracy", "max_drop": 0.01})
+    metric: Literal["accuracy", "mse"] = Field(
+        default="accuracy", description="Must be the `evaluation` metric."
+    )
+    max_drop: float = Field(default=0.01, ge=0.0, description="The budget, in metric units.")
+    low: float = Field(default=0.0, ge=0.0, lt=1.0, description="Lower end of the search.")
+    high: float = Field(default=0.95, ge=0.0, lt=1.0, description="Upper end of the search.")
+    prunings: int = Field(default=8, ge=2, le=8, description="Prunings to spend, at most 8.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AutoSearch":
+        if self.high <= self.low:
+            _raise_at("AutoSearch", ("high", f"{self.high:g} must be above low {self.low:g}"))
+        return self
+
+
+class AutoSparsity(BaseModel):
+    """`{"auto": {...}}` in place of a number: the sparsity is chosen by the budget."""
+
+    model_config = _contract({"auto": {"metric": "accuracy", "max_drop": 0.01}})
+    auto: AutoSearch = Field(description="The budget and the interval searched.")
+
+
+def _quality_problems(spec: "PruneSpec") -> Iterator[tuple[tuple[str, ...] | str, str]]:
+    searching = isinstance(spec.sparsity, AutoSparsity) or spec.sweep is not None
+    asked = [
+        name
+        for name, on in (
+            ("allocation", spec.allocation.kind != "uniform"),
+            ("refine", spec.refine is not None),
+            ("sweep" if spec.sweep is not None else "sparsity", searching),
+        )
+        if on
+    ]
+    for name in asked:
+        if spec.retrain is not None or spec.schedule.kind != "one_shot":
+            yield name, "applies to one-shot pruning without retraining"
+        elif spec.granularity.kind == "channel":
+            yield name, "applies to per-weight pruning, not channels"
+    nm = spec.granularity.kind == "n:m"
+    if nm and spec.allocation.kind != "uniform":
+        yield "allocation", "granularity 'n:m' prunes every selected layer alike"
+    if nm and searching:
+        yield "sparsity", "granularity 'n:m' fixes the sparsity at n/m; drop the search"
+    if (spec.allocation.kind != "uniform" or spec.refine) and spec.calibration is None:
+        yield "calibration", "allocation and refine read calibration data; set calibration"
+    if searching and spec.evaluation is None:
+        yield "evaluation", "a sparsity search measures the evaluation metric; set evaluation"
+    if isinstance(spec.sparsity, AutoSparsity):
+        if spec.sweep is not None:
+            yield "sweep", 'sweep cannot be combined with sparsity {"auto": ...}'
+        if spec.evaluation and spec.sparsity.auto.metric != spec.evaluation.metric:
+            yield ("sparsity", "auto", "metric"), "must be the evaluation metric"
+
+
+_FRACTION: TypeAdapter[float] = TypeAdapter(Annotated[float, Field(ge=0.0, lt=1.0)])
+
+
+def _one_sparsity(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Errors at `sparsity` itself (or inside `auto`), not at the union's members: a number
+    is checked as a number, an object as `{"auto": ...}`."""
+    try:
+        return handler(value)
+    except ValidationError:
+        pass
+    try:
+        if isinstance(value, dict):
+            AutoSparsity.model_validate(value)
+        else:
+            _FRACTION.validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        reason = f"{where}: {first['msg']}" if where else first["msg"]
+        raise PydanticCustomError("value_error", "{reason}", {"reason": reason}) from None
+    raise PydanticCustomError("value_error", "{reason}", {"reason": "invalid sparsity"})
+
+
+def _numeric(sparsity: "float | AutoSparsity") -> float:
+    """The number other checks compare with: an auto search's lower end."""
+    return sparsity.auto.low if isinstance(sparsity, AutoSparsity) else sparsity
+
+
 def _default_outputs() -> list[OutputFormat]:
     return ["model"]
 
@@ -719,7 +880,12 @@ class PruneSpec(BaseModel):
     method: Method = Field(
         default_factory=MagnitudeMethod, description="How weights are scored (tag `name`)."
     )
-    sparsity: float = Field(ge=0.0, lt=1.0, description="Fraction of prunable weights zeroed.")
+    sparsity: Annotated[
+        Annotated[float, Field(ge=0.0, lt=1.0)] | AutoSparsity, WrapValidator(_one_sparsity)
+    ] = Field(
+        description='Fraction of prunable weights zeroed, or `{"auto": {...}}`: the largest '
+        "within an accuracy budget (needs `evaluation`)."
+    )
     scope: Literal["global", "layerwise"] = Field(
         default="global",
         description="`global`: one threshold across layers; `layerwise`: each layer to the "
@@ -766,6 +932,24 @@ class PruneSpec(BaseModel):
         description="Concrete input shapes (batch first) for models whose signature does not "
         'carry them, e.g. TorchScript: `{"x": [1, 3, 32, 32]}`.',
     )
+    allocation: Allocation = Field(
+        default_factory=UniformAllocation,
+        description="How the target is spread over layers (tag `kind`, or the tag alone): "
+        "`uniform`, `owl`, `sensitivity`.",
+    )
+    refine: Refine | None = Field(
+        default=None,
+        description="Mask and weight refinement after the one-shot pass (tag `kind`); null "
+        "refines nothing.",
+    )
+    sweep: list[Annotated[float, Field(ge=0.0, lt=1.0)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="Also prune to each of these sparsities from the dense model and report "
+        "the evaluation metric of each (needs `evaluation`); the model returned is at "
+        "`sparsity`.",
+    )
 
     @model_validator(mode="after")
     def _structured_sparsity(self) -> "PruneSpec":
@@ -775,7 +959,7 @@ class PruneSpec(BaseModel):
                 f"granularity {granularity.kind!r} prunes every selected layer alike; "
                 "drop layers.overrides"
             )
-        if isinstance(granularity, NMGranularity):
+        if isinstance(granularity, NMGranularity) and not isinstance(self.sparsity, AutoSparsity):
             ratio = granularity.n / granularity.m
             if abs(self.sparsity - ratio) > 1e-9:
                 raise ValueError(
@@ -787,11 +971,20 @@ class PruneSpec(BaseModel):
     @model_validator(mode="after")
     def _schedule_fits_retraining(self) -> "PruneSpec":
         problems = list(
-            _schedule_problems(self.schedule, self.retrain, self.sparsity, self.granularity)
+            _schedule_problems(
+                self.schedule, self.retrain, _numeric(self.sparsity), self.granularity
+            )
         )
         problems += _learned_problems(
             self.method.name, self.retrain, self.schedule.kind, self.granularity.kind
         )
+        if problems:
+            _raise_at("PruneSpec", *problems)
+        return self
+
+    @model_validator(mode="after")
+    def _quality_options_fit(self) -> "PruneSpec":
+        problems = list(_quality_problems(self))
         if problems:
             _raise_at("PruneSpec", *problems)
         return self

@@ -27,6 +27,7 @@ from pruning.models.base import Array, require_finite
 from pruning.models.onnx_archive import pack, unpacked_files
 from pruning.outputs import check_outputs, write_html_report, write_sparse_outputs
 from pruning.progress import Progress, ProgressCallback
+from pruning.quality_pass import QualityPass, search_sparsity
 from pruning.report import ArtifactCensus, PrunedLayers, census, sparsity_section
 from pruning.spec import PruneSpec, parse_spec
 from pruning.streaming.job import StreamedCall, prune_streamed
@@ -65,6 +66,7 @@ class _Job:
     packaging: str | None = None  # "zip" / "tar": the upload's archive, the artifact's too
     upload: Path | None = None  # the file given, when it is not `original` (an archive)
     measure_bytes: int | None = None  # the runtime copies' budget (pruning.measure_budget)
+    quality: dict[str, Any] = field(default_factory=dict)  # allocation, refine, search blocks
 
 
 def prune(
@@ -166,7 +168,9 @@ def _prune_and_save(
     clock.lap("load_s")
     step("prune", 0.0, {"layers": len(plan.selected)})
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = _prune_or_train(model, plan, spec, inputs, datasets, step, clock, out_dir)
+    quality = QualityPass(model, spec, inputs, datasets)
+    done = _prune_or_train(model, plan, spec, inputs, datasets, step, clock, out_dir, quality)
+    spec = quality.final_spec(spec)
     step("save")
     if done.structured is not None:
         artifact = done.structured.save(done.model, out_dir)
@@ -174,7 +178,11 @@ def _prune_and_save(
         artifact = done.model.save(out_dir)
     clock.lap("save_s")
     pruned = PrunedLayers(
-        [t.name for t in plan.selected], plan.overrides, plan.excluded, plan.skipped, _uses(plan)
+        [t.name for t in plan.selected],
+        quality.overrides(plan),
+        plan.excluded,
+        plan.skipped,
+        _uses(plan),
     )
     outputs = [o.name for o in model.signature.outputs]
     return _Job(
@@ -191,6 +199,7 @@ def _prune_and_save(
         datasets,
         model.packaging,
         path,
+        quality.notes,
     )
 
 
@@ -217,14 +226,24 @@ def _prune_or_train(
     step: Progress,
     clock: _Clock,
     out_dir: Path,
+    quality: QualityPass,
 ) -> _Pruned:
     structured: StructuredOutcome | None = None
 
     def prune_once(spec: PruneSpec, plan: LayerPlan, step: Progress) -> EventNotes:
         nonlocal structured
-        structured, calibration = _prune_once(model, plan, spec, inputs, datasets, step)
+        structured, calibration = _prune_once(model, plan, spec, inputs, datasets, step, quality)
         return EventNotes(calibration, structured.report if structured else None)
 
+    if spec.search is not None:  # one-shot prunings from the dense model (parse_spec checked)
+        threads = spec.latency.threads if spec.latency else 1
+
+        def prune(at: PruneSpec) -> dict[str, Any] | None:
+            return prune_once(at, plan, step).calibration
+
+        calibration = search_sparsity(quality, spec, plan, prune, out_dir, threads)
+        clock.lap("prune_s")
+        return _Pruned(model, None, calibration, None)
     if spec.retrain is None:
         notes = prune_once(spec, plan, step)
         clock.lap("prune_s")
@@ -308,9 +327,26 @@ def _prune_once(
     inputs: InputPlan,
     datasets: Mapping[str, Path],
     step: Progress,
+    quality: QualityPass | None = None,
 ) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
     """One pruning pass to ``spec.sparsity``: what a one-shot job does, and what each event of
     a training schedule does. Returns the structured outcome and the calibration notes."""
+    if quality is None or not quality.active:
+        return _prune_pass(model, plan, spec, inputs, datasets, step)
+    plan = quality.before(plan, spec)  # per-layer fractions from the allocation
+    done = _prune_pass(model, plan, spec, inputs, datasets, step)
+    quality.after(plan, spec)  # masks and weights refined against the dense layers
+    return done
+
+
+def _prune_pass(
+    model: ModelAdapter,
+    plan: LayerPlan,
+    spec: PruneSpec,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path],
+    step: Progress,
+) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
     if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
         outcome = prune_structured(model, plan, spec, None, inputs, datasets)
         return outcome, outcome.calibration
@@ -400,6 +436,7 @@ def _report(
         "quality": quality,
         "training": job.training,
         "calibration": job.calibration,
+        **job.quality,
         "structure": job.structure,
         "engine": {
             "name": "shears-pruning",

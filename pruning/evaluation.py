@@ -29,7 +29,7 @@ def evaluate(
     threads: int,
     in_sample: bool,
 ) -> dict[str, Any]:
-    feeds, truth = _load(spec, datasets, plan)
+    feeds, truth = load_evaluation(spec, datasets, plan)
     samples = len(truth)
     values, outputs = {}, {}
     for role, path in (("dense", dense_path), ("pruned", pruned_path)):
@@ -65,7 +65,24 @@ def evaluate(
     }
 
 
-def _load(
+def metric_of(
+    kind: type[ModelAdapter],
+    path: Path,
+    metric: str,
+    data: tuple[dict[str, Array], Array],
+    plan: InputPlan,
+    threads: int,
+) -> float:
+    """The metric of the model saved at ``path`` on ``data`` (``load_evaluation``'s)."""
+    feeds, truth = data
+    runner = kind.open_runner(path, threads, plan.names)
+    try:
+        return _metric(metric, _first_outputs(runner, feeds, plan.fixed_batch() or BATCH), truth)
+    finally:
+        runner.close()
+
+
+def load_evaluation(
     spec: EvaluationSpec, datasets: Mapping[str, Path], plan: InputPlan
 ) -> tuple[dict[str, Array], Array]:
     if spec.dataset_id not in datasets:

@@ -14,6 +14,14 @@ from typing import Any
 
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.methods import METHODS
+from pruning.quality_spec import (
+    AllocationSpec,
+    RefineSpec,
+    SearchSpec,
+    parse_allocation,
+    parse_refine,
+    parse_search,
+)
 from pruning.spec_units import UnitSpec, check_units_schedule, parse_units
 from pruning.spec_values import choice_at, object_at
 from pruning.training.learned.spec_rules import check_learned
@@ -90,6 +98,10 @@ class PruneSpec:
     calibration: CalibrationSpec | None = None
     retrain: RetrainSpec | None = None
     evaluation: EvaluationSpec | None = None
+    # Quality options (pruning/quality_spec.py): per-layer allocation, mask refinement, search.
+    allocation: AllocationSpec = field(default_factory=AllocationSpec)
+    refine: RefineSpec | None = None
+    search: SearchSpec | None = None
 
 
 def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
@@ -98,7 +110,8 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         raise InvalidSpec("the spec must be a JSON object")
     _refuse_unknown(raw)
     granularity = object_at(raw.get("granularity", {"kind": "unstructured"}), "granularity")
-    sparsity = _fraction(raw.get("sparsity"), "sparsity")
+    search, number = parse_search(raw.get("sparsity"), raw.get("sweep"))
+    sparsity = _fraction(number, "sparsity")
     schedule = parse_schedule(raw.get("schedule") or {"kind": "one_shot"}, sparsity)
     retrain = parse_retrain(raw.get("retrain"))
     check_schedule_needs(schedule, retrain)
@@ -119,6 +132,9 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         calibration=_calibration(raw.get("calibration")),
         retrain=retrain,
         evaluation=parse_evaluation(raw.get("evaluation")),
+        allocation=parse_allocation(raw.get("allocation")),
+        refine=parse_refine(raw.get("refine")),
+        search=search,
     )
     _check_training_granularity(spec)
     check_units_schedule(spec.units, spec.channel_importance, spec.schedule.kind)
@@ -129,6 +145,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         spec.schedule,
         spec.granularity,
     )
+    check_quality_options(spec)
     return spec
 
 
@@ -146,6 +163,9 @@ _KNOWN = {
     "calibration",
     "retrain",
     "evaluation",
+    "allocation",
+    "refine",
+    "sweep",
 }
 
 
@@ -331,3 +351,60 @@ def _int(value: Any, where: str, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise InvalidSpec(f"{where} must be an integer >= {minimum}, got {value!r}", field=where)
     return value
+
+
+def check_quality_options(spec: PruneSpec) -> None:
+    """Allocation, refinement and the search act on one-shot, per-weight pruning with
+    calibration (and evaluation) data; say which field stands in the way otherwise."""
+    asked = [
+        name
+        for name, on in (
+            ("allocation", spec.allocation.kind != "uniform"),
+            ("refine", spec.refine is not None),
+            ("sparsity" if spec.search and spec.search.kind == "auto" else "sweep", spec.search),
+        )
+        if on
+    ]
+    for name in asked:
+        if spec.retrain is not None or spec.schedule.kind != "one_shot":
+            raise Unsupported(
+                f"{name} applies to one-shot pruning without retraining; drop retrain and "
+                "use schedule one_shot",
+                field=name,
+            )
+        if spec.granularity == "channel":
+            raise Unsupported(f"{name} applies to per-weight pruning, not channels", field=name)
+    if spec.allocation.kind != "uniform" and spec.granularity == "n:m":
+        raise InvalidSpec(
+            "granularity 'n:m' prunes every selected layer alike; drop allocation",
+            field="allocation",
+        )
+    if (spec.allocation.kind != "uniform" or spec.refine) and spec.calibration is None:
+        raise InvalidSpec(
+            "allocation and refine read calibration data: set "
+            '"calibration": {"dataset_id": "ds_...", "samples": 128}',
+            field="calibration",
+        )
+    _check_search(spec)
+
+
+def _check_search(spec: PruneSpec) -> None:
+    search = spec.search
+    if search is None:
+        return
+    if spec.granularity == "n:m":
+        raise InvalidSpec(
+            "granularity 'n:m' fixes the sparsity at n/m; drop the search", field="sparsity"
+        )
+    if spec.evaluation is None:
+        raise InvalidSpec(
+            "a sparsity search measures the evaluation metric: set "
+            '"evaluation": {"dataset_id": "ds_...", "metric": "accuracy"}',
+            field="evaluation",
+        )
+    if search.kind == "auto" and search.metric != spec.evaluation.metric:
+        raise InvalidSpec(
+            f"sparsity.auto.metric is {search.metric!r} but evaluation.metric is "
+            f"{spec.evaluation.metric!r}; they must be the same",
+            field="sparsity.auto.metric",
+        )

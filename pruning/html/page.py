@@ -12,6 +12,7 @@ from pruning.html.cards import header_cards
 from pruning.html.latency_section import latency_section
 from pruning.html.learned_section import learned_section
 from pruning.html.magnitudes import MagnitudeHistogram, Tensors
+from pruning.html.quality_options import quality_options_section
 from pruning.html.run_sections import quality_section, timings_section, training_section
 from pruning.html.style import CSS
 from pruning.html.svg import esc
@@ -33,6 +34,7 @@ def render_report_html(
         magnitude_section(weights_before, weights_after, counted),
         latency_section(report),
         quality_section(report),
+        quality_options_section(report),
         storage_section(report),
         training_section(report),
         learned_section(report),
@@ -63,6 +65,7 @@ def _nav(body: str) -> str:
             ("weights", "Weights"),
             ("latency", "Latency"),
             ("quality", "Fidelity"),
+            ("search", "Sparsity choice"),
             ("storage", "Storage"),
             ("training", "Training"),
             ("learned", "Learned sparsity"),
