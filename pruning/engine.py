@@ -199,7 +199,7 @@ def _prune_and_save(
         datasets,
         model.packaging,
         path,
-        quality.notes,
+        quality=quality.notes,
     )
 
 
