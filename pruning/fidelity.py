@@ -10,17 +10,19 @@ dense model answers the same to every sample (all padding, a saturated model), g
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pruning.calibration.dataset import load_calibration
+from pruning.calibration.dataset import CalibrationData, load_calibration
+from pruning.calibration.outputs import compare_on_data
 from pruning.errors import DataMismatch
 from pruning.inputs import InputPlan
 from pruning.models.base import Array, Runner
-from pruning.spec import CalibrationSpec
+from pruning.spec import PruneSpec
 
 SAMPLES = 16
 SEED = 1000  # apart from the latency inputs' seed, so the two never share a batch
@@ -89,27 +91,44 @@ def compare_on_samples(dense: Array, pruned: Array, source: str) -> dict[str, An
 
 
 def measure_on_calibration(
-    dense: Runner,
-    pruned: Runner,
+    open_runner: Callable[[Path], Runner],
+    models: tuple[Path, Path],
     plan: InputPlan,
-    calibration: CalibrationSpec,
+    spec: PruneSpec,
     datasets: Mapping[str, Path],
+    block: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
-    """The saved artifact and the upload on the job's calibration samples; None when the job
-    has none. In-sample: the method chose its weights on these samples."""
+    """The upload and the saved artifact (``models``) on the job's calibration samples, run
+    once for two figures: the headline (None when the job has no calibration data, or has
+    evaluation data, which leads) and, when a calibrated method left it to be measured here
+    (``block["fidelity"]`` is None: a one-shot job), the calibration block's in-sample
+    ``fidelity``. In-sample: the method chose its weights on these samples."""
+    calibration = spec.calibration
+    deferred = block is not None and "fidelity" in block and block["fidelity"] is None
+    if calibration is None or (spec.evaluation is not None and not deferred):
+        return None
     path = datasets.get(calibration.dataset_id)
     if path is None:
         return None
+    began = time.perf_counter()
     count = min(calibration.samples, DATA_SAMPLES)
     data = load_calibration(Path(path), calibration.dataset_id, count, plan.inputs)
-    firsts: dict[str, list[Array]] = {"dense": [], "pruned": []}
-    for feeds, _ in data.batches():
-        firsts["dense"].append(np.asarray(dense.run(feeds)[0]))
-        firsts["pruned"].append(np.asarray(pruned.run(feeds)[0]))
-    compared = compare_on_samples(
-        np.concatenate(firsts["dense"]), np.concatenate(firsts["pruned"]), CALIBRATION
-    )
-    return {**compared, "dataset_id": calibration.dataset_id, "in_sample": True}
+    dense, pruned = (_first_outputs(open_runner(model), data) for model in models)
+    if deferred:
+        assert block is not None
+        block["fidelity"] = compare_on_data(dense, pruned, data)
+    if spec.evaluation is not None:
+        return None
+    compared = compare_on_samples(dense, pruned, CALIBRATION)
+    seconds = round(time.perf_counter() - began, 3)
+    return {**compared, "dataset_id": calibration.dataset_id, "in_sample": True, "time_s": seconds}
+
+
+def _first_outputs(runner: Runner, data: CalibrationData) -> Array:
+    try:
+        return np.concatenate([np.asarray(runner.run(feeds)[0]) for feeds, _ in data.batches()])
+    finally:
+        runner.close()
 
 
 def headline(
