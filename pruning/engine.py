@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pruning.calibration.data_shapes import data_shapes
 from pruning.calibration.run import needs_calibration, prune_calibrated, unscorable
 from pruning.device import compute_device
 from pruning.errors import Unsupported
@@ -135,8 +136,13 @@ def _prune_and_save(
             "sparse_npz, which holds the same sparse tensors",
             field="outputs",
         )
+    found = data_shapes(spec, datasets)  # sizes symbolic axes that input_shapes leaves open
     inputs = resolve_inputs(
-        model.signature.inputs, spec.input_shapes, model.exact_shapes, model.input_ranges()
+        model.signature.inputs,
+        spec.input_shapes,
+        model.exact_shapes,
+        model.input_ranges(),
+        None if found is None else (found.source, found.shapes),
     )
     tensors = model.prunable()
     require_finite(tensors)
