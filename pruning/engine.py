@@ -316,7 +316,8 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
     try:
         step("fidelity")
         began = time.perf_counter()
-        fidelity = measure_fidelity(dense, pruned, job.inputs, job.outputs)
+        budget = job.spec.latency.budget_s if job.spec.latency else None
+        fidelity = measure_fidelity(dense, pruned, job.inputs, job.outputs, budget)
         latency = None
         if job.spec.latency is not None:
             sizes = len(job.spec.latency.batch_sizes)
