@@ -48,9 +48,11 @@ BUDGET_SPLIT = (
     "the budget covers the fidelity on synthetic inputs (run first) and the latency, warm-up "
     "included; what fidelity leaves is split evenly across the batch sizes, in order; time a "
     "batch size leaves unused (it converged, or was skipped) goes to the ones after it. The "
-    "minimum iterations may run past a batch size's share, never past the budget: a batch "
+    "minimum iterations may run past a batch size's share, not past the budget: a batch "
     "size whose warm-up and minimum are predicted to end past it is not measured (see "
-    "skipped). With budget_s 0, exactly the minimum is taken for every batch size."
+    "skipped); the prediction scales the batch size before it, or, for the first, times one "
+    "warm-up iteration, which is the most the budget can be overrun by. With budget_s 0, "
+    "exactly the minimum is taken for every batch size."
 )
 METHOD = (
     "each iteration runs dense and pruned once on the same inputs, order alternating; "
