@@ -15,7 +15,12 @@ from pruning.calibration.run import needs_calibration, prune_calibrated, unscora
 from pruning.device import compute_device
 from pruning.errors import Unsupported
 from pruning.evaluation import evaluate
-from pruning.fidelity import headline, measure_fidelity, measure_on_calibration
+from pruning.fidelity import (
+    headline,
+    measure_fidelity,
+    measure_on_calibration,
+    seconds_per_sample,
+)
 from pruning.formats import storage_report
 from pruning.inputs import InputPlan, resolve_inputs
 from pruning.latency import measure_latency
@@ -329,6 +334,7 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
                 job.kind.runtime,
                 lambda i, b: step("latency", i / sizes, {"batch_size": b}),
                 spent_before_s=time.perf_counter() - began,
+                sample_s=seconds_per_sample(fidelity, time.perf_counter() - began),
             )
     finally:
         pruned.close()

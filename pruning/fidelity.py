@@ -25,7 +25,7 @@ from pruning.models.base import Array, Runner
 from pruning.spec import PruneSpec
 
 SAMPLES = 16
-CHUNK = 4  # synthetic samples per run: the unit a budget can stop at
+CHUNK = 1  # synthetic samples per run: the unit a budget can stop at
 BUDGET_SHARE = 0.5  # of latency.budget_s, at most, for the synthetic fidelity (latency: the rest)
 SEED = 1000  # apart from the latency inputs' seed, so the two never share a batch
 DATA_SAMPLES = 256  # calibration samples compared at most: the figure settles long before
@@ -87,6 +87,16 @@ def measure_fidelity(
         "outputs": outputs,
         "inputs": inputs,
     }
+
+
+def seconds_per_sample(fidelity: dict[str, Any], seconds: float) -> float | None:
+    """Both models' time per synthetic sample, from a fidelity measurement that took
+    ``seconds`` (None when it ran nothing, or ran a fixed batch that is not per sample)."""
+    inputs = fidelity.get("inputs") or {}
+    samples = fidelity.get("samples")
+    if not fidelity.get("measured") or not samples or inputs.get("batch_size") != CHUNK:
+        return None
+    return seconds / int(samples)
 
 
 def compare_on_samples(dense: Array, pruned: Array, source: str) -> dict[str, Any]:

@@ -50,9 +50,9 @@ BUDGET_SPLIT = (
     "batch size leaves unused (it converged, or was skipped) goes to the ones after it. The "
     "minimum iterations may run past a batch size's share, not past the budget: a batch "
     "size whose warm-up and minimum are predicted to end past it is not measured (see "
-    "skipped); the prediction scales the batch size before it, or, for the first, times one "
-    "warm-up iteration, which is the most the budget can be overrun by. With budget_s 0, "
-    "exactly the minimum is taken for every batch size."
+    "skipped); the prediction scales the batch size measured before it, else the fidelity "
+    "runs' time per sample, else one timed warm-up iteration. With budget_s 0, exactly the "
+    "minimum is taken for every batch size."
 )
 METHOD = (
     "each iteration runs dense and pruned once on the same inputs, order alternating; "
@@ -71,13 +71,18 @@ def measure_latency(
     runtime: str,
     on_batch: Callable[[int, int], None] | None = None,
     spent_before_s: float = 0.0,
+    sample_s: float | None = None,
 ) -> dict[str, Any]:
-    """``spent_before_s``: what the job's synthetic fidelity took from ``spec.budget_s``."""
+    """``spent_before_s``: what the job's synthetic fidelity took from ``spec.budget_s``;
+    ``sample_s``: its time per sample through both models, which predicts the first batch
+    size's iteration (so a slow model's first warm-up need not run to be judged too long)."""
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     started = clock()
     end = started + max(0.0, spec.budget_s - spent_before_s)
-    last: tuple[int, float] | None = None  # a measured batch size and its typical iteration
+    # A batch size measured (or the fidelity's one sample) and its typical iteration.
+    last: tuple[int, float] | None = None if sample_s is None else (1, sample_s)
+    basis = "the fidelity runs' time per sample"
     for index, batch_size in enumerate(spec.batch_sizes):
         if on_batch is not None:
             on_batch(index, batch_size)
@@ -89,7 +94,7 @@ def measure_latency(
             continue
         budget = _Budget(now + share, end if spec.budget_s > 0 else None)
         if last is not None and (late := budget.too_short(spec, last[1] * batch_size / last[0])):
-            skipped.append(_over_budget(batch_size, late, f"batch size {last[0]}'s iterations"))
+            skipped.append(_over_budget(batch_size, late, basis))
             continue
         try:
             timings = _measure(dense, pruned, feeds, spec, budget)
@@ -101,6 +106,7 @@ def measure_latency(
             continue
         results.append(timings.to_json(batch_size))
         last = (batch_size, timings.typical_iteration_s())
+        basis = f"batch size {batch_size}'s iterations"
     return {
         "runtime": runtime,
         "threads": spec.threads,

@@ -166,6 +166,22 @@ def test_a_larger_batch_predicted_past_the_budget_is_skipped_without_running(
     assert latency["spent_s"] <= spec.budget_s
 
 
+def test_the_fidelity_time_per_sample_predicts_the_first_batch_size(
+    monkeypatch: pytest.MonkeyPatch, tiny: Path
+) -> None:
+    """0.6 s a sample through both models: warm-up and one iteration at batch 1 need 1.2 s,
+    past the 1 s budget, so neither model runs."""
+    now = [0.0]
+    monkeypatch.setattr(latency_module, "clock", lambda: now[0])
+    plan = resolve_inputs(open_model(tiny).signature.inputs, None, exact_shapes=True)
+    spec = LatencySpec(batch_sizes=(1,), budget_s=1.0, iterations=1, warmup=1)
+    dense, pruned = ScriptedRunner(now, [5.0]), ScriptedRunner(now, [5.0])
+    latency = measure_latency(dense, pruned, plan, spec, "test", sample_s=0.6)
+    assert latency["results"] == [] and now[0] == 0.0
+    (skipped,) = latency["skipped"]
+    assert "fidelity runs' time per sample" in skipped["reason"]
+
+
 def test_time_spent_on_fidelity_comes_out_of_the_budget(
     monkeypatch: pytest.MonkeyPatch, tiny: Path
 ) -> None:
