@@ -213,8 +213,20 @@ class LatencyReport(BaseModel):
     runtime: str
     threads: int
     results: list[LatencyResult]
-    budget_s: float | None = Field(default=None, description="The spec's latency budget.")
+    budget_s: float | None = Field(
+        default=None,
+        description="The spec's budget for the fidelity on synthetic inputs and the timing.",
+    )
+    fidelity_s: float | None = Field(
+        default=None, description="Seconds of the budget the fidelity on synthetic inputs took."
+    )
     spent_s: float | None = Field(default=None, description="Seconds the timing took.")
+    skipped: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Batch sizes not measured, each with `reason`: a batch size the model "
+        "cannot take, or one whose warm-up and minimum iterations were predicted to end past "
+        "the budget (`predicted_iteration_s`, `budget_left_s`).",
+    )
 
 
 FidelitySource = Literal["evaluation data", "calibration data", "synthetic inputs"]

@@ -632,7 +632,9 @@ class LatencySpec(BaseModel):
         ge=1,
         le=10000,
         description="Minimum timed iterations per batch size (each runs dense and pruned "
-        "once), taken even past the budget; with `budget_s: 0`, exactly this many.",
+        "once). A batch size whose warm-up and minimum are predicted to end past the budget "
+        "is not measured and listed under `skipped` with the reason; with `budget_s: 0`, "
+        "exactly this many for every batch size.",
     )
     max_iterations: int = Field(
         default=1000,
@@ -644,9 +646,11 @@ class LatencySpec(BaseModel):
         default=4.0,
         ge=0,
         le=600,
-        description="Seconds for the whole latency stage, warm-up included, split evenly "
-        "across batch sizes (time one leaves unused passes to the next). Larger budgets give "
-        "tighter intervals on slow models; `latency: null` skips timing.",
+        description="Seconds for the benchmark on synthetic inputs: the fidelity figure "
+        "(run first) and the latency, warm-up included; what fidelity leaves is split evenly "
+        "across batch sizes (time one leaves unused passes to the next), and never overrun. "
+        "Larger budgets give tighter intervals on slow models and measure larger batches; "
+        "`latency: null` skips timing.",
     )
     tolerance: float = Field(
         default=0.03,

@@ -127,12 +127,18 @@ class JobTime:
     total_s: float
     timings: dict[str, float]
     quality: str
+    latency: str = ""
 
 
-def run_job(http: httpx.Client, model_id: str, dataset_id: str, method: str) -> JobTime:
+def run_job(
+    http: httpx.Client, model_id: str, dataset_id: str, method: str, shapes_from_data: bool
+) -> JobTime:
+    """``shapes_from_data``: a calibrated job gives no input_shapes (the tree sizes the
+    symbolic sequence axis from the calibration data); earlier trees need them."""
     spec: dict[str, Any] = {"method": {"name": method}, "sparsity": 0.5, "scope": "layerwise"}
-    # The sequence axis is symbolic in the export: the latency benchmark needs a length.
-    spec["input_shapes"] = {"input_ids": [1, SEQ], "attention_mask": [1, SEQ]}
+    if method == "magnitude" or not shapes_from_data:
+        # The sequence axis is symbolic in the export: the benchmark needs a length.
+        spec["input_shapes"] = {"input_ids": [1, SEQ], "attention_mask": [1, SEQ]}
     if method != "magnitude":
         spec["calibration"] = {"dataset_id": dataset_id, "samples": SAMPLES}
     start = time.monotonic()
@@ -146,7 +152,26 @@ def run_job(http: httpx.Client, model_id: str, dataset_id: str, method: str) -> 
         raise RuntimeError(f"{method} job {job['status']}: {job.get('error')}")
     report = http.get(f"/v1/jobs/{job_id}/report").json()
     print(f"{method}: {total:.1f} s, timings {report.get('timings')}", flush=True)
-    return JobTime(method, total, dict(report.get("timings", {})), _quality(report))
+    timings = dict(report.get("timings", {}))
+    return JobTime(method, total, timings, _quality(report), _latency(report.get("latency")))
+
+
+def _latency(latency: dict[str, Any] | None) -> str:
+    """What the latency stage measured: per batch size its iterations and the speedup's
+    interval, or that it was not measured and the predicted iteration time."""
+    if not latency:
+        return "none"
+    parts = [
+        f"b{r['batch_size']}: {r['iterations']} it, {r['stopped']}, "
+        f"speedup {r['speedup']} {r['speedup_ci95']}"
+        for r in latency.get("results", [])
+    ]
+    for skipped in latency.get("skipped", []):
+        predicted = skipped.get("predicted_iteration_s")
+        why = f"not measured (iteration ~{predicted} s)" if predicted else "not measured"
+        parts.append(f"b{skipped['batch_size']}: {why}")
+    spent = latency.get("spent_s", 0) + latency.get("fidelity_s", 0)
+    return "; ".join(parts) + f" ({spent:.1f} of {latency.get('budget_s')} s)"
 
 
 def _quality(report: dict[str, Any]) -> str:
@@ -157,13 +182,13 @@ def _quality(report: dict[str, Any]) -> str:
 
 
 def measure_tree(
-    tree: Path, model: Path, data: Path, log: Path, methods: list[str]
+    tree: Path, model: Path, data: Path, log: Path, methods: list[str], shapes_from_data: bool
 ) -> list[JobTime]:
     with served(tree, log) as (url, _), httpx.Client(base_url=url, timeout=600) as http:
         model_id = upload(http, "/v1/models", model)
         wait_model(http, model_id)
         dataset_id = upload(http, "/v1/datasets", data)
-        return [run_job(http, model_id, dataset_id, method) for method in methods]
+        return [run_job(http, model_id, dataset_id, method, shapes_from_data) for method in methods]
 
 
 @contextmanager
@@ -178,6 +203,14 @@ def worktree(ref: str) -> Iterator[Path]:
 
 
 STAGES = ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
+NOTES = """`whole job` is the client's time from `createJob` to `succeeded` (0.2 s polls); the stage
+columns are the engine's (`report.timings`), and the rest is the worker's: a fresh child process
+per job imports torch and ONNX Runtime (about 2-3 s on this machine) before the engine starts.
+`benchmark_s` holds fidelity on synthetic inputs and latency within `latency.budget_s` (4 s by
+default; a batch size predicted past it is reported not measured, never run), and the fidelity
+on the calibration samples (both models on 128 samples, run once for `quality.fidelity` and
+`calibration.fidelity`); calibrated jobs in this tree give no `input_shapes`: the sequence
+length comes from the calibration data."""
 
 
 def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
@@ -185,9 +218,9 @@ def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
     header = (
         "| method | tree | whole job (s) | goal (s) | "
         + " | ".join(STAGES)
-        + " | output cosine (report) |"
+        + " | output cosine (report) | latency measured (report) |"
     )
-    lines = [header, "|" + "---|" * (5 + len(STAGES))]
+    lines = [header, "|" + "---|" * (6 + len(STAGES))]
     for method in METHODS:
         for tree, jobs in rows.items():
             job = next((j for j in jobs if j.method == method), None)
@@ -198,7 +231,8 @@ def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
             goal = goal if with_goals else "-"
             stages = " | ".join(f"{job.timings.get(s, float('nan')):.2f}" for s in STAGES)
             lines.append(
-                f"| {method} | {tree} | {job.total_s:.1f} | {goal} | {stages} | {job.quality} |"
+                f"| {method} | {tree} | {job.total_s:.1f} | {goal} | {stages} | {job.quality} "
+                f"| {job.latency} |"
             )
     return "\n".join(lines)
 
@@ -215,21 +249,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shears-jobtime-models-") as scratch:
         model, data = build_encoder(Path(scratch), args.shape)
         print(f"model: {model.stat().st_size / 2**20:.1f} MiB ONNX", flush=True)
+        loads = [_load_average()]
         if args.before:
             with worktree(args.before) as old:
                 rows[f"before ({args.before})"] = measure_tree(
-                    old, model, data, Path(scratch) / "before.log", methods
+                    old, model, data, Path(scratch) / "before.log", methods, False
                 )
-        rows["this tree"] = measure_tree(ROOT, model, data, Path(scratch) / "after.log", methods)
+            loads.append(_load_average())
+        rows["this tree"] = measure_tree(
+            ROOT, model, data, Path(scratch) / "after.log", methods, True
+        )
+        loads.append(_load_average())
     result = table(rows, with_goals=args.shape == "sentence")
+    load = " -> ".join(loads)
     print(result)
+    print(f"load average (1 min) at start, between trees, at end: {load}")
     if args.write:
         section = SHAPES[args.shape][1]
         command = "python bench/job_time.py" + (f" --before {args.before}" if args.before else "")
         if args.shape != "sentence":
             command += f" --shape {args.shape} --methods {args.methods}"
-        body = f"{section}\n\nCommand: `{command} --write` ({os.cpu_count()} cores).\n\n{result}\n"
+        body = (
+            f"{section}\n\nCommand: `{command} --write` ({os.cpu_count()} cores; load average "
+            f"{load} at the start, between the trees and at the end: the machine is shared).\n\n"
+            f"{result}\n\n{NOTES}\n"
+        )
         replace_section(section, body, DOC)
+
+
+def _load_average() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -9,11 +10,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pruning.calibration.data_shapes import data_shapes
 from pruning.calibration.run import needs_calibration, prune_calibrated, unscorable
 from pruning.device import compute_device
 from pruning.errors import Unsupported
 from pruning.evaluation import evaluate
-from pruning.fidelity import headline, measure_fidelity, measure_on_calibration
+from pruning.fidelity import (
+    headline,
+    measure_fidelity,
+    measure_on_calibration,
+    seconds_per_sample,
+)
 from pruning.formats import storage_report
 from pruning.inputs import InputPlan, resolve_inputs
 from pruning.latency import measure_latency
@@ -158,8 +165,13 @@ def _prune_and_save(
             "sparse_npz, which holds the same sparse tensors",
             field="outputs",
         )
+    found = data_shapes(spec, datasets)  # sizes symbolic axes that input_shapes leaves open
     inputs = resolve_inputs(
-        model.signature.inputs, spec.input_shapes, model.exact_shapes, model.input_ranges()
+        model.signature.inputs,
+        spec.input_shapes,
+        model.exact_shapes,
+        model.input_ranges(),
+        None if found is None else (found.source, found.shapes),
     )
     tensors = model.prunable()
     require_finite(tensors)
@@ -362,6 +374,9 @@ def _prune_pass(
 
 
 def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
+    """Fidelity on synthetic inputs, then latency in what is left of ``latency.budget_s``;
+    fidelity on the calibration samples runs on runners of its own (all cores: its figures
+    do not depend on threads), once for the headline and the calibration block."""
     threads = job.spec.latency.threads if job.spec.latency else 1
     too_large = over_budget(job.original, job.measure_bytes)
     if too_large is not None:
@@ -369,6 +384,10 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
     dense = job.kind.open_runner(job.original, threads, job.inputs.names)
     pruned = job.kind.open_runner(job.artifact, threads, job.inputs.names)
     try:
+        step("fidelity")
+        began = time.perf_counter()
+        budget = job.spec.latency.budget_s if job.spec.latency else None
+        fidelity = measure_fidelity(dense, pruned, job.inputs, job.outputs, budget)
         latency = None
         if job.spec.latency is not None:
             sizes = len(job.spec.latency.batch_sizes)
@@ -379,17 +398,20 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
                 job.spec.latency,
                 job.kind.runtime,
                 lambda i, b: step("latency", i / sizes, {"batch_size": b}),
-            )
-        step("fidelity")
-        fidelity = measure_fidelity(dense, pruned, job.inputs, job.outputs)
-        on_calibration = None
-        if job.spec.evaluation is None and job.spec.calibration is not None:
-            on_calibration = measure_on_calibration(
-                dense, pruned, job.inputs, job.spec.calibration, job.datasets
+                spent_before_s=time.perf_counter() - began,
+                sample_s=seconds_per_sample(fidelity, time.perf_counter() - began),
             )
     finally:
         pruned.close()
         dense.close()
+    on_calibration = measure_on_calibration(
+        lambda path: job.kind.open_runner(path, os.cpu_count() or 1, job.inputs.names),
+        (job.original, job.artifact),
+        job.inputs,
+        job.spec,
+        job.datasets,
+        job.calibration,
+    )
     return {"latency": latency, "fidelity": fidelity, "calibration_fidelity": on_calibration}
 
 

@@ -10,19 +10,23 @@ dense model answers the same to every sample (all padding, a saturated model), g
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pruning.calibration.dataset import load_calibration
+from pruning.calibration.dataset import CalibrationData, load_calibration
+from pruning.calibration.outputs import compare_on_data
 from pruning.errors import DataMismatch
 from pruning.inputs import InputPlan
 from pruning.models.base import Array, Runner
-from pruning.spec import CalibrationSpec
+from pruning.spec import PruneSpec
 
 SAMPLES = 16
+CHUNK = 1  # synthetic samples per run: the unit a budget can stop at
+BUDGET_SHARE = 0.5  # of latency.budget_s, at most, for the synthetic fidelity (latency: the rest)
 SEED = 1000  # apart from the latency inputs' seed, so the two never share a batch
 DATA_SAMPLES = 256  # calibration samples compared at most: the figure settles long before
 SYNTHETIC, EVALUATION, CALIBRATION = "synthetic inputs", "evaluation data", "calibration data"
@@ -31,13 +35,20 @@ CONSTANT_SPREAD = 1e-6
 
 
 def measure_fidelity(
-    dense: Runner, pruned: Runner, plan: InputPlan, output_names: list[str]
+    dense: Runner,
+    pruned: Runner,
+    plan: InputPlan,
+    output_names: list[str],
+    budget_s: float | None = None,
 ) -> dict[str, Any]:
-    """Both models on seeded synthetic inputs drawn from the ranges the graph allows."""
+    """Both models on seeded synthetic inputs drawn from the ranges the graph allows.
+    ``budget_s`` (the latency budget; None or 0: unbounded): runs of ``CHUNK`` samples stop
+    once the next would end past ``BUDGET_SHARE`` of it; the first always runs."""
     reason = plan.unrepresentative()
     if reason is not None:
         return not_measured(SYNTHETIC, reason, inputs=plan.describe())
-    batch, dense_out, pruned_out = _run_both(dense, pruned, plan)
+    deadline = time.perf_counter() + BUDGET_SHARE * budget_s if budget_s else None
+    batch, dense_out, pruned_out = _run_both(dense, pruned, plan, deadline)
     outputs = [
         {
             "name": _name(output_names, i),
@@ -54,6 +65,11 @@ def measure_fidelity(
         "seed": SEED,
         **plan.describe(),
     }
+    if deadline is not None and has_batch and inputs["samples"] < SAMPLES:
+        inputs["budget"] = (
+            f"{inputs['samples']} of {SAMPLES} samples: the next run would have ended past "
+            f"{BUDGET_SHARE:.0%} of latency.budget_s ({budget_s} s)"
+        )
     first = _per_sample([d[0] for d in dense_out], batch if has_batch else None)
     constant = same_for_every_sample(first, SYNTHETIC)
     if constant is not None:
@@ -73,6 +89,16 @@ def measure_fidelity(
     }
 
 
+def seconds_per_sample(fidelity: dict[str, Any], seconds: float) -> float | None:
+    """Both models' time per synthetic sample, from a fidelity measurement that took
+    ``seconds`` (None when it ran nothing, or ran a fixed batch that is not per sample)."""
+    inputs = fidelity.get("inputs") or {}
+    samples = fidelity.get("samples")
+    if not fidelity.get("measured") or not samples or inputs.get("batch_size") != CHUNK:
+        return None
+    return seconds / int(samples)
+
+
 def compare_on_samples(dense: Array, pruned: Array, source: str) -> dict[str, Any]:
     """The first outputs of both models on the same real samples (axis 0)."""
     samples = int(dense.shape[0]) if dense.ndim else 1
@@ -89,27 +115,44 @@ def compare_on_samples(dense: Array, pruned: Array, source: str) -> dict[str, An
 
 
 def measure_on_calibration(
-    dense: Runner,
-    pruned: Runner,
+    open_runner: Callable[[Path], Runner],
+    models: tuple[Path, Path],
     plan: InputPlan,
-    calibration: CalibrationSpec,
+    spec: PruneSpec,
     datasets: Mapping[str, Path],
+    block: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
-    """The saved artifact and the upload on the job's calibration samples; None when the job
-    has none. In-sample: the method chose its weights on these samples."""
+    """The upload and the saved artifact (``models``) on the job's calibration samples, run
+    once for two figures: the headline (None when the job has no calibration data, or has
+    evaluation data, which leads) and, when a calibrated method left it to be measured here
+    (``block["fidelity"]`` is None: a one-shot job), the calibration block's in-sample
+    ``fidelity``. In-sample: the method chose its weights on these samples."""
+    calibration = spec.calibration
+    deferred = block is not None and "fidelity" in block and block["fidelity"] is None
+    if calibration is None or (spec.evaluation is not None and not deferred):
+        return None
     path = datasets.get(calibration.dataset_id)
     if path is None:
         return None
+    began = time.perf_counter()
     count = min(calibration.samples, DATA_SAMPLES)
     data = load_calibration(Path(path), calibration.dataset_id, count, plan.inputs)
-    firsts: dict[str, list[Array]] = {"dense": [], "pruned": []}
-    for feeds, _ in data.batches():
-        firsts["dense"].append(np.asarray(dense.run(feeds)[0]))
-        firsts["pruned"].append(np.asarray(pruned.run(feeds)[0]))
-    compared = compare_on_samples(
-        np.concatenate(firsts["dense"]), np.concatenate(firsts["pruned"]), CALIBRATION
-    )
-    return {**compared, "dataset_id": calibration.dataset_id, "in_sample": True}
+    dense, pruned = (_first_outputs(open_runner(model), data) for model in models)
+    if deferred:
+        assert block is not None
+        block["fidelity"] = compare_on_data(dense, pruned, data)
+    if spec.evaluation is not None:
+        return None
+    compared = compare_on_samples(dense, pruned, CALIBRATION)
+    seconds = round(time.perf_counter() - began, 3)
+    return {**compared, "dataset_id": calibration.dataset_id, "in_sample": True, "time_s": seconds}
+
+
+def _first_outputs(runner: Runner, data: CalibrationData) -> Array:
+    try:
+        return np.concatenate([np.asarray(runner.run(feeds)[0]) for feeds, _ in data.batches()])
+    finally:
+        runner.close()
 
 
 def headline(
@@ -167,28 +210,58 @@ def _per_sample(outputs: Sequence[Array], batch: int | None) -> Array:
 
 
 def _run_both(
-    dense: Runner, pruned: Runner, plan: InputPlan
+    dense: Runner, pruned: Runner, plan: InputPlan, deadline: float | None
 ) -> tuple[int, list[list[Array]], list[list[Array]]]:
     """Run SAMPLES samples through both; a fixed or traced batch size is honoured."""
-    batch = plan.fixed_batch() or SAMPLES
+    fixed = plan.fixed_batch()
+    if fixed is not None:
+        return fixed, *_run_batches(dense, pruned, plan, fixed, deadline)
     try:
-        return batch, *_run_batches(dense, pruned, plan, batch)
+        return CHUNK, *_run_chunks(dense, pruned, plan, deadline)
     except DataMismatch:
-        example = next((i.dims[0] for i in plan.inputs if i.batch == "variable"), batch)
-        if example == batch:
+        example = next((i.dims[0] for i in plan.inputs if i.batch == "variable"), CHUNK)
+        if example == CHUNK:
             raise
-        return example, *_run_batches(dense, pruned, plan, example)
+        return example, *_run_batches(dense, pruned, plan, example, deadline)
+
+
+def _run_chunks(
+    dense: Runner, pruned: Runner, plan: InputPlan, deadline: float | None
+) -> tuple[list[list[Array]], list[list[Array]]]:
+    """SAMPLES samples drawn at once (the same inputs whatever the budget allows), run
+    ``CHUNK`` at a time while the deadline allows."""
+    feeds = plan.feeds(SAMPLES, seed=SEED)
+    assert not isinstance(feeds, str)  # a variable batch takes any size
+    batched = {i.name for i in plan.inputs if i.batch == "variable"}
+    dense_out, pruned_out = [], []
+    for start in range(0, SAMPLES, CHUNK):
+        began = time.perf_counter()
+        chunk = {k: v[start : start + CHUNK] if k in batched else v for k, v in feeds.items()}
+        dense_out.append(dense.run(chunk))
+        pruned_out.append(pruned.run(chunk))
+        if _past(deadline, began):
+            break
+    return dense_out, pruned_out
+
+
+def _past(deadline: float | None, began: float) -> bool:
+    """Whether another run as long as the one begun at ``began`` would end past it."""
+    now = time.perf_counter()
+    return deadline is not None and now + (now - began) > deadline
 
 
 def _run_batches(
-    dense: Runner, pruned: Runner, plan: InputPlan, batch: int
+    dense: Runner, pruned: Runner, plan: InputPlan, batch: int, deadline: float | None
 ) -> tuple[list[list[Array]], list[list[Array]]]:
     dense_out, pruned_out = [], []
     for run in range(math.ceil(SAMPLES / batch)):
+        began = time.perf_counter()
         feeds = plan.feeds(batch, seed=SEED + run)
         assert not isinstance(feeds, str)  # the batch size is one the plan accepts
         dense_out.append(dense.run(feeds))
         pruned_out.append(pruned.run(feeds))
+        if _past(deadline, began):
+            break
     return dense_out, pruned_out
 
 

@@ -88,10 +88,13 @@ def resolve_inputs(
     given: Mapping[str, tuple[int, ...]] | None,
     exact_shapes: bool,
     ranges: Mapping[str, InputRange] | None = None,
+    data: tuple[str, Mapping[str, tuple[int, ...]]] | None = None,
 ) -> InputPlan:
     """``exact_shapes``: the recorded shapes are constraints (ONNX), not examples (a traced
     TorchScript module), so an int batch dimension is fixed rather than assumed variable.
-    ``ranges``: the adapter's ``input_ranges()``, for integer and bool inputs."""
+    ``ranges``: the adapter's ``input_ranges()``, for integer and bool inputs. ``data``: the
+    job's dataset (its name, its arrays' shapes, samples first), whose per-sample shape sizes
+    an input's symbolic axes when ``given`` does not."""
     given = dict(given or {})
     unknown = sorted(set(given) - {s.name for s in specs})
     if unknown:
@@ -101,11 +104,43 @@ def resolve_inputs(
             field="input_shapes",
         )
     ranges = ranges or {}
+    from_data = {} if data is None else _shapes_from_data(specs, given, data[1])
     inputs = [
-        replace(_resolve(s, given.get(s.name), exact_shapes), values=ranges.get(s.name, FREE))
+        replace(
+            _resolve(s, given.get(s.name) or from_data.get(s.name), exact_shapes),
+            values=ranges.get(s.name, FREE),
+        )
         for s in specs
     ]
+    if from_data:
+        assert data is not None
+        named = ", ".join(sorted(from_data))
+        source = f"the per-sample shape of {data[0]} for {named} (symbolic axes in the model)"
+        return InputPlan(inputs, ("input_shapes; " if given else "") + source)
     return InputPlan(inputs, "input_shapes" if given else "model signature")
+
+
+def _shapes_from_data(
+    specs: Sequence[TensorSpec],
+    given: Mapping[str, tuple[int, ...]],
+    arrays: Mapping[str, tuple[int, ...]],
+) -> dict[str, tuple[int, ...]]:
+    """Shapes for the inputs with a symbolic axis after the batch one and no given shape,
+    taken from the data's array of the same name and rank: one sample, the batch axis first
+    as the signature has it. Fixed axes must agree (else loading the data names the
+    mismatch, and the input keeps its error here)."""
+    found: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        shape, array = spec.shape, arrays.get(spec.name)
+        if spec.name in given or shape is None or array is None or len(array) != len(shape):
+            continue
+        if all(isinstance(d, int) for d in shape[1:]):
+            continue
+        if any(isinstance(d, int) and d != a for d, a in zip(shape[1:], array[1:], strict=True)):
+            continue
+        batch = shape[0] if shape and isinstance(shape[0], int) else 1
+        found[spec.name] = (batch, *array[1:])
+    return found
 
 
 def _resolve(spec: TensorSpec, given: tuple[int, ...] | None, exact: bool) -> ResolvedInput:
@@ -127,7 +162,8 @@ def _resolve(spec: TensorSpec, given: tuple[int, ...] | None, exact: bool) -> Re
         if not isinstance(dim, int):
             raise InvalidSpec(
                 f"input {spec.name!r} has a symbolic dimension {dim!r} at position {position}; "
-                "pass input_shapes with concrete sizes for it",
+                "pass input_shapes with concrete sizes for it, or give calibration or "
+                f"evaluation data with an array {spec.name!r} whose samples have that shape",
                 field="input_shapes",
             )
     dims = tuple(d if isinstance(d, int) else 1 for d in spec.shape)

@@ -8,8 +8,10 @@ dense times, the pruned times and the per-iteration speedups each get a distribu
 confidence interval from order statistics (`median_interval`), which assumes nothing about the
 shape of timing noise (skewed, with outliers). A batch size stops when all three intervals are
 within `tolerance` of their medians (`converged`), when its share of the budget is spent
-(`budget`), or at `max_iterations`; never before `iterations`, the minimum. A speedup is a
-gain only when its interval lies above 1.0.
+(`budget`), or at `max_iterations`; never before `iterations`, the minimum. A batch size whose
+warm-up and minimum would not end within the budget is not measured, and the report says why:
+its iteration time is predicted from the batch size before it (scaled by the batch size), or,
+for the first, from its warm-up. A speedup is a gain only when its interval lies above 1.0.
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ NO_SPEEDUP_NOTE = (
     "so unstructured sparsity saves storage, not time, unless a sparse kernel is used."
 )
 BUDGET_SPLIT = (
-    "the budget (warm-up included) is split evenly across the batch sizes, in order; time a "
+    "the budget covers the fidelity on synthetic inputs (run first) and the latency, warm-up "
+    "included; what fidelity leaves is split evenly across the batch sizes, in order; time a "
     "batch size leaves unused (it converged, or was skipped) goes to the ones after it. The "
-    "minimum iterations are always taken, even past the budget."
+    "minimum iterations may run past a batch size's share, not past the budget: a batch "
+    "size whose warm-up and minimum are predicted to end past it is not measured (see "
+    "skipped); the prediction scales the batch size measured before it, else the fidelity "
+    "runs' time per sample, else one timed warm-up iteration. With budget_s 0, exactly the "
+    "minimum is taken for every batch size."
 )
 METHOD = (
     "each iteration runs dense and pruned once on the same inputs, order alternating; "
@@ -63,11 +70,19 @@ def measure_latency(
     spec: LatencySpec,
     runtime: str,
     on_batch: Callable[[int, int], None] | None = None,
+    spent_before_s: float = 0.0,
+    sample_s: float | None = None,
 ) -> dict[str, Any]:
+    """``spent_before_s``: what the job's synthetic fidelity took from ``spec.budget_s``;
+    ``sample_s``: its time per sample through both models, which predicts the first batch
+    size's iteration (so a slow model's first warm-up need not run to be judged too long)."""
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     started = clock()
-    end = started + spec.budget_s
+    end = started + max(0.0, spec.budget_s - spent_before_s)
+    # A batch size measured (or the fidelity's one sample) and its typical iteration.
+    last: tuple[int, float] | None = None if sample_s is None else (1, sample_s)
+    basis = "the fidelity runs' time per sample"
     for index, batch_size in enumerate(spec.batch_sizes):
         if on_batch is not None:
             on_batch(index, batch_size)
@@ -77,10 +92,21 @@ def measure_latency(
         if isinstance(feeds, str):
             skipped.append({"batch_size": batch_size, "reason": feeds})
             continue
+        budget = _Budget(now + share, end if spec.budget_s > 0 else None)
+        if last is not None and (late := budget.too_short(spec, last[1] * batch_size / last[0])):
+            skipped.append(_over_budget(batch_size, late, basis))
+            continue
         try:
-            results.append(_measure(dense, pruned, feeds, spec, now + share).to_json(batch_size))
+            timings = _measure(dense, pruned, feeds, spec, budget)
         except DataMismatch as exc:
             skipped.append({"batch_size": batch_size, "reason": exc.message})
+            continue
+        if timings.late is not None:
+            skipped.append(_over_budget(batch_size, timings.late, "its warm-up"))
+            continue
+        results.append(timings.to_json(batch_size))
+        last = (batch_size, timings.typical_iteration_s())
+        basis = f"batch size {batch_size}'s iterations"
     return {
         "runtime": runtime,
         "threads": spec.threads,
@@ -89,6 +115,7 @@ def measure_latency(
         "max_iterations": max(spec.max_iterations, spec.iterations),
         "budget_s": spec.budget_s,
         "budget_split": BUDGET_SPLIT,
+        "fidelity_s": round(spent_before_s, 3),
         "spent_s": round(clock() - started, 3),
         "tolerance": spec.tolerance,
         "confidence": CONFIDENCE,
@@ -109,6 +136,7 @@ class _Timings:
     warmup: int = 0
     stopped: str = "budget"
     seconds: float = 0.0
+    late: _Late | None = None  # set when the minimum would end past the budget: not measured
 
     def add(self, dense_ms: float, pruned_ms: float) -> None:
         self.dense_ms.append(dense_ms)
@@ -142,18 +170,65 @@ class _Timings:
         }
 
 
+@dataclass(frozen=True)
+class _Late:
+    """Why a batch size was not measured: its minimum would end past the budget."""
+
+    iteration_s: float  # one iteration (dense + pruned), predicted
+    needed_s: float  # warm-up and the minimum iterations, predicted
+    left_s: float  # of the budget, when the batch size came up
+
+
+@dataclass(frozen=True)
+class _Budget:
+    deadline: float  # the end of this batch size's share
+    end: float | None  # the end of the whole budget; None with budget_s 0 (exact minimum)
+
+    def too_short(self, spec: LatencySpec, iteration_s: float, warm: bool = True) -> _Late | None:
+        """The prediction when warm-up (one iteration, if still to come) and the minimum
+        iterations would end past the budget; None when they fit or nothing bounds them."""
+        if self.end is None:
+            return None
+        count = spec.iterations + (1 if warm and spec.warmup > 0 else 0)
+        left = self.end - clock()
+        if iteration_s * count <= left:
+            return None
+        return _Late(iteration_s, iteration_s * count, max(0.0, left))
+
+
+def _over_budget(batch_size: int, late: _Late, basis: str) -> dict[str, Any]:
+    return {
+        "batch_size": batch_size,
+        "reason": (
+            f"not measured: one iteration (dense and pruned once) is predicted to take "
+            f"{late.iteration_s:.2f} s from {basis}, so warm-up and the minimum iterations "
+            f"need {late.needed_s:.2f} s, and {late.left_s:.2f} s of latency.budget_s were "
+            "left; raise latency.budget_s to measure it"
+        ),
+        "predicted_iteration_s": round(late.iteration_s, 3),
+        "budget_left_s": round(late.left_s, 3),
+    }
+
+
 def _measure(
-    dense: Runner, pruned: Runner, feeds: dict[str, Array], spec: LatencySpec, deadline: float
+    dense: Runner, pruned: Runner, feeds: dict[str, Array], spec: LatencySpec, budget: _Budget
 ) -> _Timings:
     began = clock()
     timings = _Timings()
+    deadline = budget.deadline
     warm_until = began + _WARMUP_SHARE * max(0.0, deadline - began)
+    pair_s = 0.0
     while timings.warmup < spec.warmup:
+        pair_began = clock()
         dense.run(feeds)
         pruned.run(feeds)
+        pair_s = clock() - pair_began
         timings.warmup += 1
         if clock() >= warm_until:
             break
+    if timings.warmup and (late := budget.too_short(spec, pair_s, warm=False)) is not None:
+        timings.late = late
+        return timings
     most = max(spec.max_iterations, spec.iterations)
     next_check, typical_s = spec.iterations, 0.0
     while True:

@@ -65,7 +65,7 @@ class LatencySpec:
     batch_sizes: tuple[int, ...] = (1, 32)
     threads: int = 1
     warmup: int = 5
-    iterations: int = 1  # the minimum per batch size, taken even past the budget
+    iterations: int = 1  # the minimum per batch size; one that cannot fit the budget is skipped
     max_iterations: int = 1000
     budget_s: float = 4.0
     tolerance: float = 0.03

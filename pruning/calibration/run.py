@@ -78,9 +78,15 @@ def prune_calibrated(
         nm_columns=frozenset(input_on_axis0(model)) if spec.nm else frozenset(),
         device=current_device(),
     )
-    dense = first_outputs(model, data, inputs.names)
+    # A one-shot job saves these weights as they are: the engine measures the in-sample
+    # fidelity on the saved artifact, once for this block and for the report's headline
+    # (pruning.fidelity.measure_on_calibration). A retraining event's weights change after
+    # it, so its fidelity is taken here, on the weights the event left.
+    fidelity = None
+    dense = first_outputs(model, data, inputs.names) if spec.retrain is not None else None
     notes = method.prune(job)
-    fidelity = compare_on_data(dense, first_outputs(model, data, inputs.names), data)
+    if dense is not None:
+        fidelity = compare_on_data(dense, first_outputs(model, data, inputs.names), data)
     return {**data.describe(), "data_load_s": round(load_s, 4), **notes, "fidelity": fidelity}
 
 

@@ -92,9 +92,13 @@ def traced_bert(path: Path) -> Path:
     return path
 
 
-def onnx_bert(path: Path, unused_initializer: str | None = "pooler.dense.weight") -> Path:
+def onnx_bert(
+    path: Path, unused_initializer: str | None = "pooler.dense.weight", sequence_axis: bool = False
+) -> Path:
     """The exporter drops the pooler; ``unused_initializer`` puts a weight back that no node
-    reads, as other exporters and graph editors leave them."""
+    reads, as other exporters and graph editors leave them. ``sequence_axis``: the sequence
+    length is a symbolic axis, as in exported language models."""
+    x_axes = {0: "batch", 1: "sequence"} if sequence_axis else {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -104,7 +108,7 @@ def onnx_bert(path: Path, unused_initializer: str | None = "pooler.dense.weight"
             dynamo=False,
             input_names=["x"],
             output_names=["logits"],
-            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={"x": x_axes, "logits": {0: "batch"}},
         )
     if unused_initializer is not None:
         proto = onnx.load(str(path))

@@ -3,6 +3,7 @@ data when the job has some, and "not measured" with a reason when nothing can sh
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ import torch
 from torch import nn
 
 from pruning import prune
+from pruning.fidelity import CHUNK, SAMPLES, measure_fidelity
+from pruning.inputs import resolve_inputs
+from pruning.models import open_model
 from tests.engine.factories import FAST_LATENCY, load_torchscript
 
 VOCAB, WIDTH, TOKENS = 100, 32, 12
@@ -152,6 +156,48 @@ def test_a_job_with_calibration_data_reports_fidelity_on_it(tmp_path: Path) -> N
     assert fidelity["samples"] == 16 and fidelity["dataset_id"] == "ds_cal"
     assert 0.0 < fidelity["output_cosine"] < 1.0
     assert quality["synthetic_fidelity"]["source"] == "synthetic inputs"
+
+
+def test_a_one_shot_calibrated_job_measures_calibration_fidelity_once_for_both_places(
+    tmp_path: Path,
+) -> None:
+    """The headline and the calibration block come from one run of both models on the
+    saved artifact: the same cosine, and the block's own fields (top-1, in-sample)."""
+    model = export_encoder_onnx(tmp_path / "encoder.onnx")
+    data = tmp_path / "cal.npz"
+    np.savez(data, **_tokens(24, seed=3))
+    spec = _magnitude(method={"name": "wanda"}, calibration={"dataset_id": "ds_cal", "samples": 16})
+    report = prune(model, spec, tmp_path / "out", datasets={"ds_cal": data}).report
+    headline, block = report["quality"]["fidelity"], report["calibration"]["fidelity"]
+    assert headline["output_cosine"] == pytest.approx(block["output_cosine"], abs=1e-12)
+    assert block["samples"] == 16 and block["inputs"] == "calibration samples (in-sample)"
+    assert headline["in_sample"] is True and headline["time_s"] >= 0
+
+
+class SlowRunner:
+    """A real runner that takes ``delay`` seconds more per call: a model slower than the
+    budget, on any machine."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    def run(self, feeds: Any) -> Any:
+        time.sleep(self.delay)
+        return self.inner.run(feeds)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_synthetic_fidelity_stops_within_its_share_of_the_budget(tmp_path: Path) -> None:
+    path = export_encoder_onnx(tmp_path / "encoder.onnx")
+    model = open_model(path)
+    plan = resolve_inputs(model.signature.inputs, None, True, model.input_ranges())
+    runners = [SlowRunner(type(model).open_runner(path, 1, plan.names), 0.05) for _ in range(2)]
+    cut = measure_fidelity(runners[0], runners[1], plan, ["y"], budget_s=0.2)
+    whole = measure_fidelity(runners[0], runners[1], plan, ["y"], budget_s=None)
+    assert cut["measured"] and cut["samples"] == CHUNK < whole["samples"] == SAMPLES
+    assert "of 16 samples" in cut["inputs"]["budget"] and "budget" not in whole["inputs"]
 
 
 class ComputedTable(nn.Module):

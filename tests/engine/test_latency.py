@@ -73,16 +73,25 @@ def test_a_slow_model_stops_when_its_budget_is_spent(wide: Path) -> None:
     latency = timed(
         wide,
         batch_sizes=(64,),
-        budget_s=0.02,
-        iterations=2,
+        budget_s=0.5,
+        iterations=1,
         max_iterations=100_000,
         tolerance=UNREACHABLE,
         warmup=5,
     )
     (result,) = latency["results"]
     assert result["stopped"] == "budget"
-    assert 2 <= result["iterations"] < 100_000
+    assert 1 <= result["iterations"] < 100_000
     assert 1 <= result["warmup"] <= 5
+
+
+def test_a_batch_size_whose_minimum_cannot_fit_the_budget_is_not_measured(wide: Path) -> None:
+    latency = timed(wide, batch_sizes=(64,), budget_s=0.0001, iterations=2, warmup=1)
+    assert latency["results"] == []
+    (skipped,) = latency["skipped"]
+    assert skipped["batch_size"] == 64 and skipped["reason"].startswith("not measured")
+    assert "from its warm-up" in skipped["reason"] and "latency.budget_s" in skipped["reason"]
+    assert skipped["predicted_iteration_s"] > skipped["budget_left_s"]
 
 
 class ScriptedRunner:
@@ -137,6 +146,53 @@ def test_noisy_timings_stop_once_all_three_intervals_are_within_tolerance(
     low, high = result["speedup_ci95"]
     assert low <= result["speedup"] <= high and (high - low) / 2 <= 0.1 * result["speedup"] + 1e-3
     assert result["verdict"] == "faster"
+
+
+def test_a_larger_batch_predicted_past_the_budget_is_skipped_without_running(
+    monkeypatch: pytest.MonkeyPatch, tiny: Path
+) -> None:
+    """Batch 1 takes 10 ms an iteration, so batch 32 is predicted at 320 ms: warm-up and
+    the minimum of three need 1.28 s, past the 1 s budget; it never runs."""
+    now = [0.0]
+    monkeypatch.setattr(latency_module, "clock", lambda: now[0])
+    plan = resolve_inputs(open_model(tiny).signature.inputs, None, exact_shapes=True)
+    spec = LatencySpec(batch_sizes=(1, 32), budget_s=1.0, iterations=3, tolerance=0.1)
+    dense, pruned = ScriptedRunner(now, [5.0]), ScriptedRunner(now, [5.0])
+    latency = measure_latency(dense, pruned, plan, spec, "test")
+    assert [r["batch_size"] for r in latency["results"]] == [1]
+    (skipped,) = latency["skipped"]
+    assert skipped["batch_size"] == 32 and skipped["predicted_iteration_s"] == 0.32
+    assert "from batch size 1's iterations" in skipped["reason"]
+    assert latency["spent_s"] <= spec.budget_s
+
+
+def test_the_fidelity_time_per_sample_predicts_the_first_batch_size(
+    monkeypatch: pytest.MonkeyPatch, tiny: Path
+) -> None:
+    """0.6 s a sample through both models: warm-up and one iteration at batch 1 need 1.2 s,
+    past the 1 s budget, so neither model runs."""
+    now = [0.0]
+    monkeypatch.setattr(latency_module, "clock", lambda: now[0])
+    plan = resolve_inputs(open_model(tiny).signature.inputs, None, exact_shapes=True)
+    spec = LatencySpec(batch_sizes=(1,), budget_s=1.0, iterations=1, warmup=1)
+    dense, pruned = ScriptedRunner(now, [5.0]), ScriptedRunner(now, [5.0])
+    latency = measure_latency(dense, pruned, plan, spec, "test", sample_s=0.6)
+    assert latency["results"] == [] and now[0] == 0.0
+    (skipped,) = latency["skipped"]
+    assert "fidelity runs' time per sample" in skipped["reason"]
+
+
+def test_time_spent_on_fidelity_comes_out_of_the_budget(
+    monkeypatch: pytest.MonkeyPatch, tiny: Path
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(latency_module, "clock", lambda: now[0])
+    plan = resolve_inputs(open_model(tiny).signature.inputs, None, exact_shapes=True)
+    spec = LatencySpec(batch_sizes=(1,), budget_s=1.0, iterations=3, tolerance=UNREACHABLE)
+    dense, pruned = ScriptedRunner(now, [5.0, 6.0]), ScriptedRunner(now, [5.0, 7.0])
+    latency = measure_latency(dense, pruned, plan, spec, "test", spent_before_s=0.75)
+    assert latency["fidelity_s"] == 0.75
+    assert latency["spent_s"] <= 0.25 and latency["results"][0]["stopped"] == "budget"
 
 
 def test_a_real_model_reports_intervals_around_its_medians(tiny: Path) -> None:

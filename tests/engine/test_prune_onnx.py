@@ -154,7 +154,7 @@ def test_progress_goes_through_the_stages_in_order(tmp_path: Path) -> None:
     result = prune(path, fast_spec(), tmp_path / "o", progress=lambda *e: events.append(e))
     assert isinstance(result, PruneResult)
     stages = list(dict.fromkeys(stage for stage, _, _ in events))
-    assert stages == ["load", "prune", "save", "latency", "fidelity", "report"]
+    assert stages == ["load", "prune", "save", "fidelity", "latency", "report"]
     fractions = [f for _, f, _ in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert set(result.report["timings"]) >= {"load_s", "prune_s", "retrain_s", "total_s"}
