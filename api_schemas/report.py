@@ -423,14 +423,20 @@ _STRUCTURED = {
 
 
 class CountChange(BaseModel):
-    model_config = _OPEN
+    """A count before and after the job; `ratio` is after / before (null when before is 0)."""
+
+    model_config = _open({"before": 1600256, "after": 812032, "ratio": 0.5074})
     before: int
     after: int
     ratio: float | None
 
 
 class UnitsRemoved(BaseModel):
-    model_config = _OPEN
+    """Attention heads (or MLP neurons) removed, in all and per layer."""
+
+    model_config = _open(
+        {"total": 8, "of": 16, "per_layer": {"/layer.0/attn": 3, "/layer.1/attn": 5}}
+    )
     total: int = Field(description="Units removed over all layers.")
     of: int = Field(description="Units the layers had.")
     per_layer: dict[str, int] = Field(description="Layer -> units removed.")

@@ -48,6 +48,10 @@ _UPLOAD_FORM["requestBody"]["content"][JSON_TYPE] = {  # type: ignore[index]
         "examples": [{"source": "s3://models/bert/model.tar", "name": "bert-base"}],
     }
 }
+# Declared optional although a request without a body is refused (422): openapi-python-client
+# 0.29 generates a required body with several content types as `X | Unset` without importing
+# `Unset`, a client that cannot be imported (openapi-generators/openapi-python-client#1451).
+_UPLOAD_FORM["requestBody"]["required"] = False  # type: ignore[index]
 
 
 @router.post(
