@@ -22,6 +22,7 @@ from onnx import numpy_helper
 from pruning.structured.channels import IntArray
 from pruning.structured.dependency import label
 from pruning.structured.graph import OnnxGraph, attribute
+from pruning.structured.head_transposes import SWAP_LAST, folded_transpose
 
 _SCALES = ("Div", "Mul")
 _SCALAR_OPS = ("Slice", "Gather", "Cast", "Sqrt", "Div", "Mul", "Reciprocal", "Pow", "Squeeze")
@@ -192,13 +193,21 @@ def _match(graph: OnnxGraph, index: _Index, softmax: int) -> AttentionBlock:
 
 
 def _through_scales(
-    graph: OnnxGraph, index: _Index, name: str, reader: int, heads_axis: int, allow_add: bool
+    graph: OnnxGraph,
+    index: _Index,
+    name: str,
+    reader: int,
+    heads_axis: int,
+    allow_add: bool,
+    skip: frozenset[int] = frozenset(),
 ) -> int:
     """Walk back from ``reader`` over scalar scales (for scores, also a broadcast mask Add);
-    ``heads_axis``: where the heads are in these tensors."""
+    ``heads_axis``: where the heads are in these tensors; ``skip``: readers of ``name`` known
+    to follow a head cut (the Shape of a folded transpose)."""
     while True:
         producer = _producer(graph, index, name)
-        _single_use(graph, index, name, reader, heads_axis)
+        _single_use(graph, index, name, reader, heads_axis, skip)
+        skip = frozenset()
         node = graph.nodes[producer]
         allowed = _SCALES + (("Add",) if allow_add else ())
         if node.op_type not in allowed:
@@ -224,8 +233,15 @@ def _producer(graph: OnnxGraph, index: _Index, name: str) -> int:
     return index.producer[name]
 
 
-def _single_use(graph: OnnxGraph, index: _Index, name: str, reader: int, heads_axis: int) -> None:
-    others = [graph.nodes[i] for i in index.consumers[name] if i != reader]
+def _single_use(
+    graph: OnnxGraph,
+    index: _Index,
+    name: str,
+    reader: int,
+    heads_axis: int,
+    skip: frozenset[int] = frozenset(),
+) -> None:
+    others = [graph.nodes[i] for i in index.consumers[name] if i != reader and i not in skip]
     for other in others:
         if not _reads_other_axes(graph, index, other, heads_axis):
             raise NotAHead(
@@ -303,12 +319,25 @@ def _head_side(
     name = graph.nodes[reader].input[operand]
     heads_axis = axes[0]  # where the heads must be at the scores/context MatMul
     current = _through_scales(graph, index, name, reader, heads_axis, allow_add=False)
-    while graph.nodes[current].op_type == "Transpose":
+    while True:
         node = graph.nodes[current]
+        folded = None
+        if node.op_type == "Reshape":
+            folded = folded_transpose(graph, index.producer, index.consumers, current)
+        if folded is not None:
+            perm = [SWAP_LAST[p] for p in perm]
+            heads_axis = SWAP_LAST[heads_axis]
+            skip = frozenset({folded.shape})
+            current = _through_scales(
+                graph, index, folded.source, folded.fold, heads_axis, False, skip
+            )
+            continue
+        if node.op_type != "Transpose":
+            break
         step = list(attribute(node, "perm", []))
         if len(step) != 4:
             raise NotAHead(f"Transpose {label(node)} is not over 4 axes")
-        perm = [perm[p] for p in step]
+        perm = [step[p] for p in perm]  # walking back: the earlier transpose applies first
         heads_axis = step[heads_axis]
         current = _through_scales(graph, index, node.input[0], current, heads_axis, False)
     split = graph.nodes[current]
