@@ -121,6 +121,36 @@ def test_a_folded_key_transpose_with_a_constant_shape_is_refused_naming_the_node
     assert producer[unfold.input[0]] is fold
 
 
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_packed_qkv_projection_loses_the_heads_columns_in_each_third(
+    dynamo: bool, tmp_path: Path
+) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "packed.onnx", "packed", dynamo=dynamo)))
+    split = "Split" if dynamo else "Slice"
+    assert [n.op_type for n in proto.graph.node].count(split) == (2 if dynamo else 6)
+    _cut_equals_silenced(proto, [0, 3])
+    graph = OnnxGraph(proto)
+    blocks = find_heads(graph).blocks
+    for block in blocks:
+        cut_heads(graph, block, np.array([1]))
+    sizes = {i.name: list(i.dims) for i in proto.graph.initializer}
+    assert all(sizes[b.projections[0].weight] == [32, 24] for b in blocks)
+    del proto.graph.value_info[:]
+    assert _run(proto, tokens(3)).shape == (3, 32)
+
+
+def test_constant_slice_bounds_of_a_packed_projection_are_rewritten(tmp_path: Path) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "packed.onnx", "packed")))
+    slices = [n for n in proto.graph.node if n.op_type == "Slice" and "qkv" in n.input[0]]
+    for i, node in enumerate(slices):  # as an optimum-style graph writes them
+        part = i % 3
+        for position, value in ((1, part * 32), (2, (part + 1) * 32)):
+            name = f"bound_{i}_{position}"
+            proto.graph.initializer.append(numpy_helper.from_array(np.array([value]), name))
+            node.input[position] = name
+    _cut_equals_silenced(proto, [2])
+
+
 def _perm(node: onnx.NodeProto) -> list[int]:
     return [int(p) for a in node.attribute if a.name == "perm" for p in a.ints]
 
