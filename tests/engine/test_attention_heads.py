@@ -139,6 +139,18 @@ def test_a_packed_qkv_projection_loses_the_heads_columns_in_each_third(
     assert _run(proto, tokens(3)).shape == (3, 32)
 
 
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_packed_qkv_encoder_is_ranked_cut_and_refitted_like_separate_projections(
+    dynamo: bool, tmp_path: Path
+) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "packed.onnx", "packed", dynamo=dynamo)))
+    names = [t.name for t in proto.graph.initializer if len(t.dims) == 2]
+    result = prune_onnx_channels(proto, names, 0.5, "l1")
+    units = [(u["kind"], u["units"], u["kept"]) for u in result.units]
+    assert units == [("head", 4, 2)] * 2 + [("neuron", 64, 32)] * 2
+    _rescale_beats_plain(proto)
+
+
 def test_constant_slice_bounds_of_a_packed_projection_are_rewritten(tmp_path: Path) -> None:
     proto = onnx.load(str(onnx_encoder(tmp_path / "packed.onnx", "packed")))
     slices = [n for n in proto.graph.node if n.op_type == "Slice" and "qkv" in n.input[0]]
