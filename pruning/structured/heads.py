@@ -21,7 +21,16 @@ from onnx import numpy_helper
 
 from pruning.structured.channels import IntArray
 from pruning.structured.dependency import label
+from pruning.structured.fused_qkv import (
+    NotPacked,
+    PackedPart,
+    chunk_shapes,
+    packed_columns,
+    packed_part,
+    resize_split,
+)
 from pruning.structured.graph import OnnxGraph, attribute
+from pruning.structured.head_transposes import SWAP_LAST, folded_transpose
 
 _SCALES = ("Div", "Mul")
 _SCALAR_OPS = ("Slice", "Gather", "Cast", "Sqrt", "Div", "Mul", "Reciprocal", "Pow", "Squeeze")
@@ -37,6 +46,11 @@ class Projection:
     node: int  # the MatMul whose (in, H*D) weight makes q, k or v
     weight: str
     bias: str | None
+    packed: PackedPart | None = None  # q, k or v as one third of a packed QKV MatMul
+
+    @property
+    def width(self) -> int:
+        return self.packed.width if self.packed else -1
 
 
 @dataclass(frozen=True)
@@ -117,12 +131,17 @@ def cut_heads(graph: OnnxGraph, block: AttentionBlock, keep: IntArray) -> None:
     """Keep heads ``keep`` (sorted indices) of ``block``."""
     d = block.head_dim
     columns = (keep[:, None] * d + np.arange(d)).reshape(-1)
-    for projection in block.projections:
-        _take(graph, projection.weight, columns, 1)
+    packed = [p.packed for p in block.projections if p.packed is not None]
+    projections = block.projections[:1] if packed else block.projections
+    wanted = packed_columns(packed, columns) if packed else columns
+    for projection in projections:
+        _take(graph, projection.weight, wanted, 1)
         if projection.bias:
             bias = graph.constant(projection.bias)
             assert bias is not None
-            _take(graph, projection.bias, columns, bias.ndim - 1)
+            _take(graph, projection.bias, wanted, bias.ndim - 1)
+    if packed:
+        resize_split(graph, packed, int(columns.size))
     _take(graph, block.output_weight, columns, 0)
     for edit in block.edits:
         node = graph.nodes[edit.node]
@@ -173,6 +192,14 @@ def _match(graph: OnnxGraph, index: _Index, softmax: int) -> AttentionBlock:
     v, v_edit, v_shape = _head_side(graph, index, context[0], 1, (1, 3))
     if k_shape != (heads, head_dim) or v_shape != (heads, head_dim):
         raise NotAHead(f"MatMul {label(scores_mm)}: q, k and v split into different heads")
+    parts = [p.packed for p in (q, k, v)]
+    splits = {p.source for p in parts if p is not None}
+    if any(p is not None for p in parts) and (
+        None in parts or len(splits) != 1 or sorted(p.part for p in parts if p) != [0, 1, 2]
+    ):
+        raise NotAHead(
+            f"MatMul {label(scores_mm)}: q, k and v are not the three parts of one Split"
+        )
     output_node, output_weight, merged, merge_edit = _merge(
         graph, index, context_mm, heads, head_dim
     )
@@ -192,13 +219,21 @@ def _match(graph: OnnxGraph, index: _Index, softmax: int) -> AttentionBlock:
 
 
 def _through_scales(
-    graph: OnnxGraph, index: _Index, name: str, reader: int, heads_axis: int, allow_add: bool
+    graph: OnnxGraph,
+    index: _Index,
+    name: str,
+    reader: int,
+    heads_axis: int,
+    allow_add: bool,
+    skip: frozenset[int] = frozenset(),
 ) -> int:
     """Walk back from ``reader`` over scalar scales (for scores, also a broadcast mask Add);
-    ``heads_axis``: where the heads are in these tensors."""
+    ``heads_axis``: where the heads are in these tensors; ``skip``: readers of ``name`` known
+    to follow a head cut (the Shape of a folded transpose)."""
     while True:
         producer = _producer(graph, index, name)
-        _single_use(graph, index, name, reader, heads_axis)
+        _single_use(graph, index, name, reader, heads_axis, skip)
+        skip = frozenset()
         node = graph.nodes[producer]
         allowed = _SCALES + (("Add",) if allow_add else ())
         if node.op_type not in allowed:
@@ -224,8 +259,15 @@ def _producer(graph: OnnxGraph, index: _Index, name: str) -> int:
     return index.producer[name]
 
 
-def _single_use(graph: OnnxGraph, index: _Index, name: str, reader: int, heads_axis: int) -> None:
-    others = [graph.nodes[i] for i in index.consumers[name] if i != reader]
+def _single_use(
+    graph: OnnxGraph,
+    index: _Index,
+    name: str,
+    reader: int,
+    heads_axis: int,
+    skip: frozenset[int] = frozenset(),
+) -> None:
+    others = [graph.nodes[i] for i in index.consumers[name] if i != reader and i not in skip]
     for other in others:
         if not _reads_other_axes(graph, index, other, heads_axis):
             raise NotAHead(
@@ -303,12 +345,25 @@ def _head_side(
     name = graph.nodes[reader].input[operand]
     heads_axis = axes[0]  # where the heads must be at the scores/context MatMul
     current = _through_scales(graph, index, name, reader, heads_axis, allow_add=False)
-    while graph.nodes[current].op_type == "Transpose":
+    while True:
         node = graph.nodes[current]
+        folded = None
+        if node.op_type == "Reshape":
+            folded = folded_transpose(graph, index.producer, index.consumers, current)
+        if folded is not None:
+            perm = [SWAP_LAST[p] for p in perm]
+            heads_axis = SWAP_LAST[heads_axis]
+            skip = frozenset({folded.shape})
+            current = _through_scales(
+                graph, index, folded.source, folded.fold, heads_axis, False, skip
+            )
+            continue
+        if node.op_type != "Transpose":
+            break
         step = list(attribute(node, "perm", []))
         if len(step) != 4:
             raise NotAHead(f"Transpose {label(node)} is not over 4 axes")
-        perm = [perm[p] for p in step]
+        perm = [step[p] for p in perm]  # walking back: the earlier transpose applies first
         heads_axis = step[heads_axis]
         current = _through_scales(graph, index, node.input[0], current, heads_axis, False)
     split = graph.nodes[current]
@@ -323,7 +378,8 @@ def _head_side(
     head_dim, _ = _shape_element(graph, index, split, 3)
     _single_use(graph, index, split.input[0], current, -1)
     projection = _projection(graph, index, split.input[0])
-    width = int(np.prod(graph.constant(projection.weight).shape[1:]))  # type: ignore[union-attr]
+    weight_width = int(np.prod(graph.constant(projection.weight).shape[1:]))  # type: ignore[union-attr]
+    width = projection.width if projection.packed else weight_width
     heads = width // head_dim if heads == -1 and head_dim > 0 else heads
     head_dim = width // heads if head_dim == -1 and heads > 0 else head_dim
     if heads <= 0 or head_dim <= 0 or heads * head_dim != width:
@@ -332,6 +388,19 @@ def _head_side(
 
 
 def _projection(graph: OnnxGraph, index: _Index, name: str) -> Projection:
+    try:
+        packed = packed_part(graph, index.producer, name)
+    except NotPacked as why:
+        raise NotAHead(str(why)) from why
+    if packed is not None:
+        split = graph.nodes[packed.split]
+        readers = chunk_shapes(graph, index.consumers, packed.source)
+        _single_use(graph, index, packed.source, packed.split, -1, readers)
+        fused = _projection(graph, index, packed.source)
+        weight = graph.constant(fused.weight)
+        if weight is None or weight.shape[-1] != 3 * packed.width:
+            raise NotAHead(f"Split {label(split)} does not split the packed q, k, v projection")
+        return Projection(fused.node, fused.weight, fused.bias, packed)
     node = graph.nodes[_producer(graph, index, name)]
     bias = None
     if node.op_type == "Add":

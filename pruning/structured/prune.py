@@ -25,6 +25,7 @@ from pruning.structured.channel_masks import ChannelMasks
 from pruning.structured.hardware import explain
 from pruning.structured.nm_layout import input_on_axis0
 from pruning.structured.torchscript_channels import zero_channels
+from pruning.structured.torchscript_heads import multihead_attention_units
 from pruning.structured.torchscript_shrink import shrink_sequential
 from pruning.structured.unit_job import prune_onnx_units, refuse_unit_options
 
@@ -151,11 +152,14 @@ def _torchscript_channels(
     smaller = groups is not None
     if groups is None:
         groups = zero_channels(plan.selected, spec.sparsity, rank.importance)
+    module: Any = getattr(model, "module", None)
+    heads = multihead_attention_units(module) if module is not None else []
     return {
         "physically_smaller": smaller,
         "groups": groups,
         "parameters": {"before": before, "after": model.parameter_count()},
         "latency_explanation": explain("channel", physically_smaller=smaller),
+        **({"units": heads} if heads else {}),
     }
 
 

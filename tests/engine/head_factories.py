@@ -1,12 +1,16 @@
-"""Small multi-head transformer encoders in two attention-graph styles, exported to ONNX with
-the TorchScript-based exporter (``dynamo=False``; the dynamo exporter needs ``onnxscript``,
-which this environment does not install).
+"""Small multi-head transformer encoders in three attention-graph styles, exported to ONNX with
+the TorchScript-based exporter (``dynamo=False``) or the dynamo exporter (``dynamo=True``,
+through ``onnxscript``), whose graphs differ: constant ``[-1, s, H, D]`` split shapes, and for
+scaled_dot_product_attention k^T made as Reshape to ``[-1, s, D]`` / Transpose / Reshape back
+with shapes sliced from ``Shape(k)``, and a constant scale on q and k.
 
 - ``"hf"``: BERT's construction: ``x.size()[:-1] + (heads, head_dim)`` views (the exporter
   computes the shape with Shape/Gather/Unsqueeze/Concat), ``permute(0, 2, 1, 3)``, scores
   ``q @ k^T / sqrt(d)``, the merge view computed from ``context.size()[:-2]``.
 - ``"fixed"``: ``reshape(b, s, heads, head_dim)`` with ``k`` permuted straight to
   ``[b, heads, head_dim, s]``, ``q`` scaled before the scores, a merge ``reshape(b, s, -1)``.
+- ``"packed"``: one fused q|k|v Linear and ``chunk(3)``: three Slices with bounds computed
+  from ``Shape`` (TorchScript-based exporter) or one ``Split`` (dynamo).
 - ``"sdpa"``: ``F.scaled_dot_product_attention``, which the exporter writes with q and k^T
   each scaled by ``sqrt(1 / sqrt(q.shape[-1]))`` computed at run time from Shape/Slice.
 """
@@ -26,13 +30,16 @@ class HeadAttention(nn.Module):
     def __init__(self, hidden: int, heads: int, style: str) -> None:
         super().__init__()
         self.heads, self.head_dim, self.style = heads, hidden // heads, style
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
+        if style == "packed":
+            self.qkv = nn.Linear(hidden, 3 * hidden)
+        else:
+            self.query = nn.Linear(hidden, hidden)
+            self.key = nn.Linear(hidden, hidden)
+            self.value = nn.Linear(hidden, hidden)
         self.output = nn.Linear(hidden, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        styles = {"hf": self._hf, "fixed": self._fixed, "sdpa": self._sdpa}
+        styles = {"hf": self._hf, "fixed": self._fixed, "sdpa": self._sdpa, "packed": self._packed}
         merged = styles[self.style](x)
         out: torch.Tensor = self.output(merged)
         return out
@@ -51,6 +58,17 @@ class HeadAttention(nn.Module):
         q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
         context = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2)
         merged: torch.Tensor = context.reshape(x.shape[0], x.shape[1], -1)
+        return merged
+
+    def _packed(self, x: torch.Tensor) -> torch.Tensor:
+        b, s = x.shape[0], x.shape[1]
+        q, k, v = (
+            t.reshape(b, s, self.heads, self.head_dim).transpose(1, 2)
+            for t in self.qkv(x).chunk(3, dim=-1)
+        )
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
+        context = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2)
+        merged: torch.Tensor = context.reshape(b, s, -1)
         return merged
 
     def _fixed(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,6 +145,27 @@ def export_encoder(model: nn.Module, path: Path, sequence: int = 8) -> Path:
     return path
 
 
-def onnx_encoder(path: Path, style: str = "hf", seed: int = 0) -> Path:
+def export_encoder_dynamo(model: nn.Module, path: Path, sequence: int = 8) -> Path:
+    example = torch.from_numpy(tokens(2, sequence))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model.eval(),
+            (example,),
+            dynamo=True,
+            input_names=["tokens"],
+            # not "embedding": the dynamo exporter renames the output without checking that
+            # nn.Embedding's value already has that name, and writes a graph that is not SSA
+            output_names=["sentence"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        )
+    assert program is not None
+    program.save(str(path))
+    return path
+
+
+def onnx_encoder(path: Path, style: str = "hf", seed: int = 0, dynamo: bool = False) -> Path:
     torch.manual_seed(seed)
-    return export_encoder(Encoder(style), path)
+    export = export_encoder_dynamo if dynamo else export_encoder
+    return export(Encoder(style), path)

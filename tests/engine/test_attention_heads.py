@@ -1,8 +1,8 @@
-"""Attention heads removed physically from ONNX graphs of the TorchScript-based exporter, in
-three attention styles (HF's Shape/Gather/Concat views; reshape with k permuted straight to
-k^T and a -1 merge; scaled_dot_product_attention with its run-time scale) and with a
-constant shape; the cut equals the dense model with those heads silenced; what cannot be
-followed is refused naming the node."""
+"""Attention heads removed physically from ONNX graphs of both torch.onnx exporters
+(TorchScript-based and dynamo), in three attention styles (HF's Shape/Gather/Concat views;
+reshape with k permuted straight to k^T and a -1 merge; scaled_dot_product_attention, whose
+k^T the dynamo exporter folds to 3-D and back) and with a constant shape; the cut equals the
+dense model with those heads silenced; what cannot be followed is refused naming the node."""
 
 from __future__ import annotations
 
@@ -48,6 +48,15 @@ def encoder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return onnx_encoder(tmp_path_factory.mktemp(style) / f"{style}.onnx", style)
 
 
+@pytest.fixture(scope="module", params=["hf", "fixed", "sdpa"])
+def dynamo_encoder(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    style = request.param
+    folder = tmp_path_factory.mktemp(f"dynamo-{style}")
+    return onnx_encoder(folder / f"{style}.onnx", style, dynamo=True)
+
+
 def _cut_equals_silenced(proto: onnx.ModelProto, keep: list[int]) -> None:
     pruned = onnx.ModelProto()
     pruned.CopyFrom(proto)
@@ -70,6 +79,92 @@ def _cut_equals_silenced(proto: onnx.ModelProto, keep: list[int]) -> None:
 
 def test_cutting_heads_equals_silencing_them_in_every_attention_style(encoder: Path) -> None:
     _cut_equals_silenced(onnx.load(str(encoder)), [1, 3])
+
+
+def test_cutting_heads_equals_silencing_them_on_the_dynamo_exporters_graph(
+    dynamo_encoder: Path,
+) -> None:
+    proto = onnx.load(str(dynamo_encoder))
+    assert not [n for n in proto.graph.node if n.op_type in ("Attention", "Constant")]
+    _cut_equals_silenced(proto, [1, 3])
+
+
+def test_the_dynamo_folded_key_transpose_is_followed_and_keeps_its_run_time_shapes(
+    tmp_path: Path,
+) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "sdpa.onnx", "sdpa", dynamo=True)))
+    folds = [n for n in proto.graph.node if n.op_type == "Transpose" and _perm(n) == [0, 2, 1]]
+    assert len(folds) == 2  # k^T per block as Reshape [-1, s, D] / Transpose / Reshape back
+    _cut_equals_silenced(proto, [2])
+    graph = OnnxGraph(proto)
+    for block in find_heads(graph).blocks:
+        cut_heads(graph, block, np.array([0, 2]))
+    del proto.graph.value_info[:]  # the exporter's shapes of the uncut graph
+    assert _run(proto, tokens(3)).shape == (3, 32)
+
+
+def test_a_folded_key_transpose_with_a_constant_shape_is_refused_naming_the_node(
+    tmp_path: Path,
+) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "sdpa.onnx", "sdpa", dynamo=True)))
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    fold = next(n for n in proto.graph.node if n.op_type == "Transpose" and _perm(n) == [0, 2, 1])
+    unfold = next(n for n in proto.graph.node if fold.output[0] in n.input)
+    # the head count written into the unfold instead of read from Shape(k)
+    fixed = numpy_helper.from_array(np.array([-1, 4, 8, 8], np.int64), "fixed_unfold")
+    proto.graph.initializer.append(fixed)
+    unfold.input[1] = "fixed_unfold"
+    analysis = find_heads(OnnxGraph(proto))
+    assert len(analysis.blocks) == 1
+    (reason,) = analysis.refused.values()
+    assert f"Reshape node '{unfold.name}'" in reason
+    assert producer[unfold.input[0]] is fold
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_packed_qkv_projection_loses_the_heads_columns_in_each_third(
+    dynamo: bool, tmp_path: Path
+) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "packed.onnx", "packed", dynamo=dynamo)))
+    split = "Split" if dynamo else "Slice"
+    assert [n.op_type for n in proto.graph.node].count(split) == (2 if dynamo else 6)
+    _cut_equals_silenced(proto, [0, 3])
+    graph = OnnxGraph(proto)
+    blocks = find_heads(graph).blocks
+    for block in blocks:
+        cut_heads(graph, block, np.array([1]))
+    sizes = {i.name: list(i.dims) for i in proto.graph.initializer}
+    assert all(sizes[b.projections[0].weight] == [32, 24] for b in blocks)
+    del proto.graph.value_info[:]
+    assert _run(proto, tokens(3)).shape == (3, 32)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_packed_qkv_encoder_is_ranked_cut_and_refitted_like_separate_projections(
+    dynamo: bool, tmp_path: Path
+) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "packed.onnx", "packed", dynamo=dynamo)))
+    names = [t.name for t in proto.graph.initializer if len(t.dims) == 2]
+    result = prune_onnx_channels(proto, names, 0.5, "l1")
+    units = [(u["kind"], u["units"], u["kept"]) for u in result.units]
+    assert units == [("head", 4, 2)] * 2 + [("neuron", 64, 32)] * 2
+    _rescale_beats_plain(proto)
+
+
+def test_constant_slice_bounds_of_a_packed_projection_are_rewritten(tmp_path: Path) -> None:
+    proto = onnx.load(str(onnx_encoder(tmp_path / "packed.onnx", "packed")))
+    slices = [n for n in proto.graph.node if n.op_type == "Slice" and "qkv" in n.input[0]]
+    for i, node in enumerate(slices):  # as an optimum-style graph writes them
+        part = i % 3
+        for position, value in ((1, part * 32), (2, (part + 1) * 32)):
+            name = f"bound_{i}_{position}"
+            proto.graph.initializer.append(numpy_helper.from_array(np.array([value]), name))
+            node.input[position] = name
+    _cut_equals_silenced(proto, [2])
+
+
+def _perm(node: onnx.NodeProto) -> list[int]:
+    return [int(p) for a in node.attribute if a.name == "perm" for p in a.ints]
 
 
 def test_a_constant_reshape_shape_is_rewritten_too(tmp_path: Path) -> None:
@@ -159,12 +254,36 @@ def test_heads_and_neurons_go_together_and_the_signature_stays(encoder: Path) ->
     ] == signature
 
 
+def test_dynamo_heads_and_neurons_go_together_and_the_signature_stays(
+    dynamo_encoder: Path,
+) -> None:
+    proto = onnx.load(str(dynamo_encoder))
+    names = [t.name for t in proto.graph.initializer if len(t.dims) == 2]
+    result = prune_onnx_channels(proto, names, 0.5, "l1")
+    units = [(u["kind"], u["units"], u["kept"]) for u in result.units]
+    assert units == [("head", 4, 2)] * 2 + [("neuron", 64, 32)] * 2
+    assert result.parameters_after < 0.6 * result.parameters_before
+    dense = ort.InferenceSession(proto.SerializeToString())
+    pruned = ort.InferenceSession(result.proto.SerializeToString())
+    signature = [(v.name, v.type, v.shape) for v in (*dense.get_inputs(), *dense.get_outputs())]
+    assert [
+        (v.name, v.type, v.shape) for v in (*pruned.get_inputs(), *pruned.get_outputs())
+    ] == signature
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
 
 
 def test_least_squares_rescale_brings_the_output_back_on_held_out_data(encoder: Path) -> None:
-    proto = onnx.load(str(encoder))
+    _rescale_beats_plain(onnx.load(str(encoder)))
+
+
+def test_least_squares_rescale_works_on_the_dynamo_exporters_graph(dynamo_encoder: Path) -> None:
+    _rescale_beats_plain(onnx.load(str(dynamo_encoder)))
+
+
+def _rescale_beats_plain(proto: onnx.ModelProto) -> None:
     names = [t.name for t in proto.graph.initializer if len(t.dims) == 2]
     calibration = [{"tokens": tokens(16, seed=s)} for s in range(4)]
     held_out = tokens(64, seed=99)
@@ -251,3 +370,22 @@ def test_prune_reports_the_structured_headline_and_refuses_data_options_on_torch
             traced_bert(tmp_path / "bert.pt"), spec, tmp_path / "ts", datasets={"ds_c": calibration}
         )
     assert caught.value.field == "granularity.importance"
+
+
+def test_prune_removes_heads_of_a_dynamo_export_and_reports_them(tmp_path: Path) -> None:
+    from pruning import prune
+
+    encoder = onnx_encoder(tmp_path / "encoder.onnx", "sdpa", dynamo=True)
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, tokens=tokens(32, seed=4))
+    spec = {
+        "sparsity": 0.5,
+        "granularity": {"kind": "channel", "importance": "output_error", "rescale": True},
+        "calibration": {"dataset_id": "ds_c", "samples": 32},
+        "latency": {"batch_sizes": [2], "iterations": 2, "warmup": 1, "budget_s": 0.5},
+    }
+    report = prune(encoder, spec, tmp_path / "out", datasets={"ds_c": calibration}).report
+    headline = report["structured"]
+    assert (headline["heads_removed"]["total"], headline["heads_removed"]["of"]) == (4, 8)
+    assert headline["neurons_removed"]["total"] == 64
+    assert headline["flops"]["ratio"] == 0.5 and headline["output_cosine"] > 0.95
