@@ -17,6 +17,7 @@ deleted after.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import subprocess
 import sys
@@ -80,16 +81,21 @@ says latency and fidelity were not measured, and why.
 """
 
 
-def write_blocks(path: Path, gigabytes: float, external: bool) -> Path:
-    """Blocks of MatMuls until the weights reach `gigabytes` GiB; one data file if external."""
-    blocks = max(1, round(gigabytes * 1024**3 / (8 * WIDTH * WIDTH * 4)))
-    rng = np.random.default_rng(0)
-    nodes, inits, x = [], [], "x"
+def _blocks(gigabytes: float) -> int:
+    return max(1, round(gigabytes * 1024**3 / (8 * WIDTH * WIDTH * 4)))
+
+
+def _weights(blocks: int) -> list[tuple[str, tuple[int, int]]]:
+    return [
+        (f"blocks.{b}.{part}.weight", shape)
+        for b in range(blocks)
+        for part, shape in (("up", (WIDTH, 4 * WIDTH)), ("down", (4 * WIDTH, WIDTH)))
+    ]
+
+
+def _model(blocks: int, initializers: list[TensorProto]) -> onnx.ModelProto:
+    nodes, x = [], "x"
     for b in range(blocks):
-        for name, shape in ((f"blocks.{b}.up.weight", (WIDTH, 4 * WIDTH)),
-                            (f"blocks.{b}.down.weight", (4 * WIDTH, WIDTH))):  # fmt: skip
-            values = rng.standard_normal(shape, dtype=np.float32) * 0.02
-            inits.append(numpy_helper.from_array(values, name))
         up, down, prefix = f"blocks.{b}.up.weight", f"blocks.{b}.down.weight", f"/blocks.{b}"
         nodes += [
             helper.make_node("MatMul", [x, up], [f"h{b}"], name=f"{prefix}/up/MatMul"),
@@ -99,17 +105,78 @@ def write_blocks(path: Path, gigabytes: float, external: bool) -> Path:
         ]
         x = f"z{b}"
     nodes.append(helper.make_node("Identity", [x], ["y"]))
-    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", WIDTH]) for n in "xy"]
-    graph = helper.make_graph(nodes, "blocks", io[:1], io[1:], inits)
+    io_ = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", WIDTH]) for n in "xy"]
+    graph = helper.make_graph(nodes, "blocks", io_[:1], io_[1:], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=external,
-        all_tensors_to_one_file=True,
-        location=f"{path.name}.data" if external else None,
-    )
+    return model
+
+
+def write_blocks(path: Path, gigabytes: float) -> Path:
+    """Blocks of MatMuls until the weights reach `gigabytes` GiB, in one .onnx file (under
+    protobuf's 2 GB, so the model is built in memory)."""
+    blocks = _blocks(gigabytes)
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal(shape, dtype=np.float32) * 0.02, name)
+        for name, shape in _weights(blocks)
+    ]
+    onnx.save_model(_model(blocks, inits), str(path))
+    return path
+
+
+class _GeneratedWeights(io.RawIOBase):
+    """The data file's bytes, each tensor made only when the reader reaches it: one tensor
+    in memory at a time, whatever the model's size. Each tensor is a window at a random
+    offset of one pool of normal draws (drawing 16 GiB of normals took minutes; the
+    magnitudes' distribution is the same)."""
+
+    def __init__(self, shapes: list[tuple[int, int]]) -> None:
+        self._shapes = iter(shapes)
+        self._rng = np.random.default_rng(0)
+        largest = max(rows * cols for rows, cols in shapes)
+        self._pool = self._rng.standard_normal(2 * largest, dtype=np.float32) * 0.02
+        self._current = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._current:
+            shape = next(self._shapes, None)
+            if shape is None:
+                return b""
+            count = shape[0] * shape[1]
+            start = int(self._rng.integers(0, len(self._pool) - count))
+            self._current = memoryview(self._pool[start : start + count].tobytes())
+        size = len(self._current) if size < 0 else size
+        chunk, self._current = self._current[:size], self._current[size:]
+        return bytes(chunk)
+
+
+def write_archive(path: Path, gigabytes: float) -> Path:
+    """A .tar of `model.onnx` and the `model.onnx.data` it names, in the layout
+    `onnx.save_model(..., save_as_external_data=True)` writes, generated straight into the
+    archive: the model is never held in memory, nor on disk twice."""
+    blocks, data = _blocks(gigabytes), "model.onnx.data"
+    weights, initializers, offset = _weights(blocks), [], 0
+    for name, shape in weights:
+        tensor = TensorProto(name=name, dims=shape, data_type=TensorProto.FLOAT)
+        tensor.data_location = TensorProto.EXTERNAL
+        length = 4 * shape[0] * shape[1]
+        for key, value in (("location", data), ("offset", offset), ("length", length)):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, str(value)
+        initializers.append(tensor)
+        offset += length
+    graph = _model(blocks, initializers).SerializeToString()
+    with tarfile.TarFile(path, "w", copybufsize=1 << 24) as archive:
+        header = tarfile.TarInfo("model.onnx")
+        header.size = len(graph)
+        archive.addfile(header, io.BytesIO(graph))
+        header = tarfile.TarInfo(data)
+        header.size = offset
+        archive.addfile(header, _GeneratedWeights([shape for _, shape in weights]))
     return path
 
 
@@ -148,6 +215,7 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
         model_id = response.json()["id"]
         wait_model(http, model_id)
         upload_s = time.perf_counter() - began
+        upload_file.unlink()  # the service holds its blob: one copy less on the disk
         job = http.post("/v1/jobs", json={"model_id": model_id, "spec": SPEC}).json()
         began = time.perf_counter()
         while job["status"] not in ("succeeded", "failed", "cancelled"):
@@ -165,14 +233,12 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
 
 
 def timed_download(url: str, work: Path) -> float:
-    """With curl: httpx's pure-Python HTTP/1.1 reads about 20 MB/s here, curl 1 GB/s, and
-    the service's speed is what is measured."""
+    """With curl, to /dev/null (a 16 GiB download would be one more copy on the disk):
+    httpx's pure-Python HTTP/1.1 reads about 20 MB/s here, curl 1 GB/s, and the service's
+    speed is what is measured."""
     began = time.perf_counter()
-    target = work / "download"
-    subprocess.run(["curl", "-sf", "-o", str(target), url], check=True)
-    seconds = time.perf_counter() - began
-    target.unlink()
-    return seconds
+    subprocess.run(["curl", "-sf", "-o", "/dev/null", url], check=True)
+    return time.perf_counter() - began
 
 
 def table(rows: list[Row]) -> str:
@@ -206,22 +272,15 @@ def main() -> None:
         work = Path(tmp)
         for size in (float(s) for s in args.sizes.split(",")):
             external = size > 1.5  # protobuf's 2 GB limit: bigger ones need data files
-            folder = work / f"m{size:g}"
-            folder.mkdir()
-            model = write_blocks(folder / "model.onnx", size, external)
             if external:
-                upload_file = work / f"model-{size:g}gb.tar"
-                with tarfile.open(upload_file, "w") as archive:
-                    for file in sorted(folder.iterdir()):
-                        archive.add(file, file.name)
-                shutil.rmtree(folder)
+                upload_file = write_archive(work / f"model-{size:g}gb.tar", size)
                 label = f"{size:g} GiB of weights, external data in a .tar"
             else:
-                upload_file = model
+                upload_file = write_blocks(work / "model.onnx", size)
                 label = f"{size:g} GiB of weights, one .onnx file"
             rows.append(measure(upload_file, label, work))
             print(table(rows[-1:]), flush=True)
-            upload_file.unlink()
+            upload_file.unlink(missing_ok=True)
     text = table(rows)
     print(text)
     if args.write:
