@@ -53,7 +53,9 @@ def check_result(result: dict[str, Any], workdir: Path) -> CheckedResult:
 def store_artifacts(
     blobs: BlobStore, checked: CheckedResult, model_format: str, workdir: Path
 ) -> list[dict[str, Any]]:
-    """Put each file in the blob store (atomically), plus the report as JSON."""
+    """Put each file in the blob store (atomically), plus the report as JSON. The store
+    takes the files over (a local store links them in: no copy of a large model); the
+    work dir is removed right after, and the child that wrote them is dead."""
     files = dict(checked.files)
     if "report" not in files:
         report_path = workdir / protocol.OUTPUT_DIR / "report.json"
@@ -61,7 +63,7 @@ def store_artifacts(
         files["report"] = report_path
     records = []
     for name, path in files.items():
-        stored = blobs.put_file(path)
+        stored = blobs.adopt_file(path)
         records.append(
             {
                 "name": name,

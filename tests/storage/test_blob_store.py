@@ -192,3 +192,57 @@ def test_a_download_cut_by_the_network_resumes_and_comes_back_whole(
             received = store.fetch_to(blob.sha256, tmp_path / "copy").read_bytes()
     assert proxy.cuts == 1
     assert hashlib.sha256(received).hexdigest() == blob.sha256
+
+
+def test_an_adopted_file_is_stored_whole_and_the_same_bytes_twice_are_one_blob(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    data = os.urandom(3 << 20)
+    for name in ("first.onnx", "second.onnx"):
+        (tmp_path / name).write_bytes(data)
+        blob = blob_store.adopt_file(tmp_path / name)
+        assert blob.sha256 == hashlib.sha256(data).hexdigest()
+        assert blob.size_bytes == len(data)
+    assert stored_digests(blob_store) == [blob.sha256]
+    assert b"".join(blob_store.open_chunks(blob.sha256)) == data
+    assert staged_bytes(blob_store) == []
+
+
+def test_a_disk_store_adopts_a_file_by_link_without_copying_it(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    artifact = tmp_path / "work" / "model.onnx"
+    artifact.parent.mkdir()
+    artifact.write_bytes(os.urandom(1 << 20))
+    blob = store.adopt_file(artifact)
+    stored = store.path(blob.sha256)
+    assert stored.stat().st_ino == artifact.stat().st_ino, "the artifact itself, not a copy"
+    assert not stored.stat().st_mode & 0o222, "read-only: the inode is shared with the work dir"
+    artifact.unlink()  # the worker removes its work dir next
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == blob.sha256
+
+
+def test_a_file_with_another_name_is_copied_not_linked(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    artifact = tmp_path / "model.onnx"
+    artifact.write_bytes(b"weights")
+    os.link(artifact, tmp_path / "another-name")  # whoever holds it could still change it
+    blob = store.adopt_file(artifact)
+    assert store.path(blob.sha256).stat().st_ino != artifact.stat().st_ino
+    assert store.path(blob.sha256).read_bytes() == b"weights"
+
+
+def test_a_crash_while_an_adopted_file_is_hashed_leaves_no_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    artifact = tmp_path / "model.onnx"
+    artifact.write_bytes(os.urandom(1 << 20))
+
+    def read_fails(f: object) -> None:
+        raise OSError("the disk went away mid-read")
+
+    monkeypatch.setattr("storage.blobs._hashed", read_fails)
+    with pytest.raises(OSError, match="mid-read"):
+        store.adopt_file(artifact)
+    assert stored_digests(store) == []
+    assert staged_bytes(store) == []
