@@ -148,9 +148,10 @@ class L0Method(BaseModel):
 class VariationalDropoutMethod(BaseModel):
     """Sparse variational dropout (Molchanov et al. 2017): a learned log sigma^2 per weight,
     Molchanov's KL approximation weighted by a Lagrange multiplier (dual ascent to the target
-    density); weights with log alpha above `threshold` are dropped. The noise is sampled per
-    weight once per mini-batch (the uploaded graph runs as it is, so no local
-    reparameterisation). Projected onto exactly `sparsity` by -log alpha. Needs `retrain`."""
+    density); weights with log alpha above `threshold` are dropped. The noise is sampled by the
+    local reparameterisation on Linear (Gemm, MatMul) and Conv layers of ONNX graphs, per
+    weight once per mini-batch in compiled TorchScript (the report's `noise` says which).
+    Projected onto exactly `sparsity` by -log alpha. Needs `retrain`."""
 
     model_config = _contract({"name": "variational_dropout", "threshold": 3.0})
     name: Literal["variational_dropout"] = Field(

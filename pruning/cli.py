@@ -20,6 +20,7 @@ from pruning.engine import prune
 from pruning.errors import EngineError
 from pruning.inspection import inspect_model
 from pruning.training.cli_options import add_training_options, metric_line, training_fields
+from pruning.training.learned.registry import LEARNED, is_learned
 
 BAD_INPUT = 2
 
@@ -54,6 +55,11 @@ def inspect_command(args: list[str]) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    if is_learned(args.method) and args.retrain_data is None:
+        raise ValueError(
+            f"--method {args.method} learns which weights to drop while training: give "
+            "--retrain-data FILE.npz (inputs, and labels or --loss distill) and --epochs"
+        )
     spec = _spec(args)
     fields, datasets = training_fields(args)
     spec.update(fields)
@@ -129,7 +135,18 @@ def summary(report: dict[str, Any], model: Path, report_path: Path) -> str:
         lines += ["", *_latency_lines(report["latency"])]
     lines += ["", fidelity_line(report["quality"]["fidelity"])]
     lines += metric_line(report)
+    lines += learned_line((report.get("training") or {}).get("learned"))
     return "\n".join(lines)
+
+
+def learned_line(learned: dict[str, Any] | None) -> list[str]:
+    """How far the learned mask was from the target before the exact projection."""
+    if not learned:
+        return []
+    return [
+        f"{learned['method']} learned density {learned['learned_density']:.4f} before the "
+        f"projection onto {learned['target_density']:.4f} (gap {learned['gap']:+.4f})"
+    ]
 
 
 def fidelity_line(fid: dict[str, Any]) -> str:
@@ -207,7 +224,13 @@ def _parser() -> argparse.ArgumentParser:
 def _add_prune(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     p.add_argument("--sparsity", type=float, required=True, help="fraction of weights to zero")
-    p.add_argument("--method", default="magnitude", choices=["magnitude", "random"])
+    p.add_argument(
+        "--method",
+        default="magnitude",
+        choices=["magnitude", "random", *LEARNED],
+        help="learned methods (l0, variational_dropout, str, movement) train with "
+        "--retrain-data for --epochs, then end at exactly --sparsity",
+    )
     p.add_argument("--seed", type=int, help="seed of --method random")
     p.add_argument("--scope", default="global", choices=["global", "layerwise"])
     p.add_argument("--include", action="append", default=[], metavar="GLOB")

@@ -9,7 +9,7 @@ graph the trainable path can run, ONNX or TorchScript, without touching its modu
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -78,6 +78,11 @@ class LearnedMethod(ABC):
     def effective(self, training: bool) -> dict[str, torch.Tensor]:
         """The weights the model computes with, differentiable in the method's parameters;
         ``training`` samples the method's noise, if any; otherwise deterministic."""
+
+    def attach(self, module: Any) -> Callable[[], None]:
+        """Hooks the method needs inside the trainable module's forward (sparse VD's local
+        reparameterisation), for the learning phase; returns what removes them."""
+        return lambda: None
 
     def penalty(self) -> torch.Tensor | None:
         """The sparsity term added to the loss (None: the method has none)."""

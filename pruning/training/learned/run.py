@@ -95,7 +95,11 @@ def _train(
     generator = torch.Generator().manual_seed(retrain.seed)
     progress = _Progress(step, retrain.epochs, per_epoch, learn_steps + tail * per_epoch)
     learner = _Trainer(view, method, loss, _optimizer(retrain, view, method), progress)
-    learner.run(data, generator, range(1, retrain.epochs - tail + 1))
+    detach = method.attach(view.module)
+    try:
+        learner.run(data, generator, range(1, retrain.epochs - tail + 1))
+    finally:
+        detach()
     learned_density = method.density()
     notes = method.notes()
     began = time.perf_counter()

@@ -8,19 +8,22 @@ dropped. Its weight lambda is a Lagrange multiplier raised by dual ascent while 
 target density of weights stay below the threshold (Gallego-Posada et al. 2022) instead of the
 ELBO's fixed 1/N.
 
-The noise is sampled per weight once per mini-batch: the trainable view runs an uploaded graph
-as it is, so the local reparameterisation (noise on the pre-activations, which needs the
-layer's input) is not available; the weight noise is an unbiased, higher-variance gradient
-estimator of the same objective."""
+Training samples the noise by the local reparameterisation (``local_reparam.py``): each
+Linear (Gemm, MatMul) and Conv layer's pre-activations are drawn from N(x·theta, x^2·sigma^2)
+per example. Where the layer's forward cannot be reached (a compiled TorchScript module) the
+weights are sampled instead, once per mini-batch: an unbiased, higher-variance gradient
+estimator of the same objective; the report's ``noise`` says which weights got which."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
 from pruning.training.learned.base import Learned, LearnedMethod, Setup
 from pruning.training.learned.dual import Multiplier
+from pruning.training.learned.local_reparam import attach, reachable_layers
 
 K1, K2, K3 = 0.63576, 1.87320, 1.48695
 
@@ -46,6 +49,26 @@ class VariationalDropoutMethod(LearnedMethod):
             for n, t in self.theta.items()
         }
         self.multiplier = Multiplier(setup.target_density, self.dual_lr)
+        self.local: set[str] = set()  # weights sampled by the local reparameterisation
+        self.hooked = False  # the hooks are attached: those weights get no weight noise
+
+    def attach(self, module: Any) -> Callable[[], None]:
+        layers = reachable_layers(module, self.setup.weights)
+        self.local = set(layers)
+        detach = attach(layers, self.sigma2)
+        self.hooked = True
+
+        def undo() -> None:
+            detach()
+            self.hooked = False
+
+        return undo
+
+    def sigma2(self, name: str) -> torch.Tensor:
+        """The weight's variance, zero where it is dropped (as its mean is)."""
+        with torch.no_grad():
+            kept = self.log_alpha(name) < self.threshold
+        return torch.exp(self.log_sigma2[name]) * kept
 
     def extra_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.log_sigma2.values())
@@ -58,9 +81,9 @@ class VariationalDropoutMethod(LearnedMethod):
         out = {}
         for n, theta in self.theta.items():
             kept = self.log_alpha(n) < self.threshold
-            if training:
+            if training and not (self.hooked and n in self.local):
                 # A dropped weight's noise (sigma > 4.5 |theta| past the threshold) would
-                # swamp the layer without local reparameterisation: it computes as dropped.
+                # swamp the layer: it computes as dropped.
                 noise = torch.randn_like(theta) * torch.exp(self.log_sigma2[n] / 2)
                 out[n] = (theta + noise) * kept
             else:
@@ -84,6 +107,17 @@ class VariationalDropoutMethod(LearnedMethod):
     def state(self) -> dict[str, float]:
         return {"multiplier": self.multiplier.value}
 
+    @property
+    def noise(self) -> dict[str, str]:
+        """Per weight, how training sampled its noise."""
+        return {
+            n: "local reparameterisation (pre-activations per example)"
+            if n in self.local
+            else "per weight, once per mini-batch (the layer's forward is not reachable: "
+            "compiled TorchScript, or not a Linear/Conv module)"
+            for n in self.theta
+        }
+
     def learned(self) -> dict[str, Learned]:
         with torch.no_grad():
             values = self.effective(training=False)
@@ -95,8 +129,7 @@ class VariationalDropoutMethod(LearnedMethod):
     def notes(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,
-            "noise": "per weight, once per mini-batch (no local reparameterisation: the "
-            "graph runs as uploaded)",
+            "noise": self.noise,
             "score": "-log alpha",
             "multiplier": self.multiplier.value,
             "dual_lr": self.multiplier.rate,
