@@ -20,6 +20,7 @@ from pruning.engine import prune
 from pruning.errors import EngineError
 from pruning.inspection import inspect_model
 from pruning.training.cli_options import add_training_options, metric_line, training_fields
+from shears_methods import names
 
 BAD_INPUT = 2
 
@@ -207,7 +208,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_prune(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     p.add_argument("--sparsity", type=float, required=True, help="fraction of weights to zero")
-    p.add_argument("--method", default="magnitude", choices=["magnitude", "random"])
+    # The data-free methods: locally there is no calibration data to give the others.
+    p.add_argument("--method", default="magnitude", choices=names(family="data_free"))
     p.add_argument("--seed", type=int, help="seed of --method random")
     p.add_argument("--scope", default="global", choices=["global", "layerwise"])
     p.add_argument("--include", action="append", default=[], metavar="GLOB")
