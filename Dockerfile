@@ -20,6 +20,7 @@ COPY api_schemas ./api_schemas
 COPY shears_config ./shears_config
 COPY shears_flags ./shears_flags
 COPY shears_manifest ./shears_manifest
+COPY shears_methods ./shears_methods
 COPY storage ./storage
 
 

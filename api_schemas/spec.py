@@ -1,7 +1,7 @@
 """PruneSpec: what a job should do to a model. Unions are discriminated by a literal tag."""
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from shears_methods import METHODS, check_names, names
 
 
 def _contract(*examples: dict[str, Any]) -> ConfigDict:
@@ -196,28 +198,28 @@ class MovementMethod(BaseModel):
     finetune_fraction: float = _FINETUNE
 
 
-LEARNED_METHODS = ("l0", "variational_dropout", "str", "movement")
-
-
 def _learned_problems(
     method: str, retrain: "RetrainSpec | None", schedule: str, granularity: str
 ) -> Iterator[tuple[tuple[str, ...] | str, str]]:
-    if method not in LEARNED_METHODS:
+    """What a method's registry entry (`shears_methods`) asks of the rest of the spec. Only
+    learned methods need `retrain`; calibration is checked by createJob (service/spec_checks.py)
+    and so are the granularities of the calibrated methods, after the model is known."""
+    info = METHODS[method]
+    if info.family != "learned":
         return
-    if retrain is None:
+    if retrain is None and "retrain" in info.needs:
         yield (
             "retrain",
             f"method {method!r} learns which weights to drop while training; it needs "
             '`retrain` with a training dataset: {"dataset_id": "ds_...", "epochs": ...}',
         )
-    if granularity != "unstructured":
+    if granularity not in info.granularities:
         yield ("granularity", f"method {method!r} learns single weights: use 'unstructured'")
-    allowed = ("one_shot", "gradual") if method == "movement" else ("one_shot",)
-    if schedule not in allowed:
+    if schedule not in info.schedules:
         yield (
             ("schedule", "kind"),
             f"method {method!r} sets its own sparsity over training; use "
-            + " or ".join(repr(a) for a in allowed),
+            + " or ".join(repr(a) for a in info.schedules),
         )
     if retrain is not None and retrain.regrow:
         yield (
@@ -240,9 +242,16 @@ Method = Annotated[
     | MovementMethod,
     Field(discriminator="name"),
 ]
-LOSS_BASED_METHODS = ("obd", "wanda", "sparsegpt", "taylor")
-# Loss-based methods that also rank whole channels (`granularity: channel`).
-CHANNEL_METHODS = ("taylor",)
+
+
+def _union_names(union: Any) -> list[str]:
+    members = get_args(get_args(union)[0])
+    return [member.model_fields["name"].default for member in members]
+
+
+# One member per registered method: an entry in `shears_methods` without its options here (or
+# the reverse) fails at import, not when a client first names it.
+check_names("api_schemas.spec.Method", _union_names(Method))
 
 
 class CalibrationSpec(BaseModel):
@@ -837,6 +846,11 @@ def _numeric(sparsity: "float | AutoSparsity") -> float:
     return sparsity.auto.low if isinstance(sparsity, AutoSparsity) else sparsity
 
 
+def _required_by(methods: tuple[str, ...]) -> str:
+    quoted = [f"`{name}`" for name in methods]
+    return f"Required by {', '.join(quoted[:-1])} and {quoted[-1]}."
+
+
 def _default_outputs() -> list[OutputFormat]:
     return ["model"]
 
@@ -921,7 +935,7 @@ class PruneSpec(BaseModel):
         "`sparse_npz`, `onnx_sparse`.",
     )
     calibration: CalibrationSpec | None = Field(
-        default=None, description="Required by `obd`, `wanda`, `sparsegpt` and `taylor`."
+        default=None, description=_required_by(names(need="calibration"))
     )
     retrain: RetrainSpec | None = Field(
         default=None,

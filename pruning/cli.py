@@ -20,7 +20,8 @@ from pruning.engine import prune
 from pruning.errors import EngineError
 from pruning.inspection import inspect_model
 from pruning.training.cli_options import add_training_options, metric_line, training_fields
-from pruning.training.learned.registry import LEARNED, is_learned
+from pruning.training.learned.registry import is_learned
+from shears_methods import names
 
 BAD_INPUT = 2
 
@@ -224,10 +225,12 @@ def _parser() -> argparse.ArgumentParser:
 def _add_prune(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     p.add_argument("--sparsity", type=float, required=True, help="fraction of weights to zero")
+    # Data-free methods, and learned ones that train on --retrain-data; the calibrated ones
+    # need calibration data this command has no flag for.
     p.add_argument(
         "--method",
         default="magnitude",
-        choices=["magnitude", "random", *LEARNED],
+        choices=[*names(family="data_free"), *names(family="learned")],
         help="learned methods (l0, variational_dropout, str, movement) train with "
         "--retrain-data for --epochs, then end at exactly --sparsity",
     )

@@ -5,14 +5,14 @@ a job that would run out of memory. Magnitude and random prune such a model tens
 The model's size is its upload's, from its record."""
 
 from api_schemas import ProblemFieldError, PruneSpec
-from api_schemas.spec import LOSS_BASED_METHODS
 from service.problems import ProblemError
+from shears_methods import METHODS
 from storage import ModelRecord
 
 
 def check_memory_budget(spec: PruneSpec, model: ModelRecord, budget: int) -> None:
     method = spec.method.name
-    if method not in LOSS_BASED_METHODS or 2 * model.size_bytes <= budget:
+    if METHODS[method].family != "calibrated" or 2 * model.size_bytes <= budget:
         return
     message = (
         f"{method} loads the model in ONNX Runtime to capture layer inputs; model "

@@ -10,9 +10,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from api_schemas import ProblemFieldError, PruneSpec
-from api_schemas.spec import CHANNEL_METHODS, LOSS_BASED_METHODS
 from service.dataset_fit import class_label_errors, input_errors, listed, target_errors
 from service.problems import ProblemError
+from shears_methods import METHODS
 from storage import DatasetRecord, ModelRecord, NotFound
 
 
@@ -171,21 +171,21 @@ def _dataset_errors(
 def _calibration_errors(
     spec: PruneSpec, model: ModelRecord, lookup: Callable[[str], object]
 ) -> Iterator[ProblemFieldError]:
-    """Loss-based methods need calibration data whose arrays feed the model's inputs."""
-    if spec.method.name in LOSS_BASED_METHODS and spec.calibration is None:
+    """Calibrated methods need calibration data whose arrays feed the model's inputs, and
+    take only the granularities their registry entry (`shears_methods`) lists."""
+    info = METHODS[spec.method.name]
+    if "calibration" in info.needs and spec.calibration is None:
         yield ProblemFieldError(
             field="spec.calibration",
-            message=f"method {spec.method.name!r} needs calibration data: "
+            message=f"method {info.name!r} needs calibration data: "
             '{"dataset_id": "ds_...", "samples": 128}',
         )
-    if (
-        spec.method.name in LOSS_BASED_METHODS
-        and spec.method.name not in CHANNEL_METHODS
-        and spec.granularity.kind == "channel"
-    ):
+    # Learned methods' granularity is refused by the contract itself (api_schemas.spec).
+    if info.family == "calibrated" and spec.granularity.kind not in info.granularities:
+        allowed = " or ".join(repr(g) for g in info.granularities)
         yield ProblemFieldError(
             field="spec.granularity",
-            message=f"method {spec.method.name!r} prunes 'unstructured' or 'n:m', not 'channel'",
+            message=f"method {info.name!r} prunes {allowed}, not {spec.granularity.kind!r}",
         )
     if spec.calibration is None:
         return

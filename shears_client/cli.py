@@ -19,13 +19,15 @@ from tqdm import tqdm
 from shears_client.http import ApiError, ShearsClient, iter_lines
 from shears_client.problems import print_problem
 from shears_flags import add_evaluation_data, add_retraining_options, given
+from shears_methods import names
 
 DONE, JOB_FAILED, REFUSED, UNREACHABLE = 0, 1, 2, 3
 # Methods that read calibration data; `--data` feeds them (the server names any other need).
-DATA_METHODS = frozenset({"obd", "wanda", "sparsegpt", "taylor"})
+DATA_METHODS = frozenset(names(need="calibration"))
 # Learned-sparsity methods train their masks: --data becomes the training dataset.
-LEARNED_METHODS = frozenset({"l0", "variational_dropout", "str", "movement"})
+LEARNED_METHODS = frozenset(names(need="retrain"))
 DEFAULT_URL = "http://127.0.0.1:8000"
+_CALIBRATED = "|".join(names(need="calibration"))
 
 
 class UsageError(Exception):
@@ -117,7 +119,7 @@ def _check_data_flags(spec: dict[str, Any], args: argparse.Namespace) -> None:
         )
     if args.data is not None and not _wants_data(spec, args):
         raise UsageError(
-            "--data would go unused: it feeds calibration (--method obd|wanda|sparsegpt|taylor), "
+            f"--data would go unused: it feeds calibration (--method {_CALIBRATED}), "
             "retraining (--epochs, --schedule, --loss) or --evaluate without --eval-data"
         )
     unused = sorted(f"--{d.replace('_', '-')}" for d in {"lr", "validation_split"} & given(args))
@@ -296,7 +298,12 @@ def submit_parser() -> argparse.ArgumentParser:
     p = _base_parser("shears submit", "upload a model, prune it on the server, fetch results")
     p.add_argument("model", type=Path, help="an ONNX or TorchScript file")
     p.add_argument("--sparsity", type=float)
-    p.add_argument("--method", help="magnitude, random, ... (default magnitude)")
+    p.add_argument(
+        "--method",
+        help=f"{', '.join(names())} (default magnitude); --data is the calibration data of "
+        f"{', '.join(names(need='calibration'))} and the training data of "
+        f"{', '.join(names(need='retrain'))}",
+    )
     p.add_argument("--scope", choices=["global", "layerwise"])
     p.add_argument("--exclude", action="append", help="glob of tensors to leave dense")
     p.add_argument("--outputs", help="comma-separated, e.g. model,sparse_npz")

@@ -1,7 +1,9 @@
 """Pruning methods: one ``Scorer`` per file, registered here by the spec's method name.
 
-Adding a method: a file with a ``Scorer`` subclass (its ``name`` and ``OPTIONS``) and one
-entry below; the spec parser reads names and options from this registry.
+Adding a method: its entry in ``shears_methods`` (name, family, needs), a file with a
+``Scorer`` or ``CalibratedMethod`` subclass (its ``name`` and ``OPTIONS``) and one entry below;
+the spec parser reads names and options from this registry. The registries are checked at
+import against ``shears_methods``, family by family.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pruning.methods.sparsegpt import SparseGPTMethod
 from pruning.methods.taylor import TaylorMethod
 from pruning.methods.wanda import WandaMethod
 from pruning.training.learned import LEARNED, LearnedMethod
+from shears_methods import check_names
 
 SCORERS: dict[str, type[Scorer]] = {
     MagnitudeScorer.name: MagnitudeScorer,
@@ -39,6 +42,9 @@ METHODS: dict[str, type[Scorer] | type[CalibratedMethod] | type[LearnedMethod]] 
     **CALIBRATED,
     **LEARNED,
 }
+check_names("pruning.methods.SCORERS", SCORERS, family="data_free")
+check_names("pruning.methods.CALIBRATED", CALIBRATED, family="calibrated")
+check_names("pruning.training.learned.LEARNED", LEARNED, family="learned")
 
 
 def make_scorer(name: str, options: Mapping[str, Any]) -> Scorer:

@@ -42,8 +42,9 @@ from pruning.streaming.mapped import MappedTensor, Window, map_region
 from pruning.streaming.rewrite import rewrite_file
 from pruning.streaming.tally import Tally, sampling_stride
 from pruning.tensors import FloatArray, WeightTensor
+from shears_methods import names
 
-STREAMED_METHODS = ("magnitude", "random")  # scores from the weights alone, slice by slice
+STREAMED_METHODS = names(family="data_free")  # scores from the weights alone, slice by slice
 _CHECK = 1 << 20
 
 

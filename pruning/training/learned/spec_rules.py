@@ -9,6 +9,7 @@ from typing import Any
 from pruning.errors import InvalidSpec, Unsupported
 from pruning.training.learned.registry import is_learned
 from pruning.training.spec import RetrainSpec, ScheduleSpec
+from shears_methods import METHODS
 
 
 def check_learned(
@@ -35,12 +36,12 @@ def check_learned(
             '"retrain": {"dataset_id": "ds_...", "epochs": ...}',
             field="retrain",
         )
-    if granularity != "unstructured":
+    if granularity not in METHODS[method].granularities:
         raise Unsupported(
             f"method {method!r} learns single weights; use granularity 'unstructured'",
             field="granularity",
         )
-    allowed = ("one_shot", "gradual") if method == "movement" else ("one_shot",)
+    allowed = METHODS[method].schedules
     if schedule.kind not in allowed:
         raise Unsupported(
             f"method {method!r} sets its own sparsity over training; schedule must be "
