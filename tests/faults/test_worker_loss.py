@@ -20,7 +20,13 @@ from service.tasks import TaskSender
 from shears_config import Settings
 from tests.support.api_client import create_job, upload_model, wait_for_job, wait_for_model
 from tests.support.models import fast_spec
-from tests.support.processes import ManagedProcess, engine_children, pid_alive, wait_until
+from tests.support.processes import (
+    ManagedProcess,
+    engine_children,
+    pid_alive,
+    process_cwd,
+    wait_until,
+)
 from tests.support.redis_server import RedisServer
 from tests.support.shears import Stack
 
@@ -32,8 +38,16 @@ FAST_RECOVERY = {"lease_s": 2, "reconcile_interval_s": 0.5, "reconcile_min_resen
 
 
 def _child_running(job_id: str) -> Any:
-    """The engine child of `job_id` (its work dir names the job), or None."""
-    return next((c for c in engine_children() if any(job_id in a for a in c.cmdline)), None)
+    """The engine child of `job_id` (its work dir names the job; a warm child moved there), or
+    None."""
+    return next(
+        (
+            c
+            for c in engine_children()
+            if any(job_id in a for a in (*c.cmdline, process_cwd(c.pid)))
+        ),
+        None,
+    )
 
 
 def _ready_model(http: httpx.Client, path: Path) -> str:

@@ -12,7 +12,7 @@ from tests.support.models import fast_spec
 from tests.support.processes import (
     ManagedProcess,
     descendants,
-    engine_children,
+    job_children,
     pid_alive,
     wait_until,
 )
@@ -96,7 +96,7 @@ def test_job_queued_before_a_redis_restart_runs_after_it(
 def _engine_child_of(worker_pid: int) -> tuple[int, int] | None:
     """(engine child pid, pool process pid) of the job running under `worker_pid`."""
     family = set(descendants(worker_pid))
-    for child in engine_children():
+    for child in job_children():  # not an idle warm child (worker/warm.py)
         if child.pid in family:
             return child.pid, child.ppid
     return None
