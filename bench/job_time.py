@@ -237,13 +237,95 @@ def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
     return "\n".join(lines)
 
 
+CHILD_START_SECTION = "## Engine child start per job (warm child)"
+
+
+def child_start(runs: int) -> str:
+    """The worker's own cost per job, outside the engine: the tests' tiny MLP job (fast_spec)
+    run by `worker.runner.run_job` in this process, from the claim to the first progress
+    event of the engine child and to `succeeded`, with a cold child (started for the job)
+    and with a warm one (worker/warm.py, started and idle before the job is claimed)."""
+    from shears_config import Settings
+    from tests.support.models import fast_spec, tiny_onnx
+    from tests.worker.factories import add_job, add_ready_model
+    from worker import warm
+    from worker.context import WorkerContext
+    from worker.runner import run_job as run_delivery
+    from worker.workdir import work_root
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="shears-childstart-") as scratch:
+        ctx = WorkerContext.from_settings(Settings(data_dir=Path(scratch) / "data"))
+        model = add_ready_model(ctx, tiny_onnx(Path(scratch) / "mlp.onnx"))
+        for mode in ("cold", "warm"):
+            first, whole = [], []
+            for _ in range(runs):
+                if mode == "warm":
+                    warm.enable(work_root(ctx.settings.data_dir))
+                    _wait_idle(warm.spare_pid())
+                job = add_job(ctx, model, fast_spec())
+                start = time.monotonic()
+                outcome = run_delivery(ctx, job.id)
+                whole.append(time.monotonic() - start)
+                warm.disable()
+                if outcome.status != "succeeded":
+                    raise RuntimeError(f"{mode} job: {outcome}")
+                done = ctx.store.get_job(None, job.id)
+                events = ctx.store.list_events(job.id)
+                assert done.started_at is not None
+                first.append((events[0].at - done.started_at).total_seconds())
+            rows.append(
+                f"| {mode} | {runs} | {np.median(first):.2f} ({min(first):.2f}-{max(first):.2f})"
+                f" | {np.median(whole):.2f} ({min(whole):.2f}-{max(whole):.2f}) |"
+            )
+    header = (
+        "| engine child | runs | claim -> first progress event (s), median (range) "
+        "| claim -> succeeded (s), median (range) |\n|---|---|---|---|"
+    )
+    return header + "\n" + "\n".join(rows)
+
+
+def _wait_idle(pid: int | None) -> None:
+    """Until the spare has finished importing: its CPU time stops growing."""
+    if pid is None:
+        raise RuntimeError("no warm child started")
+    last = -1
+    while True:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used = int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        if used == last and used > 0:
+            return
+        last = used
+        time.sleep(1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", help="a git ref to measure beside this tree")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="sentence")
+    parser.add_argument(
+        "--child-start",
+        type=int,
+        metavar="RUNS",
+        help="only measure the worker's engine child start, cold against warm, RUNS jobs each",
+    )
     args = parser.parse_args()
+    if args.child_start:
+        load_before = _load_average()
+        result = child_start(args.child_start)
+        load = f"{load_before} -> {_load_average()}"
+        print(result)
+        print(f"load average (1 min) at start and end: {load}")
+        if args.write:
+            command = f"python bench/job_time.py --child-start {args.child_start} --write"
+            body = (
+                f"{CHILD_START_SECTION}\n\nCommand: `{command}` ({os.cpu_count()} cores; load "
+                f"average {load}).\n\n{result}\n\n{child_start.__doc__}\n"
+            )
+            replace_section(CHILD_START_SECTION, body, DOC)
+        return
     methods = args.methods.split(",")
     rows: dict[str, list[JobTime]] = {}
     with tempfile.TemporaryDirectory(prefix="shears-jobtime-models-") as scratch:

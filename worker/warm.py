@@ -56,6 +56,10 @@ def take(workdir: Path, limits: Limits) -> Child | None:
     return None
 
 
+def spare_pid() -> int | None:
+    return _spare.pid if _spare is not None else None
+
+
 def disable() -> None:
     """No more spares in this process; the one waiting is killed."""
     global _cwd
