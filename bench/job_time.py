@@ -204,8 +204,10 @@ def worktree(ref: str) -> Iterator[Path]:
 
 STAGES = ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
 NOTES = """`whole job` is the client's time from `createJob` to `succeeded` (0.2 s polls); the stage
-columns are the engine's (`report.timings`), and the rest is the worker's: a fresh child process
-per job imports torch and ONNX Runtime (about 2-3 s on this machine) before the engine starts.
+columns are the engine's (`report.timings`), and the rest is the worker's. Before 86d881f's
+successor, a fresh child process per job imported torch and ONNX Runtime (about 2-3 s on this
+machine) before the engine started; this tree's worker starts that child after the previous
+task, so a job finds it warm (`worker/warm.py`; see the section on the engine child's start).
 `benchmark_s` holds fidelity on synthetic inputs and latency within `latency.budget_s` (4 s by
 default; a batch size predicted past it is reported not measured, never run), and the fidelity
 on the calibration samples (both models on 128 samples, run once for `quality.fidelity` and
