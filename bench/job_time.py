@@ -204,10 +204,11 @@ def worktree(ref: str) -> Iterator[Path]:
 
 STAGES = ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
 NOTES = """`whole job` is the client's time from `createJob` to `succeeded` (0.2 s polls); the stage
-columns are the engine's (`report.timings`), and the rest is the worker's. Before 86d881f's
-successor, a fresh child process per job imported torch and ONNX Runtime (about 2-3 s on this
-machine) before the engine started; this tree's worker starts that child after the previous
-task, so a job finds it warm (`worker/warm.py`; see the section on the engine child's start).
+columns are the engine's (`report.timings`), and `outside` (whole job less the stages) is the
+worker's and the client's: the queue, placing the inputs, the 0.2 s polls, storing the artifacts
+and, with a cold child, a fresh process importing torch and ONNX Runtime (2-3 s on this machine,
+more under load) before the engine starts. This tree's worker starts each job's child after the
+previous task, so the job finds it warm (`worker/warm.py`; section "Engine child start per job").
 `benchmark_s` holds fidelity on synthetic inputs and latency within `latency.budget_s` (4 s by
 default; a batch size predicted past it is reported not measured, never run), and the fidelity
 on the calibration samples (both models on 128 samples, run once for `quality.fidelity` and
@@ -220,9 +221,9 @@ def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
     header = (
         "| method | tree | whole job (s) | goal (s) | "
         + " | ".join(STAGES)
-        + " | output cosine (report) | latency measured (report) |"
+        + " | outside (s) | output cosine (report) | latency measured (report) |"
     )
-    lines = [header, "|" + "---|" * (6 + len(STAGES))]
+    lines = [header, "|" + "---|" * (7 + len(STAGES))]
     for method in METHODS:
         for tree, jobs in rows.items():
             job = next((j for j in jobs if j.method == method), None)
@@ -232,9 +233,10 @@ def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
             goal = f"<= {whole:g}" + (f" (prune <= {prune_goal:g})" if prune_goal else "")
             goal = goal if with_goals else "-"
             stages = " | ".join(f"{job.timings.get(s, float('nan')):.2f}" for s in STAGES)
+            outside = job.total_s - sum(job.timings.get(s, 0.0) for s in STAGES)
             lines.append(
-                f"| {method} | {tree} | {job.total_s:.1f} | {goal} | {stages} | {job.quality} "
-                f"| {job.latency} |"
+                f"| {method} | {tree} | {job.total_s:.1f} | {goal} | {stages} | {outside:.1f} "
+                f"| {job.quality} | {job.latency} |"
             )
     return "\n".join(lines)
 
