@@ -33,7 +33,9 @@ def test_job_whose_pool_process_is_killed_completes_on_a_second_attempt(
     with stack.client() as http:
         model = upload_model(http, onnx_model_file)
         assert wait_for_model(http, model["id"])["status"] == "ready"
-        job = create_job(http, model["id"], fast_spec())
+        # Seconds in the child (the latency stage fills its budget): time to kill it mid-job,
+        # even warm (worker/warm.py), where the tiny fast_spec job takes about a second.
+        job = create_job(http, model["id"], fast_spec(latency={"iterations": 5000}))
         wait_until(lambda: _engine_child_of(worker.pid) is not None, 60, "the job's child runs")
         child = _engine_child_of(worker.pid)
         assert child is not None
