@@ -19,6 +19,7 @@ the service's defaults apart from the method, 50% layerwise, and the calibration
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -326,7 +327,7 @@ def main() -> None:
             command = f"python bench/job_time.py --child-start {args.child_start} --write"
             body = (
                 f"{CHILD_START_SECTION}\n\nCommand: `{command}` ({os.cpu_count()} cores; load "
-                f"average {load}).\n\n{result}\n\n{child_start.__doc__}\n"
+                f"average {load}).\n\n{result}\n\n{inspect.cleandoc(child_start.__doc__ or '')}\n"
             )
             replace_section(CHILD_START_SECTION, body, DOC)
         return
