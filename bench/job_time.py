@@ -19,6 +19,7 @@ the service's defaults apart from the method, 50% layerwise, and the calibration
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -204,8 +205,11 @@ def worktree(ref: str) -> Iterator[Path]:
 
 STAGES = ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
 NOTES = """`whole job` is the client's time from `createJob` to `succeeded` (0.2 s polls); the stage
-columns are the engine's (`report.timings`), and the rest is the worker's: a fresh child process
-per job imports torch and ONNX Runtime (about 2-3 s on this machine) before the engine starts.
+columns are the engine's (`report.timings`), and `outside` (whole job less the stages) is the
+worker's and the client's: the queue, placing the inputs, the 0.2 s polls, storing the artifacts
+and, with a cold child, a fresh process importing torch and ONNX Runtime (2-3 s on this machine,
+more under load) before the engine starts. This tree's worker starts each job's child after the
+previous task, so the job finds it warm (`worker/warm.py`; section "Engine child start per job").
 `benchmark_s` holds fidelity on synthetic inputs and latency within `latency.budget_s` (4 s by
 default; a batch size predicted past it is reported not measured, never run), and the fidelity
 on the calibration samples (both models on 128 samples, run once for `quality.fidelity` and
@@ -218,9 +222,9 @@ def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
     header = (
         "| method | tree | whole job (s) | goal (s) | "
         + " | ".join(STAGES)
-        + " | output cosine (report) | latency measured (report) |"
+        + " | outside (s) | output cosine (report) | latency measured (report) |"
     )
-    lines = [header, "|" + "---|" * (6 + len(STAGES))]
+    lines = [header, "|" + "---|" * (7 + len(STAGES))]
     for method in METHODS:
         for tree, jobs in rows.items():
             job = next((j for j in jobs if j.method == method), None)
@@ -230,11 +234,74 @@ def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:
             goal = f"<= {whole:g}" + (f" (prune <= {prune_goal:g})" if prune_goal else "")
             goal = goal if with_goals else "-"
             stages = " | ".join(f"{job.timings.get(s, float('nan')):.2f}" for s in STAGES)
+            outside = job.total_s - sum(job.timings.get(s, 0.0) for s in STAGES)
             lines.append(
-                f"| {method} | {tree} | {job.total_s:.1f} | {goal} | {stages} | {job.quality} "
-                f"| {job.latency} |"
+                f"| {method} | {tree} | {job.total_s:.1f} | {goal} | {stages} | {outside:.1f} "
+                f"| {job.quality} | {job.latency} |"
             )
     return "\n".join(lines)
+
+
+CHILD_START_SECTION = "## Engine child start per job (warm child)"
+
+
+def child_start(runs: int) -> str:
+    """The worker's own cost per job, outside the engine: the tests' tiny MLP job (fast_spec)
+    run by `worker.runner.run_job` in this process, from the claim to the first progress
+    event of the engine child and to `succeeded`, with a cold child (started for the job)
+    and with a warm one (worker/warm.py, started and idle before the job is claimed)."""
+    from shears_config import Settings
+    from tests.support.models import fast_spec, tiny_onnx
+    from tests.worker.factories import add_job, add_ready_model
+    from worker import warm
+    from worker.context import WorkerContext
+    from worker.runner import run_job as run_delivery
+    from worker.workdir import work_root
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="shears-childstart-") as scratch:
+        ctx = WorkerContext.from_settings(Settings(data_dir=Path(scratch) / "data"))
+        model = add_ready_model(ctx, tiny_onnx(Path(scratch) / "mlp.onnx"))
+        for mode in ("cold", "warm"):
+            first, whole = [], []
+            for _ in range(runs):
+                if mode == "warm":
+                    warm.enable(work_root(ctx.settings.data_dir))
+                    _wait_idle(warm.spare_pid())
+                job = add_job(ctx, model, fast_spec())
+                start = time.monotonic()
+                outcome = run_delivery(ctx, job.id)
+                whole.append(time.monotonic() - start)
+                warm.disable()
+                if outcome.status != "succeeded":
+                    raise RuntimeError(f"{mode} job: {outcome}")
+                done = ctx.store.get_job(None, job.id)
+                events = ctx.store.list_events(job.id)
+                assert done.started_at is not None
+                first.append((events[0].at - done.started_at).total_seconds())
+            rows.append(
+                f"| {mode} | {runs} | {np.median(first):.2f} ({min(first):.2f}-{max(first):.2f})"
+                f" | {np.median(whole):.2f} ({min(whole):.2f}-{max(whole):.2f}) |"
+            )
+    header = (
+        "| engine child | runs | claim -> first progress event (s), median (range) "
+        "| claim -> succeeded (s), median (range) |\n|---|---|---|---|"
+    )
+    return header + "\n" + "\n".join(rows)
+
+
+def _wait_idle(pid: int | None) -> None:
+    """Until the spare has finished importing: its CPU time stops growing."""
+    if pid is None:
+        raise RuntimeError("no warm child started")
+    last = -1
+    while True:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used = int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        if used == last and used > 0:
+            return
+        last = used
+        time.sleep(1.0)
 
 
 def main() -> None:
@@ -243,7 +310,27 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="sentence")
+    parser.add_argument(
+        "--child-start",
+        type=int,
+        metavar="RUNS",
+        help="only measure the worker's engine child start, cold against warm, RUNS jobs each",
+    )
     args = parser.parse_args()
+    if args.child_start:
+        load_before = _load_average()
+        result = child_start(args.child_start)
+        load = f"{load_before} -> {_load_average()}"
+        print(result)
+        print(f"load average (1 min) at start and end: {load}")
+        if args.write:
+            command = f"python bench/job_time.py --child-start {args.child_start} --write"
+            body = (
+                f"{CHILD_START_SECTION}\n\nCommand: `{command}` ({os.cpu_count()} cores; load "
+                f"average {load}).\n\n{result}\n\n{inspect.cleandoc(child_start.__doc__ or '')}\n"
+            )
+            replace_section(CHILD_START_SECTION, body, DOC)
+        return
     methods = args.methods.split(",")
     rows: dict[str, list[JobTime]] = {}
     with tempfile.TemporaryDirectory(prefix="shears-jobtime-models-") as scratch:

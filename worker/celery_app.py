@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     # its lines then take our format (shears_config/logging.py), and it does not redirect
     # stdout into a logger.
     signals.setup_logging.connect(_keep_our_logging, weak=False)
+    signals.worker_process_init.connect(_start_warm_child, weak=False)
     app = Celery("shears", set_as_current=False)
     app.conf.update(celery_config(settings or get_settings()))
     # Registers the shared tasks on every app, this one included.
@@ -124,6 +125,14 @@ def _keep_our_logging(**_: Any) -> None:
     if not logging.getLogger().handlers:  # a worker started some other way
         settings = get_settings()
         configure_logging(settings.log_format, settings.log_level)
+
+
+def _start_warm_child(**_: Any) -> None:
+    """In each pool process, as it starts: the first job's engine child is already warm."""
+    from worker import warm
+    from worker.workdir import work_root
+
+    warm.enable(work_root(get_settings().data_dir))
 
 
 @lru_cache(maxsize=1)

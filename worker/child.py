@@ -1,4 +1,6 @@
-"""The sandboxed child: `python -m worker.child WORKDIR PROGRESS_FD PARENT_PID`.
+"""The sandboxed child: `python -m worker.child WORKDIR PROGRESS_FD PARENT_PID`, or
+`python -m worker.child --warm PROGRESS_FD PARENT_PID` (started before its job, which it
+reads as one line on stdin; worker/warm.py).
 
 It runs one engine call on the files the parent placed in WORKDIR, streams progress as JSON
 lines on PROGRESS_FD, and leaves `result.json` or `error.json`. The parent has already set
@@ -13,12 +15,14 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from shears_config.logging import CONTEXT_FIELDS, bind_context, configure_logging
 from worker import protocol
+from worker.sandbox import apply_limits_to_self
 
 _PR_SET_PDEATHSIG = 1
 log = logging.getLogger("shears.engine")
@@ -27,8 +31,54 @@ Progress = Callable[[str, float, dict[str, Any] | None], None]
 
 
 def main(argv: list[str]) -> int:
-    workdir, progress_fd, parent_pid = Path(argv[0]), int(argv[1]), int(argv[2])
-    _die_with_parent(parent_pid)
+    if argv and argv[0] == protocol.WARM_FLAG:
+        progress_fd, parent_pid = int(argv[1]), int(argv[2])
+        _die_with_parent(parent_pid)
+        _preload()
+        job = _wait_for_job()
+        if job is None:  # the worker let it go unused
+            return 0
+        workdir = job
+    else:
+        workdir, progress_fd, parent_pid = Path(argv[0]), int(argv[1]), int(argv[2])
+        _die_with_parent(parent_pid)
+    return _serve(workdir, progress_fd)
+
+
+def _preload() -> None:
+    """What every job imports (seconds of CPU): done while no job waits. Only the project's
+    and its dependencies' code runs here; a failure is left for the job's own import to
+    raise again and classify (under its limits)."""
+    try:
+        import onnxruntime  # noqa: F401
+        import torch  # noqa: F401
+
+        import pruning.engine  # noqa: F401
+    except Exception:
+        return
+
+
+def _wait_for_job() -> Path | None:
+    """Block until the worker names this child's job (worker/sandbox.py `hand_job`), then
+    become what a cold child is from its first instruction: output to the job's log, cwd and
+    TMPDIR in its work dir, its limits on address space and CPU time."""
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        return None
+    order = json.loads(line)
+    workdir = Path(str(order["workdir"]))
+    log_fd = os.open(workdir / protocol.LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    os.chdir(workdir)
+    os.environ["TMPDIR"] = str(workdir / protocol.TEMP_DIR)
+    tempfile.tempdir = None  # read TMPDIR afresh
+    apply_limits_to_self(int(order["memory_bytes"]), int(order["cpu_s"]))
+    return workdir
+
+
+def _serve(workdir: Path, progress_fd: int) -> int:
     request = protocol.read_json(workdir / protocol.REQUEST_FILE) or {}
     _configure_logging(request.get("log"))
     with os.fdopen(progress_fd, "w", buffering=1) as stream:

@@ -18,6 +18,8 @@ LOG_FILE = "child.log"
 INPUT_DIR = "in"
 OUTPUT_DIR = "out"
 TEMP_DIR = "tmp"
+# `python -m worker.child --warm`: started before its job, which it reads from stdin.
+WARM_FLAG = "--warm"
 
 # Error codes the worker itself produces (the engine adds its own, e.g. `invalid_spec`).
 INVALID_MODEL = "invalid_model"

@@ -66,8 +66,12 @@ def child_env(workdir: Path) -> dict[str, str]:
 
 def _apply_limits(limits: Limits) -> None:
     """Runs in the child between fork and exec."""
-    _lower(resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes)
-    _lower(resource.RLIMIT_CPU, limits.cpu_s, limits.cpu_s + 5)
+    _apply_limits_values(limits.memory_bytes, limits.cpu_s)
+
+
+def _apply_limits_values(memory_bytes: int, cpu_s: int) -> None:
+    _lower(resource.RLIMIT_AS, memory_bytes, memory_bytes)
+    _lower(resource.RLIMIT_CPU, cpu_s, cpu_s + 5)
     _lower(resource.RLIMIT_CORE, 0, 0)
 
 
@@ -126,6 +130,9 @@ class Child:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait()
+        if self.popen.stdin is not None:  # a warm child that never got its job
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
         self.close()
 
     def close(self) -> None:
@@ -166,6 +173,54 @@ def start_child(workdir: Path, limits: Limits) -> Child:
     finally:
         os.close(write_fd)
     return Child(popen=popen, progress_fd=read_fd)
+
+
+def start_warm_child(cwd: Path) -> Child:
+    """`python -m worker.child --warm`: the same sandboxed child, started before its job.
+
+    It imports the engine (torch, ONNX Runtime: seconds of a job's time) and then waits on
+    its stdin for one job (`hand_job`). It opens nothing untrusted before that, and takes its
+    job's limits on itself before it does; the new session, the scrubbed environment, the
+    parent-death signal and the core limit are set here, as for `start_child`. `cwd` is
+    where it waits (no job's files); `TMPDIR` points at an empty folder there until then.
+    """
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-s", "-B", "-m", "worker.child", protocol.WARM_FLAG]
+    argv += [str(write_fd), str(os.getpid())]
+    try:
+        popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=child_env(cwd),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            preexec_fn=lambda: _lower(resource.RLIMIT_CORE, 0, 0),
+        )
+    finally:
+        os.close(write_fd)
+    return Child(popen=popen, progress_fd=read_fd)
+
+
+def hand_job(child: Child, workdir: Path, limits: Limits) -> bool:
+    """Give a waiting warm child its one job; False if it is gone (then start a cold one)."""
+    if child.poll() is not None or child.popen.stdin is None:
+        return False
+    order = {"workdir": str(workdir), "memory_bytes": limits.memory_bytes, "cpu_s": limits.cpu_s}
+    try:
+        child.popen.stdin.write(json.dumps(order).encode() + b"\n")
+        child.popen.stdin.close()
+    except OSError:  # it died while waiting (an operator, the OOM killer)
+        return False
+    return True
+
+
+def apply_limits_to_self(memory_bytes: int, cpu_s: int) -> None:
+    """A warm child's own limits, taken before it opens its job's files. Lowering a limit
+    needs no privilege; CPU time already spent importing counts, as it does for a cold child."""
+    _apply_limits_values(memory_bytes, cpu_s)
 
 
 def log_tail(workdir: Path, chars: int = 1500) -> str:

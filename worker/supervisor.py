@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shears_config.logging import active_options, current_context
-from worker import protocol
+from worker import protocol, warm
 from worker.protocol import ChildError
 from worker.sandbox import Child, Limits, log_tail, signal_name, start_child
 
@@ -51,7 +51,7 @@ def run_child(
     # The child logs like its parent, with the ids of the job it runs (shears_config/logging.py).
     log_options = {**active_options(), "context": current_context()}
     protocol.write_json(workdir / protocol.REQUEST_FILE, {**request, "log": log_options})
-    child = start_child(workdir, limits)
+    child = warm.take(workdir, limits) or start_child(workdir, limits)
     try:
         stopped = _watch(child, limits, watch, check_every_s)
     finally:

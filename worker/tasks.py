@@ -8,7 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from shears_config import TASK_INSPECT_MODEL, TASK_RUN_JOB
 from shears_config.logging import log_context
-from worker import inspection, runner
+from worker import inspection, runner, warm
 from worker.context import get_context
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,9 @@ LEASED_RETRIES = 3
 @shared_task(name=TASK_RUN_JOB, bind=True, max_retries=LEASED_RETRIES)  # type: ignore[untyped-decorator]
 def run_job(self: Task, job_id: str) -> None:
     outcome = runner.run_job(get_context(), job_id, timeout_errors=(SoftTimeLimitExceeded,))
+    # The next task's child starts now that this job is recorded; not on a shutdown, whose
+    # SystemExit passes by here.
+    warm.refill()
     if outcome.retry_after_s is not None and self.request.retries < LEASED_RETRIES:
         raise self.retry(countdown=outcome.retry_after_s)
 
@@ -41,3 +44,4 @@ def inspect_model(
         except Exception:  # left `validating`, the upload would wait forever
             log.exception("model %s: inspection failed in Shears, not in the file", model_id)
             inspection.mark_failed(ctx, model_id)
+    warm.refill()

@@ -48,13 +48,13 @@ def test_memory_bomb_ends_resource_exhausted_and_the_worker_runs_the_next_job(
 def test_job_past_its_time_limit_fails_timeout_once_with_no_redelivery(
     redis_server: RedisServer, make_stack: Callable[..., Stack], onnx_model_file: Path
 ) -> None:
-    # Starting the child and importing the engine alone takes longer than a second.
+    # 5000 latency iterations take far longer than a second, even in a warm child.
     stack = make_stack(broker_url=redis_server.url, job_time_limit_s=1, lease_s=2)
     (worker,) = stack.workers
     with stack.client() as http:
         model = upload_model(http, onnx_model_file)
         assert wait_for_model(http, model["id"])["status"] == "ready"
-        job = create_job(http, model["id"], fast_spec())
+        job = create_job(http, model["id"], fast_spec(latency={"iterations": 5000}))
         done = wait_for_job(http, job["id"])
         assert (done["status"], done["error"]["code"], done["attempt"]) == (
             "failed",

@@ -20,7 +20,13 @@ from service.tasks import TaskSender
 from shears_config import Settings
 from tests.support.api_client import create_job, upload_model, wait_for_job, wait_for_model
 from tests.support.models import fast_spec
-from tests.support.processes import ManagedProcess, engine_children, pid_alive, wait_until
+from tests.support.processes import (
+    ManagedProcess,
+    engine_children,
+    pid_alive,
+    process_cwd,
+    wait_until,
+)
 from tests.support.redis_server import RedisServer
 from tests.support.shears import Stack
 
@@ -29,11 +35,22 @@ pytestmark = pytest.mark.integration
 # A dead worker's job is re-sent by the API's reconciler once its lease expires: keep both
 # short so recovery takes seconds, not the production minute.
 FAST_RECOVERY = {"lease_s": 2, "reconcile_interval_s": 0.5, "reconcile_min_resend_s": 1}
+# A job that runs for seconds in its child (the latency stage fills its budget), so a test can
+# kill it mid-job: a warm child (worker/warm.py) runs the tiny fast_spec job in about a second.
+LONG_ENOUGH_TO_KILL = fast_spec(latency={"iterations": 5000})
 
 
 def _child_running(job_id: str) -> Any:
-    """The engine child of `job_id` (its work dir names the job), or None."""
-    return next((c for c in engine_children() if any(job_id in a for a in c.cmdline)), None)
+    """The engine child of `job_id` (its work dir names the job; a warm child moved there), or
+    None."""
+    return next(
+        (
+            c
+            for c in engine_children()
+            if any(job_id in a for a in (*c.cmdline, process_cwd(c.pid)))
+        ),
+        None,
+    )
 
 
 def _ready_model(http: httpx.Client, path: Path) -> str:
@@ -59,7 +76,7 @@ def test_whole_worker_killed_mid_job_is_rerun_elsewhere_and_succeeds_once(
     stack = make_stack(broker_url=redis_server.url, **FAST_RECOVERY)
     (doomed,) = stack.workers
     with stack.client() as http:
-        job = create_job(http, _ready_model(http, onnx_model_file), fast_spec())
+        job = create_job(http, _ready_model(http, onnx_model_file), LONG_ENOUGH_TO_KILL)
         wait_until(lambda: _child_running(job["id"]) is not None, 60, "the job's child runs")
         child = _child_running(job["id"])
 
@@ -83,7 +100,7 @@ def test_sandboxed_child_killed_mid_job_is_rerun_and_succeeds_once(
     stack = make_stack(broker_url=redis_server.url, **FAST_RECOVERY)
     (worker,) = stack.workers
     with stack.client() as http:
-        job = create_job(http, _ready_model(http, onnx_model_file), fast_spec())
+        job = create_job(http, _ready_model(http, onnx_model_file), LONG_ENOUGH_TO_KILL)
         wait_until(lambda: _child_running(job["id"]) is not None, 60, "the job's child runs")
 
         os.kill(_child_running(job["id"]).pid, signal.SIGKILL)
@@ -130,7 +147,7 @@ def test_job_that_kills_its_worker_every_time_stops_at_the_cap_and_the_queue_mov
     stack = make_stack(broker_url=redis_server.url, max_attempts=2, **FAST_RECOVERY)
     with stack.client() as http:
         model_id = _ready_model(http, onnx_model_file)
-        poison = create_job(http, model_id, fast_spec())
+        poison = create_job(http, model_id, LONG_ENOUGH_TO_KILL)
         behind = create_job(http, model_id, fast_spec(sparsity=0.25))
         with oom_killer_for(poison["id"]) as killed:
             failed = wait_for_job(http, poison["id"], timeout=90)

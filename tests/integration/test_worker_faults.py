@@ -12,7 +12,7 @@ from tests.support.models import fast_spec
 from tests.support.processes import (
     ManagedProcess,
     descendants,
-    engine_children,
+    job_children,
     pid_alive,
     wait_until,
 )
@@ -33,7 +33,9 @@ def test_job_whose_pool_process_is_killed_completes_on_a_second_attempt(
     with stack.client() as http:
         model = upload_model(http, onnx_model_file)
         assert wait_for_model(http, model["id"])["status"] == "ready"
-        job = create_job(http, model["id"], fast_spec())
+        # Seconds in the child (the latency stage fills its budget): time to kill it mid-job,
+        # even warm (worker/warm.py), where the tiny fast_spec job takes about a second.
+        job = create_job(http, model["id"], fast_spec(latency={"iterations": 5000}))
         wait_until(lambda: _engine_child_of(worker.pid) is not None, 60, "the job's child runs")
         child = _engine_child_of(worker.pid)
         assert child is not None
@@ -96,7 +98,7 @@ def test_job_queued_before_a_redis_restart_runs_after_it(
 def _engine_child_of(worker_pid: int) -> tuple[int, int] | None:
     """(engine child pid, pool process pid) of the job running under `worker_pid`."""
     family = set(descendants(worker_pid))
-    for child in engine_children():
+    for child in job_children():  # not an idle warm child (worker/warm.py)
         if child.pid in family:
             return child.pid, child.ppid
     return None

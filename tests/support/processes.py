@@ -189,6 +189,28 @@ def engine_children(parent: int | None = None) -> list[ProcessInfo]:
     ]
 
 
+def process_cwd(pid: int) -> str:
+    """Where `pid` runs ('' once it is gone)."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def job_children(parent: int | None = None) -> list[ProcessInfo]:
+    """Engine children running a job or an inspection: a cold child names its work dir on
+    its command line, a warm one (worker/warm.py) moves into it when it gets its job; an
+    idle warm child is in neither."""
+    return [
+        p
+        for p in engine_children(parent)
+        if any(part in arg for arg in (*p.cmdline, process_cwd(p.pid)) for part in _WORKDIRS)
+    ]
+
+
+_WORKDIRS = ("/job-", "/inspect-")
+
+
 def descendants(pid: int) -> list[int]:
     """Children, grandchildren, ... of `pid`, whatever session or group they are in."""
     children: dict[int, list[int]] = {}
