@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from starlette.requests import Request
 
 from service.problems import InsufficientStorage, Invalid, PayloadTooLarge, ProblemError
@@ -120,7 +120,17 @@ def _size(client: Any, bucket: str, key: str, source: str) -> int:
         return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError as exc:
         raise _unreadable(source, exc) from exc
-    except BotoCoreError as exc:  # no endpoint, no credentials
+    except NoCredentialsError as exc:
+        # Not an outage to retry: this deployment cannot import by reference at all. The
+        # client can still upload the bytes; the operator can give the API credentials.
+        raise Invalid(
+            "source",
+            f"this service has no S3 credentials, so it cannot fetch {source}; upload the "
+            "file instead (operators: give the API AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or a role, and SHEARS_S3_ENDPOINT_URL for MinIO and others)",
+            "invalid_source",
+        ) from exc
+    except BotoCoreError as exc:  # the endpoint does not answer
         raise ProblemError(502, "source_unavailable", f"cannot reach {source}: {exc}") from exc
 
 

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from api_http import assert_problem
 
@@ -118,3 +119,14 @@ def test_an_upload_at_the_limit_is_stored_and_awaits_validation(
         model = response.json()
         assert model["status"] == "validating" and model["size_bytes"] == LIMIT
         assert http.get(response.headers["location"]).json()["id"] == model["id"]
+
+
+def test_import_by_reference_without_s3_credentials_is_a_422_naming_source(
+    http: httpx.Client,
+) -> None:
+    # The test stack carries no AWS variables: this deployment cannot import at all, which
+    # the client must hear as a refusal it can act on (upload instead), not as a 5xx.
+    response = http.post("/v1/models", json={"source": "s3://models/bert/model.tar"})
+    problem = assert_problem(response, 422, "invalid_source")
+    assert problem["errors"][0]["field"] == "source"
+    assert "no S3 credentials" in problem["detail"]
