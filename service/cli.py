@@ -42,13 +42,17 @@ def api(args: list[str]) -> int:
     """Run the HTTP API with uvicorn; workers run separately (`shears worker`)."""
     parser = _parser("shears api", "the HTTP API alone")
     parser.add_argument(
-        "--workers", type=int, help="uvicorn processes (default: SHEARS_API_WORKERS, else cores)"
+        "--workers", type=int, help="uvicorn processes (default: SHEARS_API_WORKERS, else 1)"
     )
     options = parser.parse_args(args)
     settings = get_settings()
     _configure_logging(settings)
     bind = _loopback_unless_keys(_bind(options, settings), settings)
-    workers = options.workers or settings.api_workers or os.cpu_count() or 1
+    # One unless asked: uvicorn's multi-process supervisor pings its children and, when a
+    # child on a saturated machine misses the ping and its replacement is slow to start,
+    # stops the whole API (seen in CI at load 8 on two cores). More processes are for hosts
+    # with cores to spare (SHEARS_API_WORKERS, --workers); docs/benchmarks.md measures both.
+    workers = options.workers or settings.api_workers or 1
     if workers == 1:
         uvicorn.run(create_app(settings), host=bind.host, port=bind.port, **_UVICORN_LOGGING)
         return 0

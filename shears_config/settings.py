@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     api_workers: int | None = Field(
         default=None,
         ge=1,
-        description="uvicorn worker processes of `shears api`; default: one per CPU core.",
+        description="uvicorn worker processes of `shears api`; default: one (see service/cli.py).",
     )
 
     max_upload_bytes: int = Field(
