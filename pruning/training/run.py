@@ -60,9 +60,25 @@ def prune_with_training(
     step: Progress,
     prune_once: PruneOnce,
 ) -> TrainingOutcome:
-    assert spec.retrain is not None
-    retrain = spec.retrain
     start = time.perf_counter()
+    return seeded_training(
+        spec,
+        inputs,
+        datasets,
+        lambda data, loss: _train(model, plan, spec, data, loss, step, prune_once, start),
+    )
+
+
+def seeded_training(
+    spec: PruneSpec,
+    inputs: InputPlan,
+    datasets: Mapping[str, Path],
+    train: Callable[[TrainingData, Loss], TrainingOutcome],
+) -> TrainingOutcome:
+    """Load the retraining data and its loss, then `train` within the job's thread budget and
+    under the spec's seed (dropout, and anything else random in training)."""
+    retrain = spec.retrain
+    assert retrain is not None
     data = load_training_data(
         dataset_path(retrain, datasets),
         retrain.dataset_id,
@@ -78,8 +94,8 @@ def prune_with_training(
     torch.set_num_threads(threads_for(spec))
     try:
         with torch.random.fork_rng():
-            torch.manual_seed(retrain.seed)  # dropout, and anything else random in training
-            return _train(model, plan, spec, data, loss, step, prune_once, start)
+            torch.manual_seed(retrain.seed)
+            return train(data, loss)
     finally:
         torch.set_num_threads(previous_threads)
 

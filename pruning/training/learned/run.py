@@ -19,17 +19,17 @@ from pruning.models.base import ModelAdapter
 from pruning.progress import Progress
 from pruning.spec import PruneSpec
 from pruning.training import batchnorm
-from pruning.training.data import Split, TrainingData, load_training_data
+from pruning.training.data import Split, TrainingData
 from pruning.training.learned.base import LearnedMethod, Setup
 from pruning.training.learned.fixed import FixedMask
 from pruning.training.learned.projection import prepare, project
 from pruning.training.learned.registry import LEARNED
-from pruning.training.losses import Loss, accuracy, make_loss
+from pruning.training.losses import Loss, accuracy
 from pruning.training.run import (
     EventNotes,
     TrainingOutcome,
-    dataset_path,
     epoch_info,
+    seeded_training,
     threads_for,
     with_teacher,
 )
@@ -48,26 +48,13 @@ def train_learned(
     datasets: Mapping[str, Path],
     step: Progress,
 ) -> TrainingOutcome:
-    retrain = spec.retrain
-    assert retrain is not None
     start = time.perf_counter()
-    data = load_training_data(
-        dataset_path(retrain, datasets),
-        retrain.dataset_id,
-        inputs.inputs,
-        retrain.batch_size,
-        retrain.validation_split,
-        retrain.max_samples,
+    return seeded_training(
+        spec,
+        inputs,
+        datasets,
+        lambda data, loss: _train(model, plan, spec, data, loss, step, start),
     )
-    loss = make_loss(retrain.loss, retrain.temperature, data)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads_for(spec))
-    try:
-        with torch.random.fork_rng():
-            torch.manual_seed(retrain.seed)  # the gates' and weights' noise, dropout
-            return _train(model, plan, spec, data, loss, step, start)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train(
