@@ -217,7 +217,8 @@ NOTES = [
     "swapped the old kernel back in, same process): every SparseGPT cell of its tables "
     "(50/70/90% layerwise and 2:4, both models) has the same accuracy and logit cosine "
     "to 4 decimals with either kernel; written-out masks agree on >= 99.99% of weights.",
-    "- Not measured here: the CUDA path (`SHEARS_DEVICE`; no GPU on this machine).",
+    '- The CUDA path: see "CUDA path (SHEARS_DEVICE) against the CPU" below '
+    "(`bench/device_path.py`, on a GPU machine).",
 ]
 
 
