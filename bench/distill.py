@@ -1,0 +1,225 @@
+"""Distillation after one-shot pruning, and the retraining recipe (issue 15), through Shears'
+own engine (`prune()` on the ONNX export, exactly as a job runs it).
+
+    python bench/distill.py            # prints the tables and writes docs/benchmarks.md
+    python bench/distill.py --no-write
+    python bench/distill.py --quick    # a smoke run: fewer rows, fewer steps, never writes
+
+Part 1: `digits-tokens`, a BERT-shaped encoder (bench/benchmodels.py's `Encoder`: token and
+position embeddings, post-norm blocks, first-token pooling) with integer `input_ids` and
+`attention_mask` inputs, width 128, 4 layers, 4 heads, FFN 512 (24 prunable matrices),
+trained here on scikit-learn's `load_digits` read as 64 tokens (the pixel values 0-16) and
+exported without its classifier: the output is the pooled embedding. Quality is the mean
+cosine of the embeddings to the dense model's on the 360 held-out images; calibration (and
+the distillation's data) is 128 training images, without labels.
+
+Part 2: bench/quality.py's `digits-cnn` at 90% by gradual cubic pruning with 10 epochs of
+retraining, the earlier recipe (constant lr, cross-entropy) against the new defaults (warmup
+and cosine decay, cross-entropy plus distillation from the dense model); held-out accuracy.
+
+`s` is the wall time of the whole `prune()` job (latency off), on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from benchdoc import replace_section  # noqa: E402
+from benchmodels import Encoder, EncoderShape, export_encoder, export_onnx  # noqa: E402
+from quality import DigitsCNN, digits, logits, train  # noqa: E402
+
+from pruning import prune  # noqa: E402
+
+SECTION = "## Distillation after one-shot pruning, and the retraining recipe"
+SHAPE = EncoderShape(width=128, layers=4, heads=4, ffn=512)
+CALIBRATION = 128
+SPARSITIES = (0.5, 0.7)
+METHODS = ("magnitude", "wanda", "sparsegpt")
+DISTILL = {"steps": 300, "lr": 3e-4, "batch_size": 16}
+OLD_RECIPE = {"loss": "cross_entropy", "lr_schedule": "constant"}
+NEW_RECIPE: dict[str, Any] = {}  # the defaults: cross_entropy+distill, warmup + cosine
+
+
+class Classifier(nn.Module):
+    """The encoder with a linear head, for its training only; the head is not exported."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder(SHAPE)
+        self.head = nn.Linear(SHAPE.width, 10)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.encoder(ids, mask))
+        return out
+
+
+def tokens(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (scaled to [0, 1] by `digits()`) back to their 17 levels, one token each."""
+    ids = np.rint(x * 16).astype(np.int64)
+    return ids, np.ones_like(ids)
+
+
+def train_encoder(x: np.ndarray, y: np.ndarray, epochs: int) -> Encoder:
+    torch.manual_seed(0)
+    net = Classifier()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    ids, mask = (torch.from_numpy(a) for a in tokens(x))
+    labels = torch.from_numpy(y)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(x)).split(32):  # type: ignore[no-untyped-call]
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(net(ids[batch], mask[batch]), labels[batch])
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        accuracy = float((net(ids, mask).argmax(1) == labels).double().mean())
+    print(f"encoder trained: train accuracy {accuracy:.3f}", flush=True)
+    return net.encoder
+
+
+def embeddings(model: Path, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).mean())
+
+
+def encoder_table(work: Path, quick: bool) -> list[str]:
+    x_train, y_train, x_test, _ = digits()
+    net = train_encoder(x_train, y_train, 2 if quick else 8)
+    ids, mask = tokens(x_test)
+    model = export_encoder(net, ids[:2], mask[:2], work / "encoder.onnx")
+    calibration = work / "calibration.npz"
+    train_ids, train_mask = tokens(x_train[:CALIBRATION])
+    np.savez(calibration, input_ids=train_ids, attention_mask=train_mask)
+    dense = embeddings(model, ids, mask)
+    distill = {**DISTILL, "steps": 20} if quick else DISTILL
+    sparsities = SPARSITIES[:1] if quick else SPARSITIES
+    header = " | ".join(f"{s:.0%} cos (s)" for s in sparsities)
+    rows = [
+        f"| method | {header} | distill loss before -> after (at {sparsities[-1]:.0%}) |",
+        "|---|" + "---|" * (len(sparsities) + 1),
+    ]
+    for method in METHODS[:1] if quick else METHODS:
+        for distilled in (False, True):
+            cells, losses = [], ""
+            for sparsity in sparsities:
+                spec: dict[str, Any] = {
+                    "method": {"name": method},
+                    "sparsity": sparsity,
+                    "scope": "layerwise",
+                    "latency": None,
+                    "calibration": {"dataset_id": "calibration", "samples": CALIBRATION},
+                }
+                if distilled:
+                    spec["distill"] = distill
+                out = work / f"{method}-{sparsity}-{distilled}"
+                start = time.perf_counter()
+                result = prune(model, spec, out, datasets={"calibration": calibration})
+                took = time.perf_counter() - start
+                got = cosine(embeddings(result.artifacts["model"], ids, mask), dense)
+                cells.append(f"{got:.3f} ({took:.1f})")
+                if distilled:
+                    block = result.report["distill"]
+                    losses = f"{block['loss_before']:.4f} -> {block['loss_after']:.4f}"
+            label = f"{method} + distill" if distilled else method
+            rows.append(f"| {label} | {' | '.join(cells)} | {losses or '-'} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def recipe_table(work: Path, quick: bool) -> list[str]:
+    x_train, y_train, x_test, y_test = digits()
+    net = train(DigitsCNN, x_train.reshape(-1, 1, 8, 8), y_train, 3 if quick else 15)
+    images = x_test.reshape(-1, 1, 8, 8)
+    model = export_onnx(net, images, work / "cnn.onnx", "logits")
+    train_npz, test_npz = work / "train.npz", work / "test.npz"
+    np.savez(train_npz, x=x_train.reshape(-1, 1, 8, 8), labels=y_train)
+    np.savez(test_npz, x=images, labels=y_test)
+    dense = float((logits(model, images).argmax(1) == y_test).mean())
+    epochs = 2 if quick else 10
+    rows = [
+        f"Dense held-out accuracy {dense:.3f}; 90% sparsity, gradual cubic, {epochs} epochs.",
+        "",
+        "| recipe | accuracy (delta) | retrain s | job s |",
+        "|---|---|---|---|",
+    ]
+    for label, recipe in (
+        ("earlier: constant lr, cross_entropy", OLD_RECIPE),
+        ("new defaults: warmup + cosine, cross_entropy+distill (alpha 0.5, T 2)", NEW_RECIPE),
+    ):
+        spec = {
+            "method": {"name": "magnitude"},
+            "sparsity": 0.9,
+            "scope": "global",
+            "schedule": {"kind": "gradual", "steps": 10, "exponent": 3.0},
+            "retrain": {"dataset_id": "train", "epochs": epochs, "lr": 1e-3, **recipe},
+            "evaluation": {"dataset_id": "test", "metric": "accuracy"},
+            "latency": None,
+        }
+        start = time.perf_counter()
+        result = prune(model, spec, work / label[:5], datasets={"train": train_npz, "test": test_npz})
+        took = time.perf_counter() - start
+        accuracy = float(result.report["quality"]["metric"]["pruned"])
+        retrain_s = float(result.report["timings"]["retrain_s"])
+        rows.append(
+            f"| {label} | {accuracy:.3f} ({accuracy - dense:+.3f}) | {retrain_s:.1f} | {took:.1f} |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        encoder = encoder_table(work, args.quick)
+        recipe = recipe_table(work, args.quick)
+    after = os.getloadavg()
+    lines = [
+        SECTION,
+        "",
+        f"`python bench/distill.py` on {platform.machine()}, torch {torch.__version__}, load "
+        f"average {load[0]:.1f} before and {after[0]:.1f} after (shared machine: seconds are "
+        "upper bounds).",
+        "",
+        "### digits-tokens encoder (integer inputs), one-shot layerwise, with and without "
+        f"`distill` {DISTILL}",
+        "",
+        *encoder,
+        "",
+        "### digits-cnn at 90%: the retraining recipe",
+        "",
+        *recipe,
+        "",
+    ]
+    print("\n".join(lines))
+    if not args.quick and not args.no_write:
+        replace_section(SECTION, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
