@@ -58,9 +58,7 @@ def prune_then_distill(
     args = [torch.from_numpy(data.inputs[name]) for name in inputs.names]
     view = trainable(model, plan.selected)
     check_against_runtime(model, view, [a[: distill.batch_size] for a in args])
-    teacher = copy.deepcopy(view.module).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = copy.deepcopy(view.module).eval()  # runs under no_grad only
     tap = taps(model, view, [t.name for t in plan.selected])
     began = time.perf_counter()
     prune()

@@ -71,7 +71,7 @@ class _ScriptTaps(Tapped):
         graph = inlined(module)
         wanted = set(names)
         self.uses: list[str] = []
-        values = [graph.outputsAt(0)]
+        values = [next(graph.outputs())]
         for node in graph.nodes():
             name = weight_name(node)
             if name in wanted:
