@@ -784,10 +784,10 @@ class DistillSpec(BaseModel):
     error relative to the dense values; Adam, `lr` with a short warmup and cosine decay.
     Needs `calibration`; one-shot pruning without `retrain`."""
 
-    model_config = _contract({"steps": 200, "lr": 0.0001, "batch_size": 8})
+    model_config = _contract({"steps": 200, "lr": 0.0003, "batch_size": 16})
     steps: int = Field(default=200, ge=1, le=100_000, description="Optimizer steps.")
-    lr: float = Field(default=1e-4, gt=0.0, le=1.0, description="Peak learning rate.")
-    batch_size: int = Field(default=8, ge=1, le=4096, description="Samples per step.")
+    lr: float = Field(default=3e-4, gt=0.0, le=1.0, description="Peak learning rate.")
+    batch_size: int = Field(default=16, ge=1, le=4096, description="Samples per step.")
     layerwise: float = Field(
         default=1.0, ge=0.0, le=1e6, description="Weight of the pruned layers' outputs."
     )

@@ -131,7 +131,7 @@ def _train(
         epochs=retrain.epochs,
         on_epoch=lambda e, total, point: step("retrain", e / total, epoch_info(e, total, point)),
         generator=torch.Generator().manual_seed(retrain.seed),
-        lr_at=_lr_at(retrain, retrain.epochs * data.batches_per_epoch),
+        lr_at=_lr_at(retrain, retrain.epochs * data.batches_per_epoch, schedule.steps[-1]),
     )
     result = loop.run()
     batches = batchnorm.reestimate(view, norms, data.in_order(data.train)) if trains_norms else 0
@@ -216,9 +216,12 @@ def _optimizer(retrain: RetrainSpec, parameters: list[torch.nn.Parameter]) -> to
     return torch.optim.Adam(parameters, lr=retrain.lr, weight_decay=retrain.weight_decay)
 
 
-def _lr_at(retrain: RetrainSpec, total: int) -> Callable[[int], float]:
+def _lr_at(retrain: RetrainSpec, total: int, last_event: int) -> Callable[[int], float]:
+    """The rate at each step; ``cosine`` decays after the schedule's last pruning event."""
+
     def at(step: int) -> float:
-        return retrain.lr * lr_factor(retrain.lr_schedule, retrain.warmup, step, total)
+        factor = lr_factor(retrain.lr_schedule, retrain.warmup, step, total, last_event)
+        return retrain.lr * factor
 
     return at
 
@@ -286,6 +289,8 @@ def _report(
     if retrain.loss == "cross_entropy+distill":
         report["alpha"] = retrain.alpha
     report["lr_schedule"] = {"kind": retrain.lr_schedule, "warmup": retrain.warmup}
+    if retrain.lr_schedule == "cosine" and result.events:
+        report["lr_schedule"]["decay_from_step"] = result.events[-1]["step"]
     if pruner.shadows is not None:
         report["regrown"] = pruner.shadows.regrown
     return report

@@ -70,8 +70,8 @@ class DistillSpec:
     model's first output (weight ``output``), both as squared error relative to the dense."""
 
     steps: int = 200
-    lr: float = 1e-4
-    batch_size: int = 8
+    lr: float = 3e-4
+    batch_size: int = 16
     layerwise: float = 1.0
     output: float = 1.0
     seed: int = 0
