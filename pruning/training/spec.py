@@ -13,7 +13,7 @@ from pruning.spec_values import choice_at, object_at
 
 SCHEDULES = ("one_shot", "iterative", "gradual")
 OPTIMIZERS = ("adam", "sgd")
-LOSSES = ("cross_entropy", "mse", "distill", "cross_entropy+distill")
+LOSSES = ("cross_entropy+distill", "cross_entropy", "mse", "distill")  # the default first
 LR_SCHEDULES = ("cosine", "constant")
 METRICS = ("accuracy", "mse")
 
