@@ -26,9 +26,7 @@ class TokenEncoder(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.words = nn.Embedding(VOCAB, WIDTH)
-        self.query, self.key, self.value, self.output = (
-            nn.Linear(WIDTH, WIDTH) for _ in range(4)
-        )
+        self.query, self.key, self.value, self.output = (nn.Linear(WIDTH, WIDTH) for _ in range(4))
         self.norm1, self.norm2 = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
         self.up, self.down = nn.Linear(WIDTH, 4 * WIDTH), nn.Linear(4 * WIDTH, WIDTH)
 

@@ -5,6 +5,7 @@ rate, cross-entropy alone) one option away, and the report naming the one that r
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 
@@ -28,9 +29,9 @@ def test_cosine_rises_over_the_warmup_then_decays_to_zero_at_the_last_step() -> 
     total = 100
     factors = [lr_factor("cosine", 0.1, step, total) for step in range(total)]
     assert factors[0] == pytest.approx(1 / 11)
-    assert all(a < b for a, b in zip(factors[:10], factors[1:11], strict=True))
+    assert all(a < b for a, b in itertools.pairwise(factors[:11]))
     assert factors[10] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
     assert factors[-1] < 0.001
     assert lr_factor("cosine", 0.0, 0, total) == 1.0  # no warmup: the full rate at once
 
