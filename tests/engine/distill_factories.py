@@ -36,7 +36,8 @@ class TokenEncoder(nn.Module):
         scores = self.query(x) @ self.key(x).transpose(-1, -2) * 0.25 + bias  # 1 / sqrt(WIDTH)
         x = self.norm1(x + self.output(scores.softmax(-1) @ self.value(x)))
         x = self.norm2(x + self.down(torch.relu(self.up(x))))
-        return x[:, 0]
+        pooled: torch.Tensor = x[:, 0]
+        return pooled
 
 
 def tokens(samples: int = SAMPLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

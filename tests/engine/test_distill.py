@@ -109,7 +109,7 @@ def test_the_taps_of_a_torchscript_graph_carry_gradients(tmp_path: Path) -> None
     tap = taps(model, view, [t.name for t in selected])
     ids = torch.zeros(2, 6, dtype=torch.int64)
     out, layers = tap(view.module, [ids, torch.ones_like(ids)])
-    sum(o.sum() for outs in layers.values() for o in outs).backward()
+    torch.stack([o.sum() for outs in layers.values() for o in outs]).sum().backward()  # type: ignore[no-untyped-call]
     assert out.shape == (2, 16)
     assert all(view.weights[name].tensor.grad is not None for name in layers)
     assert np.isfinite(float(out.sum()))
