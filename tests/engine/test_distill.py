@@ -17,6 +17,13 @@ from tests.engine.distill_factories import (
     export_token_torchscript,
     token_calibration,
 )
+from tests.engine.training_factories import (
+    digits,
+    export_digits,
+    input_name,
+    make_digits_convnet,
+    trained,
+)
 
 LINEARS = 6  # query, key, value, output, up, down
 
@@ -113,3 +120,23 @@ def test_the_taps_of_a_torchscript_graph_carry_gradients(tmp_path: Path) -> None
     assert out.shape == (2, 16)
     assert all(view.weights[name].tensor.grad is not None for name in layers)
     assert np.isfinite(float(out.sum()))
+
+
+def test_onnx_and_torchscript_exports_of_one_convnet_distill_alike(tmp_path: Path) -> None:
+    """Convolutions are tapped too (a traced graph's aten::_convolution), and both formats
+    train the same function from the same zeros: the same losses and fidelities."""
+    net = trained(make_digits_convnet(), epochs=2)
+    blocks = []
+    for suffix in (".onnx", ".pt"):
+        model = export_digits(net, tmp_path / f"cnn{suffix}")
+        data = tmp_path / f"calibration{suffix}.npz"
+        np.savez(data, **{input_name(model): digits()[0][:64]})  # type: ignore[arg-type]
+        spec = _spec(sparsity=0.7, distill={"steps": 20})
+        spec["calibration"]["samples"] = 64
+        out = tmp_path / f"out{suffix}"
+        blocks.append(prune(model, spec, out, datasets={"calibration": data}).report["distill"])
+    onnx_block, script_block = blocks
+    assert onnx_block["layers"] == script_block["layers"] == 4  # two convs, two linears
+    assert onnx_block["fidelity_after"] > onnx_block["fidelity_before"]
+    for key in ("loss_before", "loss_after", "fidelity_before", "fidelity_after"):
+        assert onnx_block[key] == pytest.approx(script_block[key], rel=1e-3), key
