@@ -503,18 +503,37 @@ class RetrainSpec(BaseModel):
     weight_decay: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="L2 penalty on the trained parameters."
     )
-    loss: Literal["cross_entropy", "mse", "distill"] = Field(
-        default="cross_entropy",
+    loss: Literal["cross_entropy+distill", "cross_entropy", "mse", "distill"] = Field(
+        default="cross_entropy+distill",
         description="`cross_entropy` needs a `labels` array; `mse` needs `targets` (or float "
         "`labels`) shaped like the first output; `distill` matches the dense model's first "
-        "output (Hinton et al. 2015) and needs no labels.",
+        "output (Hinton et al. 2015) and needs no labels; `cross_entropy+distill` (the "
+        "default) is (1 - `alpha`) x cross-entropy + `alpha` x `distill`, and needs `labels`.",
     )
     temperature: float = Field(
         default=2.0,
         gt=0.0,
         le=100.0,
         description="Softmax temperature T of `distill`: KL divergence of the softened outputs "
-        "over the last axis, scaled by T^2. Accepted and ignored with the other losses.",
+        "over the last axis, scaled by T^2. Accepted and ignored with `cross_entropy` and `mse`.",
+    )
+    alpha: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Weight of the distillation term in `cross_entropy+distill`.",
+    )
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        default="cosine",
+        description="`cosine`: a linear rise over the first `warmup` share of the steps, then "
+        "a half cosine down to 0 at the last step; `constant`: `lr` throughout (the recipe "
+        "before issue 15, with loss `cross_entropy`).",
+    )
+    warmup: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=0.5,
+        description="Share of the optimizer steps over which `cosine` raises the rate from 0.",
     )
     validation_split: float = Field(
         default=0.0,
@@ -758,6 +777,30 @@ class LeastSquaresRefine(BaseModel):
 Refine = Annotated[DsnotRefine | LeastSquaresRefine, Field(discriminator="kind")]
 
 
+class DistillSpec(BaseModel):
+    """After the one-shot pass, train the pruned model with its zeros fixed to match the
+    dense model on the calibration samples (no labels needed): each pruned layer's output
+    (weight `layerwise`) and the model's first output (weight `output`), each as squared
+    error relative to the dense values; Adam, `lr` with a short warmup and cosine decay.
+    Needs `calibration`; one-shot pruning without `retrain`."""
+
+    model_config = _contract({"steps": 200, "lr": 0.0003, "batch_size": 16})
+    steps: int = Field(default=200, ge=1, le=100_000, description="Optimizer steps.")
+    lr: float = Field(default=3e-4, gt=0.0, le=1.0, description="Peak learning rate.")
+    batch_size: int = Field(default=16, ge=1, le=4096, description="Samples per step.")
+    layerwise: float = Field(
+        default=1.0, ge=0.0, le=1e6, description="Weight of the pruned layers' outputs."
+    )
+    output: float = Field(default=1.0, ge=0.0, le=1e6, description="Weight of the model output.")
+    seed: int = Field(default=0, ge=0, description="Seed of the sample order.")
+
+    @model_validator(mode="after")
+    def _something_distilled(self) -> "DistillSpec":
+        if not (self.layerwise or self.output):
+            _raise_at("DistillSpec", ("output", "layerwise and output are both 0"))
+        return self
+
+
 class AutoSearch(BaseModel):
     """The largest sparsity whose `metric` on the `evaluation` data drops at most `max_drop`
     below the dense model's (rises, for `mse`): bisection over [`low`, `high`] in `prunings`
@@ -811,6 +854,15 @@ def _quality_problems(spec: "PruneSpec") -> Iterator[tuple[tuple[str, ...] | str
         yield "calibration", "allocation and refine read calibration data; set calibration"
     if searching and spec.evaluation is None:
         yield "evaluation", "a sparsity search measures the evaluation metric; set evaluation"
+    if spec.distill is not None:
+        if spec.retrain is not None or spec.schedule.kind != "one_shot":
+            yield "distill", "applies to one-shot pruning without retrain (retrain has `distill`)"
+        elif searching:
+            yield "distill", "cannot follow a sparsity search or sweep; prune to one sparsity"
+        elif spec.granularity.kind == "channel":
+            yield "distill", "applies to per-weight pruning, not channels"
+        elif spec.calibration is None:
+            yield "calibration", "distill trains on the calibration samples; set calibration"
     if isinstance(spec.sparsity, AutoSparsity):
         if spec.sweep is not None:
             yield "sweep", 'sweep cannot be combined with sparsity {"auto": ...}'
@@ -968,6 +1020,11 @@ class PruneSpec(BaseModel):
         description="Also prune to each of these sparsities from the dense model and report "
         "the evaluation metric of each (needs `evaluation`); the model returned is at "
         "`sparsity`.",
+    )
+    distill: DistillSpec | None = Field(
+        default=None,
+        description="Masks-fixed distillation from the dense model after the one-shot pass, "
+        "on the calibration samples; null distills nothing.",
     )
 
     @model_validator(mode="after")

@@ -26,10 +26,13 @@ from pruning.spec_units import UnitSpec, check_units_schedule, parse_units
 from pruning.spec_values import choice_at, object_at
 from pruning.training.learned.spec_rules import check_learned
 from pruning.training.spec import (
+    DistillSpec,
     EvaluationSpec,
     RetrainSpec,
     ScheduleSpec,
+    check_distill_fits,
     check_schedule_needs,
+    parse_distill,
     parse_evaluation,
     parse_retrain,
     parse_schedule,
@@ -102,6 +105,7 @@ class PruneSpec:
     allocation: AllocationSpec = field(default_factory=AllocationSpec)
     refine: RefineSpec | None = None
     search: SearchSpec | None = None
+    distill: DistillSpec | None = None  # masks-fixed distillation after a one-shot pass
 
 
 def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
@@ -135,6 +139,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         allocation=parse_allocation(raw.get("allocation")),
         refine=parse_refine(raw.get("refine")),
         search=search,
+        distill=parse_distill(raw.get("distill")),
     )
     _check_training_granularity(spec)
     check_units_schedule(spec.units, spec.channel_importance, spec.schedule.kind)
@@ -146,6 +151,7 @@ def parse_spec(raw: Mapping[str, Any]) -> PruneSpec:
         spec.granularity,
     )
     check_quality_options(spec)
+    check_distill_fits(spec.distill, spec.retrain, spec.calibration, spec.search, spec.granularity)
     return spec
 
 
@@ -166,6 +172,7 @@ _KNOWN = {
     "allocation",
     "refine",
     "sweep",
+    "distill",
 }
 
 

@@ -316,7 +316,11 @@ def submit_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--schedule", choices=["one_shot", "iterative", "gradual"])
     p.add_argument("--epochs", type=int, help="retrain on --data for this many epochs")
-    p.add_argument("--loss", choices=["cross_entropy", "mse", "distill"], help="retrain loss")
+    p.add_argument(
+        "--loss",
+        choices=["cross_entropy+distill", "cross_entropy", "mse", "distill"],
+        help="retrain loss (default: the service's, cross_entropy+distill)",
+    )
     add_retraining_options(p)
     p.add_argument(
         "--evaluate",

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pruning.training.spec import LOSSES, METRICS, OPTIMIZERS, SCHEDULES
+from pruning.training.spec import LOSSES, LR_SCHEDULES, METRICS, OPTIMIZERS, SCHEDULES
 from shears_flags import add_evaluation_data, add_retraining_options
 
 RETRAIN_ID = "local_retrain"
@@ -24,7 +24,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     add_retraining_options(group)  # --lr, --validation-split: shared with `shears submit`
     group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    group.add_argument("--loss", choices=LOSSES, default="cross_entropy")
+    group.add_argument("--loss", choices=LOSSES, default=LOSSES[0])
+    group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=LR_SCHEDULES[0])
     group.add_argument("--regrow", action="store_true")
     add_evaluation_data(group)
     group.add_argument("--metric", choices=METRICS, default="accuracy")
@@ -43,6 +44,7 @@ def training_fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
             "batch_size": args.batch_size,
             "optimizer": args.optimizer,
             "loss": args.loss,
+            "lr_schedule": args.lr_schedule,
             "validation_split": args.validation_split,
             "regrow": args.regrow,
         }

@@ -51,6 +51,7 @@ class TrainingLoop:
     epochs: int
     on_epoch: EpochCallback
     generator: torch.Generator
+    lr_at: Callable[[int], float] | None = None  # step -> learning rate; None keeps it
     result: LoopResult = field(default_factory=LoopResult)
     _next_event: int = 0
 
@@ -61,6 +62,7 @@ class TrainingLoop:
             total, seen = 0.0, 0
             for batch in self.data.epoch(self.generator):
                 self._events_due(step, batch, per_epoch)
+                self._set_lr(step)
                 total += self._step(batch) * batch.samples
                 seen += batch.samples
                 step += 1
@@ -71,6 +73,11 @@ class TrainingLoop:
             self._events_due(sys.maxsize, first, per_epoch, at=step)
         self.result.steps = step
         return self.result
+
+    def _set_lr(self, step: int) -> None:
+        if self.lr_at is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(step)
 
     def _step(self, batch: Split) -> float:
         self.view.module.train()

@@ -23,15 +23,19 @@ class Loss:
     needs_teacher: bool = False
 
 
-def make_loss(name: str, temperature: float, data: TrainingData) -> Loss:
-    """The loss, refusing a dataset that lacks what it needs (naming the missing array)."""
+def make_loss(name: str, temperature: float, data: TrainingData, alpha: float = 0.5) -> Loss:
+    """The loss, refusing a dataset that lacks what it needs (naming the missing array).
+    ``alpha`` weighs the distillation term of ``cross_entropy+distill``."""
+    if name == "cross_entropy+distill":
+        _require_labels(name, data)
+
+        def both(out: torch.Tensor, batch: Split) -> torch.Tensor:
+            hard = cross_entropy(out, _need(batch.labels))
+            return (1 - alpha) * hard + alpha * distill(out, _need(batch.teacher), temperature)
+
+        return Loss(name, both, True)
     if name == "cross_entropy":
-        if data.train.labels is None:
-            raise DataMismatch(
-                "retrain.loss 'cross_entropy' needs integer class ids in an array 'labels'; "
-                "the dataset has none (use loss 'distill' to train without labels)",
-                field="labels",
-            )
+        _require_labels(name, data)
         return Loss(name, lambda out, batch: cross_entropy(out, _need(batch.labels)))
     if name == "mse":
         if data.train.targets is None:
@@ -42,6 +46,15 @@ def make_loss(name: str, temperature: float, data: TrainingData) -> Loss:
             )
         return Loss(name, lambda out, batch: mse(out, _need(batch.targets)))
     return Loss(name, lambda out, batch: distill(out, _need(batch.teacher), temperature), True)
+
+
+def _require_labels(name: str, data: TrainingData) -> None:
+    if data.train.labels is None:
+        raise DataMismatch(
+            f"retrain.loss {name!r} needs integer class ids in an array 'labels'; "
+            "the dataset has none (use loss 'distill' to train without labels)",
+            field="labels",
+        )
 
 
 def cross_entropy(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

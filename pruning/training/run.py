@@ -26,7 +26,7 @@ from pruning.training.loop import LoopResult, Pruner, TrainingLoop
 from pruning.training.losses import Loss, make_loss
 from pruning.training.masks import FixedMasks
 from pruning.training.regrow import Shadows
-from pruning.training.schedules import SparsitySchedule, plan_schedule
+from pruning.training.schedules import SparsitySchedule, lr_factor, plan_schedule
 from pruning.training.spec import RetrainSpec
 from pruning.training.trainable import Trainable, check_against_runtime, trainable
 
@@ -87,7 +87,7 @@ def seeded_training(
         retrain.validation_split,
         retrain.max_samples,
     )
-    loss = make_loss(retrain.loss, retrain.temperature, data)
+    loss = make_loss(retrain.loss, retrain.temperature, data, retrain.alpha)
     previous_threads = torch.get_num_threads()
     # The job's thread budget is the one its latency runs get; more threads than cores
     # (a shared worker) slowed training tenfold where measured.
@@ -131,6 +131,7 @@ def _train(
         epochs=retrain.epochs,
         on_epoch=lambda e, total, point: step("retrain", e / total, epoch_info(e, total, point)),
         generator=torch.Generator().manual_seed(retrain.seed),
+        lr_at=_lr_at(retrain, retrain.epochs * data.batches_per_epoch, schedule.steps[-1]),
     )
     result = loop.run()
     batches = batchnorm.reestimate(view, norms, data.in_order(data.train)) if trains_norms else 0
@@ -215,6 +216,16 @@ def _optimizer(retrain: RetrainSpec, parameters: list[torch.nn.Parameter]) -> to
     return torch.optim.Adam(parameters, lr=retrain.lr, weight_decay=retrain.weight_decay)
 
 
+def _lr_at(retrain: RetrainSpec, total: int, last_event: int) -> Callable[[int], float]:
+    """The rate at each step; ``cosine`` decays after the schedule's last pruning event."""
+
+    def at(step: int) -> float:
+        factor = lr_factor(retrain.lr_schedule, retrain.warmup, step, total, last_event)
+        return retrain.lr * factor
+
+    return at
+
+
 def dataset_path(retrain: RetrainSpec, datasets: Mapping[str, Path]) -> Path:
     if retrain.dataset_id not in datasets:
         raise InvalidSpec(
@@ -273,8 +284,13 @@ def _report(
     }
     if retrain.optimizer == "sgd":
         report["momentum"] = retrain.momentum
-    if retrain.loss == "distill":
+    if retrain.loss in ("distill", "cross_entropy+distill"):
         report["temperature"] = retrain.temperature
+    if retrain.loss == "cross_entropy+distill":
+        report["alpha"] = retrain.alpha
+    report["lr_schedule"] = {"kind": retrain.lr_schedule, "warmup": retrain.warmup}
+    if retrain.lr_schedule == "cosine" and result.events:
+        report["lr_schedule"]["decay_from_step"] = result.events[-1]["step"]
     if pruner.shadows is not None:
         report["regrown"] = pruner.shadows.regrown
     return report

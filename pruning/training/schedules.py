@@ -68,3 +68,21 @@ def plan_schedule(spec: ScheduleSpec, epochs: int, batches_per_epoch: int) -> Sp
             spec, tuple(gradual_steps(spec.steps, spec.pruning_fraction, total))
         )
     return SparsitySchedule(spec, (0,))
+
+
+def lr_factor(kind: str, warmup: float, step: int, total: int, hold_until: int = 0) -> float:
+    """The learning rate's multiplier at optimizer step ``step`` of ``total``: a linear rise
+    over the first ``warmup`` share of the steps, then, for ``cosine``, the full rate until
+    ``hold_until`` (the last pruning event: decaying while sparsity still rises leaves no
+    rate to recover from the last cuts) and a half cosine down to 0 at the last step
+    (Loshchilov & Hutter 2017, without restarts); ``constant`` is 1 throughout."""
+    if kind == "constant":
+        return 1.0
+    rise = round(warmup * total)
+    if step < rise:
+        return (step + 1) / (rise + 1)
+    start = max(rise, min(hold_until, total - 1))
+    if step < start:
+        return 1.0
+    span = max(total - start, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - start, span) / span))

@@ -13,7 +13,8 @@ from pruning.spec_values import choice_at, object_at
 
 SCHEDULES = ("one_shot", "iterative", "gradual")
 OPTIMIZERS = ("adam", "sgd")
-LOSSES = ("cross_entropy", "mse", "distill")
+LOSSES = ("cross_entropy+distill", "cross_entropy", "mse", "distill")  # the default first
+LR_SCHEDULES = ("cosine", "constant")
 METRICS = ("accuracy", "mse")
 
 
@@ -49,11 +50,30 @@ class RetrainSpec:
     optimizer: str = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
-    loss: str = "cross_entropy"
+    # The recipe of issue 15: warmup then cosine decay, and the dense model's outputs
+    # distilled beside the labels; "constant" and "cross_entropy" are the earlier recipe.
+    loss: str = "cross_entropy+distill"
     temperature: float = 2.0
     validation_split: float = 0.0
     regrow: bool = False
     max_samples: int | None = None
+    seed: int = 0
+    lr_schedule: str = "cosine"
+    warmup: float = 0.05  # share of the optimizer steps over which lr rises linearly from 0
+    alpha: float = 0.5  # weight of the distillation term in "cross_entropy+distill"
+
+
+@dataclass(frozen=True)
+class DistillSpec:
+    """Masks-fixed distillation after a one-shot pass, on the calibration data (no labels):
+    each pruned layer's output matched to the dense model's (weight ``layerwise``) plus the
+    model's first output (weight ``output``), both as squared error relative to the dense."""
+
+    steps: int = 200
+    lr: float = 3e-4
+    batch_size: int = 16
+    layerwise: float = 1.0
+    output: float = 1.0
     seed: int = 0
 
 
@@ -143,7 +163,42 @@ def parse_retrain(raw: Any) -> RetrainSpec | None:
         if max_samples is None
         else _int(max_samples, "retrain.max_samples", 1, 2**62),
         seed=_int(obj.get("seed", d.seed), "retrain.seed", 0, 2**63 - 1),
+        lr_schedule=choice_at(
+            obj.get("lr_schedule", d.lr_schedule), LR_SCHEDULES, "retrain.lr_schedule"
+        ),
+        warmup=_within(
+            obj.get("warmup", d.warmup), "retrain.warmup", "[0, 0.5]", lambda x: 0 <= x <= 0.5
+        ),
+        alpha=_within(obj.get("alpha", d.alpha), "retrain.alpha", "[0, 1]", lambda x: 0 <= x <= 1),
     )
+
+
+def parse_distill(raw: Any) -> DistillSpec | None:
+    if raw is None:
+        return None
+    obj = object_at(raw, "distill")
+    _refuse_extra(obj, set(DistillSpec.__dataclass_fields__), "distill")
+    d = DistillSpec()
+    weights = {
+        key: _within(obj.get(key, getattr(d, key)), f"distill.{key}", "[0, 1e6]", _weight)
+        for key in ("layerwise", "output")
+    }
+    if not any(weights.values()):
+        raise InvalidSpec(
+            "distill.layerwise and distill.output are both 0: nothing would be distilled",
+            field="distill.output",
+        )
+    return DistillSpec(
+        steps=_int(obj.get("steps", d.steps), "distill.steps", 1, 100_000),
+        lr=_within(obj.get("lr", d.lr), "distill.lr", "(0, 1]", lambda x: 0 < x <= 1),
+        batch_size=_int(obj.get("batch_size", d.batch_size), "distill.batch_size", 1, 4096),
+        seed=_int(obj.get("seed", d.seed), "distill.seed", 0, 2**63 - 1),
+        **weights,
+    )
+
+
+def _weight(x: float) -> bool:
+    return 0 <= x <= 1e6
 
 
 def parse_evaluation(raw: Any) -> EvaluationSpec | None:
@@ -176,6 +231,29 @@ def check_schedule_needs(schedule: ScheduleSpec, retrain: RetrainSpec | None) ->
             f"retrain.epochs ({retrain.epochs}) must be at least schedule.rounds",
             field="retrain.epochs",
         )
+
+
+def check_distill_fits(
+    distill: DistillSpec | None,
+    retrain: RetrainSpec | None,
+    calibration: object,
+    search: object,
+    granularity: str,
+) -> None:
+    """Distillation follows one one-shot pass, on the calibration samples."""
+    if distill is None:
+        return
+    problem = None
+    if retrain is not None:
+        problem = "applies to one-shot pruning without retrain (retrain has loss 'distill')"
+    elif search is not None:
+        problem = "cannot follow a sparsity search or sweep; prune to one sparsity"
+    elif granularity == "channel":
+        problem = "applies to per-weight pruning, not channels"
+    elif calibration is None:
+        problem = "trains on the calibration samples; set calibration"
+    if problem is not None:
+        raise InvalidSpec(f"distill {problem}", field="distill")
 
 
 def _refuse_extra(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:

@@ -17,8 +17,15 @@ RETRAIN = {"dataset_id": "ds_train"}
 def test_retrain_and_schedule_take_the_documented_defaults() -> None:
     spec = parse_spec({"sparsity": 0.9, "schedule": {"kind": "gradual"}, "retrain": RETRAIN})
     assert spec.schedule == ScheduleSpec("gradual", 3, 10, 3.0, 0.0, 0.75)
-    assert spec.retrain == RetrainSpec("ds_train", 10, 1e-3, 32, "adam", 0.9, 0.0, "cross_entropy")
+    assert spec.retrain == RetrainSpec(
+        "ds_train", 10, 1e-3, 32, "adam", 0.9, 0.0, "cross_entropy+distill"
+    )
     assert spec.retrain is not None and spec.retrain.validation_split == 0.0
+    assert (spec.retrain.lr_schedule, spec.retrain.warmup, spec.retrain.alpha) == (
+        "cosine",
+        0.05,
+        0.5,
+    )
     assert spec.evaluation is None
 
 

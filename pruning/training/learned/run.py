@@ -340,6 +340,6 @@ def _report(
     }
     if retrain.optimizer == "sgd":
         report["momentum"] = retrain.momentum
-    if retrain.loss == "distill":
+    if retrain.loss in ("distill", "cross_entropy+distill"):
         report["temperature"] = retrain.temperature
     return report
