@@ -33,7 +33,9 @@ DEFAULT_METHOD: str = default_of(contract.PruneSpec, "method").name
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    options: tuple[tuple[str, Any], ...] = ()  # those the spec gives, as the contract holds them
+    # Every option of the contract's member, given or its default; null ones (a learned
+    # method's rates: "the method's default") are left out.
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 # Blocks the engine reads as the contract holds them.
@@ -117,8 +119,7 @@ def view_of(c: contract.PruneSpec) -> PruneSpec:
             tuple(
                 (key, getattr(c.method, key))
                 for key in type(c.method).model_fields
-                if key != "name" and key in c.method.model_fields_set
-                if getattr(c.method, key) is not None
+                if key != "name" and getattr(c.method, key) is not None
             ),
         ),
         sparsity=sparsity,

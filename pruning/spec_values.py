@@ -31,9 +31,24 @@ def validated(raw: Mapping[str, Any] | contract.PruneSpec) -> contract.PruneSpec
     if not isinstance(raw, Mapping):
         raise InvalidSpec("the spec must be a JSON object")
     try:
-        return contract.PruneSpec.model_validate(dict(raw), strict=True)
+        return contract.PruneSpec.model_validate(_absent_when_null(raw), strict=True)
     except ValidationError as exc:
         raise _engine_error(exc, raw) from None
+
+
+def _absent_when_null(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A top-level null the contract does not take (``"allocation": null``) reads as absent,
+    as the engine always read it from Python callers; ``"latency": null`` still skips timing."""
+    fields = contract.PruneSpec.model_fields
+    return {
+        key: value
+        for key, value in raw.items()
+        if value is not None or (key in fields and _nullable(fields[key].annotation))
+    }
+
+
+def _nullable(annotation: Any) -> bool:
+    return type(None) in get_args(annotation)
 
 
 def _engine_error(exc: ValidationError, raw: Mapping[str, Any]) -> InvalidSpec:
