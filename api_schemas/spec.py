@@ -1031,16 +1031,24 @@ class PruneSpec(BaseModel):
     def _structured_sparsity(self) -> "PruneSpec":
         granularity = self.granularity
         if isinstance(granularity, NMGranularity | ChannelGranularity) and self.layers.overrides:
-            raise ValueError(
-                f"granularity {granularity.kind!r} prunes every selected layer alike; "
-                "drop layers.overrides"
+            _raise_at(
+                "PruneSpec",
+                (
+                    ("layers", "overrides"),
+                    f"granularity {granularity.kind!r} prunes every selected layer alike; "
+                    "drop layers.overrides",
+                ),
             )
         if isinstance(granularity, NMGranularity) and not isinstance(self.sparsity, AutoSparsity):
             ratio = granularity.n / granularity.m
             if abs(self.sparsity - ratio) > 1e-9:
-                raise ValueError(
-                    f"granularity n:m zeroes exactly n/m = {ratio:g} of the weights; "
-                    f"set sparsity to {ratio:g}, not {self.sparsity:g}"
+                _raise_at(
+                    "PruneSpec",
+                    (
+                        "sparsity",
+                        f"granularity n:m zeroes exactly n/m = {ratio:g} of the weights; "
+                        f"set sparsity to {ratio:g}, not {self.sparsity:g}",
+                    ),
                 )
         return self
 

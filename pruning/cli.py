@@ -19,6 +19,7 @@ from tqdm import tqdm
 from pruning.engine import prune
 from pruning.errors import EngineError
 from pruning.inspection import inspect_model
+from pruning.spec import DEFAULT_METHOD, LatencySpec, PruneSpec
 from pruning.training.cli_options import add_training_options, metric_line, training_fields
 from pruning.training.learned.registry import is_learned
 from shears_methods import names
@@ -229,21 +230,25 @@ def _add_prune(p: argparse.ArgumentParser) -> None:
     # need calibration data this command has no flag for.
     p.add_argument(
         "--method",
-        default="magnitude",
+        default=DEFAULT_METHOD,
         choices=[*names(family="data_free"), *names(family="learned")],
         help="learned methods (l0, variational_dropout, str, movement) train with "
         "--retrain-data for --epochs, then end at exactly --sparsity",
     )
     p.add_argument("--seed", type=int, help="seed of --method random")
-    p.add_argument("--scope", default="global", choices=["global", "layerwise"])
+    p.add_argument("--scope", default=PruneSpec.scope, choices=["global", "layerwise"])
     p.add_argument("--include", action="append", default=[], metavar="GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     p.add_argument("--override", action="append", default=[], metavar="GLOB=FRACTION")
-    p.add_argument("--batch-sizes", default="1,32", metavar="N,M")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--iterations", type=int, default=1, help="minimum timed iterations")
-    p.add_argument("--latency-budget", type=float, default=4.0, metavar="SECONDS")
+    # The contract's defaults, as the engine's view of `latency` holds them.
+    latency = LatencySpec()
+    p.add_argument("--batch-sizes", default=",".join(map(str, latency.batch_sizes)), metavar="N,M")
+    p.add_argument("--threads", type=int, default=latency.threads)
+    p.add_argument("--warmup", type=int, default=latency.warmup)
+    p.add_argument(
+        "--iterations", type=int, default=latency.iterations, help="minimum timed iterations"
+    )
+    p.add_argument("--latency-budget", type=float, default=latency.budget_s, metavar="SECONDS")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1,3,32,32")
     p.add_argument("--format", choices=["onnx", "torchscript"])

@@ -12,6 +12,7 @@ from typing import Any
 
 from pruning.calibration.data_shapes import data_shapes
 from pruning.calibration.run import needs_calibration, prune_calibrated, unscorable
+from pruning.context import JobContext
 from pruning.device import compute_device
 from pruning.errors import Unsupported
 from pruning.evaluation import evaluate
@@ -182,7 +183,8 @@ def _prune_and_save(
     step("prune", 0.0, {"layers": len(plan.selected)})
     out_dir.mkdir(parents=True, exist_ok=True)
     quality = QualityPass(model, spec, inputs, datasets)
-    done = _prune_or_train(model, plan, spec, inputs, datasets, step, clock, out_dir, quality)
+    ctx = JobContext(model, plan, spec, inputs, datasets, step, out_dir)
+    done = _prune_or_train(ctx, clock, quality)
     spec = quality.final_spec(spec)
     step("save")
     if done.structured is not None:
@@ -230,60 +232,45 @@ class _Pruned:
     training: dict[str, Any] | None = None
 
 
-def _prune_or_train(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-    clock: _Clock,
-    out_dir: Path,
-    quality: QualityPass,
-) -> _Pruned:
+def _prune_or_train(ctx: JobContext, clock: _Clock, quality: QualityPass) -> _Pruned:
     structured: StructuredOutcome | None = None
+    model, spec = ctx.model, ctx.spec
 
-    def prune_once(spec: PruneSpec, plan: LayerPlan, step: Progress) -> EventNotes:
+    def prune_once(event: JobContext) -> EventNotes:
         nonlocal structured
-        structured, calibration = _prune_once(model, plan, spec, inputs, datasets, step, quality)
+        structured, calibration = _prune_once(event, quality)
         return EventNotes(calibration, structured.report if structured else None)
 
     if spec.search is not None:  # one-shot prunings from the dense model (parse_spec checked)
         threads = spec.latency.threads if spec.latency else 1
 
         def prune(at: PruneSpec) -> dict[str, Any] | None:
-            return prune_once(at, plan, step).calibration
+            return prune_once(ctx.with_(spec=at)).calibration
 
-        calibration = search_sparsity(quality, spec, plan, prune, out_dir, threads)
+        calibration = search_sparsity(quality, spec, ctx.plan, prune, ctx.out_dir, threads)
         clock.lap("prune_s")
         return _Pruned(model, None, calibration, None)
     if spec.retrain is None and spec.distill is not None:  # one-shot, then distillation
         done: list[EventNotes] = []
         distilled = prune_then_distill(
-            model,
-            plan,
-            spec,
-            inputs,
-            datasets,
-            lambda: done.append(prune_once(spec, plan, step)),
-            spec.latency.threads if spec.latency else 1,
+            ctx, lambda: done.append(prune_once(ctx)), spec.latency.threads if spec.latency else 1
         )
         quality.notes["distill"] = distilled.report
         _lap_distill(clock, distilled.prune_s)
         return _Pruned(model, structured, done[0].calibration, done[0].structure)
     if spec.retrain is None:
-        notes = prune_once(spec, plan, step)
+        notes = prune_once(ctx)
         clock.lap("prune_s")
         return _Pruned(model, structured, notes.calibration, notes.structure)
     if is_learned(spec.method.name):  # learns its own mask, ends with a projection
-        trained = train_learned(model, plan, spec, inputs, datasets, step)
+        trained = train_learned(ctx)
         _lap_training(clock, trained)
         return _Pruned(model, None, None, None, trained.report)
     if spec.granularity == "channel" and spec.schedule.kind == "one_shot":
-        return _cut_channels_then_train(model, plan, spec, inputs, datasets, step, clock, out_dir)
+        return _cut_channels_then_train(ctx, clock)
     if spec.granularity == "channel":
-        return _mask_channels_train_then_cut(model, plan, spec, inputs, datasets, step, clock)
-    trained = prune_with_training(model, plan, spec, inputs, datasets, step, prune_once)
+        return _mask_channels_train_then_cut(ctx, clock)
+    trained = prune_with_training(ctx, prune_once)
     _lap_training(clock, trained)
     notes = trained.notes
     return _Pruned(model, structured, notes.calibration, notes.structure, trained.report)
@@ -296,54 +283,37 @@ def _lap_distill(clock: _Clock, prune_s: float) -> None:
     clock.laps["retrain_s"] = round(clock.laps["retrain_s"] - prune_s, 4)
 
 
-def _cut_channels_then_train(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-    clock: _Clock,
-    out_dir: Path,
-) -> _Pruned:
+def _cut_channels_then_train(ctx: JobContext, clock: _Clock) -> _Pruned:
     """Channels are cut once, which gives the model new shapes; the smaller model is then
     reopened from its own file and fine-tuned (its remaining zeros, if any, stay zero)."""
     began = time.perf_counter()
-    outcome, calibration = _prune_once(model, plan, spec, inputs, datasets, step)
+    outcome, calibration = _prune_once(ctx)
     assert outcome is not None  # channel granularity always has a structured outcome
     cut_s = time.perf_counter() - began
-    with tempfile.TemporaryDirectory(dir=out_dir) as staging:
-        small = open_model(outcome.save(model, Path(staging)), model.format)
-    small_plan = plan_layers(small.prunable(), spec.layers, small.skipped())
+    with tempfile.TemporaryDirectory(dir=ctx.out_dir) as staging:
+        small = open_model(outcome.save(ctx.model, Path(staging)), ctx.model.format)
+    small_plan = plan_layers(small.prunable(), ctx.spec.layers, small.skipped())
     notes = EventNotes(calibration, outcome.report)
-    trained = prune_with_training(small, small_plan, spec, inputs, datasets, step, lambda *_: notes)
+    trained = prune_with_training(ctx.with_(model=small, plan=small_plan), lambda _: notes)
     _lap_training(clock, trained, cut_s)
     return _Pruned(small, None, calibration, outcome.report, trained.report)
 
 
-def _mask_channels_train_then_cut(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-    clock: _Clock,
-) -> _Pruned:
+def _mask_channels_train_then_cut(ctx: JobContext, clock: _Clock) -> _Pruned:
     """A channel schedule: each event zeroes a larger share of the channels while the model
     keeps its shapes and trains; the zeroed channels are cut once training ends."""
     last: list[ChannelMasks] = []
 
-    def mask_once(spec: PruneSpec, plan: LayerPlan, _: Progress) -> EventNotes:
-        last[:] = [mask_channels(model, plan, spec, inputs, datasets)]
+    def mask_once(event: JobContext) -> EventNotes:
+        last[:] = [mask_channels(ctx.model, event.plan, event.spec, ctx.inputs, ctx.datasets)]
         groups = {"kind": "channel", "groups": last[0].groups}
         return EventNotes(last[0].ranking.calibration, groups)
 
-    trained = prune_with_training(model, plan, spec, inputs, datasets, step, mask_once)
+    trained = prune_with_training(ctx, mask_once)
     began = time.perf_counter()
-    outcome = cut_masked_channels(model, plan, spec, inputs, last[0])
+    outcome = cut_masked_channels(ctx.model, ctx.plan, ctx.spec, ctx.inputs, last[0])
     _lap_training(clock, trained, time.perf_counter() - began)
-    return _Pruned(model, outcome, outcome.calibration, outcome.report, trained.report)
+    return _Pruned(ctx.model, outcome, outcome.calibration, outcome.report, trained.report)
 
 
 def _lap_training(clock: _Clock, trained: TrainingOutcome, extra_prune_s: float = 0.0) -> None:
@@ -355,37 +325,26 @@ def _lap_training(clock: _Clock, trained: TrainingOutcome, extra_prune_s: float 
 
 
 def _prune_once(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-    quality: QualityPass | None = None,
+    ctx: JobContext, quality: QualityPass | None = None
 ) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
-    """One pruning pass to ``spec.sparsity``: what a one-shot job does, and what each event of
-    a training schedule does. Returns the structured outcome and the calibration notes."""
+    """One pruning pass to ``ctx.spec.sparsity``: what a one-shot job does, and what each
+    event of a training schedule does. Returns the structured outcome and the calibration
+    notes."""
     if quality is None or not quality.active:
-        return _prune_pass(model, plan, spec, inputs, datasets, step)
-    plan = quality.before(plan, spec)  # per-layer fractions from the allocation
-    done = _prune_pass(model, plan, spec, inputs, datasets, step)
-    quality.after(plan, spec)  # masks and weights refined against the dense layers
+        return _prune_pass(ctx)
+    plan = quality.before(ctx.plan, ctx.spec)  # per-layer fractions from the allocation
+    done = _prune_pass(ctx.with_(plan=plan))
+    quality.after(plan, ctx.spec)  # masks and weights refined against the dense layers
     return done
 
 
-def _prune_pass(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
+def _prune_pass(ctx: JobContext) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
+    model, plan, spec, inputs = ctx.model, ctx.plan, ctx.spec, ctx.inputs
     if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
-        outcome = prune_structured(model, plan, spec, None, inputs, datasets)
+        outcome = prune_structured(model, plan, spec, None, inputs, ctx.datasets)
         return outcome, outcome.calibration
     if needs_calibration(spec):
-        return None, prune_calibrated(model, plan, spec, inputs, datasets, step)
+        return None, prune_calibrated(ctx)
     scorer = make_scorer(spec.method.name, dict(spec.method.options))
     if spec.retrain is not None:  # later events prune on top of earlier zeros
         scorer = zeros_first(scorer)

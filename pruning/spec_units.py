@@ -1,17 +1,16 @@
-"""The engine's parse of the transformer options of ``granularity: channel`` (issue 19):
-``allocation``, ``rescale`` and ``target``; the HTTP contract is ``api_schemas.spec``."""
+"""The engine's view of the transformer options of ``granularity: channel`` (issue 19):
+``allocation``, ``rescale`` and ``target``, built from the contract (``api_schemas.spec``),
+which validates them and holds their defaults; and the engine's own check of them."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from api_schemas import spec as contract
 from pruning.errors import InvalidSpec
-from pruning.spec_values import choice_at, object_at
+from pruning.spec_values import default_of
 
-TARGET_KINDS = ("speedup", "flops", "parameters")
+_C = contract.ChannelGranularity
 
 
 @dataclass(frozen=True)
@@ -22,48 +21,25 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class UnitSpec:
-    allocation: str = "uniform"  # "uniform" | "global"
-    rescale: bool = False
+    allocation: str = default_of(_C, "allocation")  # "uniform" | "global"
+    rescale: bool = default_of(_C, "rescale")
     target: TargetSpec | None = None
 
 
-def parse_units(granularity: Mapping[str, Any]) -> UnitSpec:
-    if granularity.get("kind") != "channel":
+def units_view(
+    granularity: contract.UnstructuredGranularity
+    | contract.NMGranularity
+    | contract.ChannelGranularity,
+) -> UnitSpec:
+    if not isinstance(granularity, contract.ChannelGranularity):
         return UnitSpec()
-    allocation = choice_at(
-        granularity.get("allocation", "uniform"), ("uniform", "global"), "granularity.allocation"
+    target = granularity.target
+    given = None if target is None else next(k for k, v in target if v is not None)
+    return UnitSpec(
+        granularity.allocation,
+        granularity.rescale,
+        None if target is None or given is None else TargetSpec(given, getattr(target, given)),
     )
-    if allocation == "global" and granularity.get("importance") != "output_error":
-        raise InvalidSpec(
-            "allocation 'global' compares layers by output error; set importance to 'output_error'",
-            field="granularity.allocation",
-        )
-    rescale = granularity.get("rescale", False)
-    if not isinstance(rescale, bool):
-        raise InvalidSpec("granularity.rescale must be true or false", field="granularity.rescale")
-    raw = granularity.get("target")
-    return UnitSpec(allocation, rescale, None if raw is None else _target(raw))
-
-
-def _target(raw: Any) -> TargetSpec:
-    obj = object_at(raw, "granularity.target")
-    given = [k for k in obj if obj[k] is not None]
-    if len(given) != 1 or given[0] not in TARGET_KINDS:
-        raise InvalidSpec(
-            f"granularity.target takes exactly one of {', '.join(TARGET_KINDS)} (got {given})",
-            field="granularity.target",
-        )
-    kind = given[0]
-    value = obj[kind]
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and 1.0 < value <= 100.0 if kind == "speedup" else ok and 0.0 < value < 1.0
-    if not ok:
-        bounds = "in (1, 100]" if kind == "speedup" else "a fraction in (0, 1)"
-        raise InvalidSpec(
-            f"granularity.target.{kind} must be {bounds}, got {value!r}",
-            field=f"granularity.target.{kind}",
-        )
-    return TargetSpec(kind, float(value))
 
 
 def check_units_schedule(units: UnitSpec, importance: str, schedule: str) -> None:

@@ -4,21 +4,18 @@ run the method on the selected tensors, and describe what was used for the repor
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.dataset import load_calibration, require_calibration
 from pruning.calibration.outputs import compare_on_data, first_outputs
+from pruning.context import JobContext
 from pruning.device import current_device
 from pruning.errors import InvalidSpec
-from pruning.inputs import InputPlan
 from pruning.layers import LayerPlan
 from pruning.methods import CALIBRATED
 from pruning.methods.calibrated import CalibratedJob
 from pruning.models.base import ModelAdapter
-from pruning.progress import Progress
 from pruning.spec import PruneSpec
 from pruning.structured.nm_layout import input_on_axis0
 
@@ -44,17 +41,11 @@ def unscorable(
     }
 
 
-def prune_calibrated(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-) -> dict[str, Any]:
-    """Prune ``plan.selected`` in place; return the report's ``calibration`` block."""
+def prune_calibrated(ctx: JobContext) -> dict[str, Any]:
+    """Prune ``ctx.plan.selected`` in place; return the report's ``calibration`` block."""
+    model, plan, spec, inputs, step = ctx.model, ctx.plan, ctx.spec, ctx.inputs, ctx.step
     name = spec.method.name
-    path = require_calibration(name, spec.calibration, datasets)
+    path = require_calibration(name, spec.calibration, ctx.datasets)
     _check_granularity(spec, plan)
     assert spec.calibration is not None  # require_calibration checked it
     start = time.perf_counter()

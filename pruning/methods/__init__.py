@@ -1,9 +1,10 @@
 """Pruning methods: one ``Scorer`` per file, registered here by the spec's method name.
 
 Adding a method: its entry in ``shears_methods`` (name, family, needs), a file with a
-``Scorer`` or ``CalibratedMethod`` subclass (its ``name`` and ``OPTIONS``) and one entry below;
-the spec parser reads names and options from this registry. The registries are checked at
-import against ``shears_methods``, family by family.
+``Scorer`` or ``CalibratedMethod`` subclass (its ``name``; its constructor takes the options
+of its member of the contract's ``method`` union, ``api_schemas.spec``, which validates them)
+and one entry below. The registries are checked at import against ``shears_methods``, family
+by family.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ CALIBRATED: dict[str, type[CalibratedMethod]] = {
     TaylorMethod.name: TaylorMethod,
     WandaMethod.name: WandaMethod,
 }
-# Every method the spec may name, with its OPTIONS; the learned ones (pruning.training.learned)
-# train their masks and need ``retrain``.
+# Every method the spec may name; the learned ones (pruning.training.learned) train their
+# masks and need ``retrain``.
 METHODS: dict[str, type[Scorer] | type[CalibratedMethod] | type[LearnedMethod]] = {
     **SCORERS,
     **CALIBRATED,

@@ -25,7 +25,6 @@ class Scorer(ABC):
     """Importance of each element of a weight tensor."""
 
     name: ClassVar[str]
-    OPTIONS: ClassVar[dict[str, type]] = {}  # spec options the constructor takes, with types
 
     def score_dtype(self, tensor: WeightTensor) -> np.dtype[Any]:
         """Float type the scores of ``tensor`` are computed in (float64 only for float64)."""

@@ -44,7 +44,6 @@ class CalibratedMethod(ABC):
     # Scores from each layer's captured inputs (calibration/capture.py): layers whose
     # inputs cannot be captured are skipped before the method runs.
     reads_layer_inputs: ClassVar[bool] = False
-    OPTIONS: ClassVar[dict[str, type]] = {}
 
     @abstractmethod
     def prune(self, job: CalibratedJob) -> dict[str, Any]:

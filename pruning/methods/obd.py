@@ -28,7 +28,6 @@ HESSIANS = ("fisher", "hutchinson")
 
 class ObdMethod(CalibratedMethod):
     name: ClassVar[str] = "obd"
-    OPTIONS: ClassVar[dict[str, type]] = {"hessian": str, "damp": float}
 
     def __init__(self, hessian: str = "fisher", damp: float = 1.0) -> None:
         if hessian not in HESSIANS:

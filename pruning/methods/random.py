@@ -18,7 +18,6 @@ _MASK64 = (1 << 64) - 1
 
 class RandomScorer(Scorer):
     name: ClassVar[str] = "random"
-    OPTIONS: ClassVar[dict[str, type]] = {"seed": int}
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

@@ -29,7 +29,6 @@ from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer
 class SparseGPTMethod(CalibratedMethod):
     name: ClassVar[str] = "sparsegpt"
     reads_layer_inputs: ClassVar[bool] = True
-    OPTIONS: ClassVar[dict[str, type]] = {"blocksize": int, "percdamp": float}
 
     def __init__(self, blocksize: int = 128, percdamp: float = 0.01) -> None:
         if blocksize < 1:

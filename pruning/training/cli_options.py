@@ -7,7 +7,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pruning.training.spec import LOSSES, LR_SCHEDULES, METRICS, OPTIMIZERS, SCHEDULES
+from pruning.spec_values import default_of
+from pruning.training.spec import (
+    LOSSES,
+    LR_SCHEDULES,
+    METRICS,
+    OPTIMIZERS,
+    SCHEDULES,
+    EvaluationSpec,
+    RetrainSpec,
+    ScheduleSpec,
+)
 from shears_flags import add_evaluation_data, add_retraining_options
 
 RETRAIN_ID = "local_retrain"
@@ -17,18 +27,26 @@ EVALUATION_ID = "local_evaluation"
 def add_training_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("retraining and evaluation")
     group.add_argument("--retrain-data", type=Path, metavar="FILE.npz", help="train on this data")
-    group.add_argument("--schedule", choices=SCHEDULES, default="one_shot")
-    group.add_argument("--rounds", type=int, default=3, help="iterative: pruning rounds")
-    group.add_argument("--steps", type=int, default=10, help="gradual: pruning events")
-    group.add_argument("--epochs", type=int, default=10)
+    # Defaults are the contract's (api_schemas.spec), read through the engine's views.
+    schedule = ScheduleSpec()
+    group.add_argument("--schedule", choices=SCHEDULES, default=schedule.kind)
+    group.add_argument(
+        "--rounds", type=int, default=schedule.rounds, help="iterative: pruning rounds"
+    )
+    group.add_argument("--steps", type=int, default=schedule.steps, help="gradual: pruning events")
+    group.add_argument("--epochs", type=int, default=default_of(RetrainSpec, "epochs"))
     add_retraining_options(group)  # --lr, --validation-split: shared with `shears submit`
-    group.add_argument("--batch-size", type=int, default=32)
-    group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    group.add_argument("--loss", choices=LOSSES, default=LOSSES[0])
-    group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=LR_SCHEDULES[0])
+    group.add_argument("--batch-size", type=int, default=default_of(RetrainSpec, "batch_size"))
+    group.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=default_of(RetrainSpec, "optimizer")
+    )
+    group.add_argument("--loss", choices=LOSSES, default=default_of(RetrainSpec, "loss"))
+    group.add_argument(
+        "--lr-schedule", choices=LR_SCHEDULES, default=default_of(RetrainSpec, "lr_schedule")
+    )
     group.add_argument("--regrow", action="store_true")
     add_evaluation_data(group)
-    group.add_argument("--metric", choices=METRICS, default="accuracy")
+    group.add_argument("--metric", choices=METRICS, default=default_of(EvaluationSpec, "metric"))
 
 
 def training_fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Path]]:

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from pruning.calibration.dataset import load_calibration, require_calibration
-from pruning.inputs import InputPlan
-from pruning.layers import LayerPlan
-from pruning.models.base import ModelAdapter
-from pruning.spec import PruneSpec
+from pruning.context import JobContext
 from pruning.training.masks import FixedMasks
 from pruning.training.schedules import lr_factor
 from pruning.training.spec import DistillSpec
@@ -38,17 +34,10 @@ class DistillOutcome:
     prune_s: float  # time of the one-shot pass inside it
 
 
-def prune_then_distill(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    prune: Callable[[], None],
-    threads: int,
-) -> DistillOutcome:
+def prune_then_distill(ctx: JobContext, prune: Callable[[], None], threads: int) -> DistillOutcome:
     """Copy the dense model, run ``prune`` (the one-shot pass, into the adapter), then
     distill with the zeros kept and write every trained value back into the adapter."""
+    model, plan, spec, inputs, datasets = ctx.model, ctx.plan, ctx.spec, ctx.inputs, ctx.datasets
     distill = spec.distill
     assert distill is not None and spec.calibration is not None  # parse_spec checked
     path = require_calibration("distill", spec.calibration, datasets)

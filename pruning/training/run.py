@@ -13,10 +13,8 @@ from typing import Any
 
 import torch
 
+from pruning.context import JobContext
 from pruning.errors import InvalidSpec
-from pruning.inputs import InputPlan
-from pruning.layers import LayerPlan
-from pruning.models.base import ModelAdapter
 from pruning.progress import Progress
 from pruning.spec import PruneSpec
 from pruning.training import batchnorm
@@ -39,8 +37,8 @@ class EventNotes:
     structure: dict[str, Any] | None
 
 
-# (spec with this event's sparsity, plan with this event's overrides, progress) -> notes
-PruneOnce = Callable[[PruneSpec, LayerPlan, Progress], EventNotes]
+# The job's context with this event's spec (its sparsity), plan (its overrides) and progress
+PruneOnce = Callable[[JobContext], EventNotes]
 
 
 @dataclass(frozen=True)
@@ -51,38 +49,23 @@ class TrainingOutcome:
     time_s: float
 
 
-def prune_with_training(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-    prune_once: PruneOnce,
-) -> TrainingOutcome:
+def prune_with_training(ctx: JobContext, prune_once: PruneOnce) -> TrainingOutcome:
     start = time.perf_counter()
-    return seeded_training(
-        spec,
-        inputs,
-        datasets,
-        lambda data, loss: _train(model, plan, spec, data, loss, step, prune_once, start),
-    )
+    return seeded_training(ctx, lambda data, loss: _train(ctx, data, loss, prune_once, start))
 
 
 def seeded_training(
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    train: Callable[[TrainingData, Loss], TrainingOutcome],
+    ctx: JobContext, train: Callable[[TrainingData, Loss], TrainingOutcome]
 ) -> TrainingOutcome:
     """Load the retraining data and its loss, then `train` within the job's thread budget and
     under the spec's seed (dropout, and anything else random in training)."""
+    spec = ctx.spec
     retrain = spec.retrain
     assert retrain is not None
     data = load_training_data(
-        dataset_path(retrain, datasets),
+        dataset_path(retrain, ctx.datasets),
         retrain.dataset_id,
-        inputs.inputs,
+        ctx.inputs.inputs,
         retrain.batch_size,
         retrain.validation_split,
         retrain.max_samples,
@@ -101,15 +84,9 @@ def seeded_training(
 
 
 def _train(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    data: TrainingData,
-    loss: Loss,
-    step: Progress,
-    prune_once: PruneOnce,
-    start: float,
+    ctx: JobContext, data: TrainingData, loss: Loss, prune_once: PruneOnce, start: float
 ) -> TrainingOutcome:
+    model, plan, spec, step = ctx.model, ctx.plan, ctx.spec, ctx.step
     retrain = spec.retrain
     assert retrain is not None
     view = trainable(model, plan.selected)
@@ -120,7 +97,7 @@ def _train(
     if loss.needs_teacher:
         data = with_teacher(view, data)
     schedule = plan_schedule(spec.schedule, retrain.epochs, data.batches_per_epoch)
-    pruner = ScheduledPruner(model, plan, spec, view, schedule, prune_once, step)
+    pruner = ScheduledPruner(ctx, view, schedule, prune_once)
     loop = TrainingLoop(
         view=view,
         data=data,
@@ -150,19 +127,12 @@ class ScheduledPruner(Pruner):
     adapter's zeros back into torch and new masks from them."""
 
     def __init__(
-        self,
-        model: ModelAdapter,
-        plan: LayerPlan,
-        spec: PruneSpec,
-        view: Trainable,
-        schedule: SparsitySchedule,
-        prune_once: PruneOnce,
-        step: Progress,
+        self, ctx: JobContext, view: Trainable, schedule: SparsitySchedule, prune_once: PruneOnce
     ) -> None:
-        self.model, self.plan, self.spec, self.view = model, plan, spec, view
-        self.schedule, self.prune_once, self.step = schedule, prune_once, step
-        assert spec.retrain is not None
-        self.shadows = Shadows() if spec.retrain.regrow else None
+        self.ctx, self.plan, self.spec, self.view = ctx, ctx.plan, ctx.spec, view
+        self.schedule, self.prune_once = schedule, prune_once
+        assert ctx.spec.retrain is not None
+        self.shadows = Shadows() if ctx.spec.retrain.regrow else None
         self.masks = FixedMasks(b.tensor for b in view.weights.values())
         self.notes = EventNotes(None, None)
         self.prune_s = 0.0
@@ -176,10 +146,10 @@ class ScheduledPruner(Pruner):
         overrides = {n: self.schedule.target(index, f) for n, f in self.plan.overrides.items()}
         plan = dataclasses.replace(self.plan, overrides=overrides)
         # Only the first event reports progress under "prune": later ones run inside "retrain".
-        progress = self.step if index == 0 else Progress(None)
+        progress = self.ctx.step if index == 0 else Progress(None)
         details = dict(event.details)
         if event.spec is not None:
-            self.notes = self.prune_once(event.spec, plan, progress)
+            self.notes = self.prune_once(self.ctx.with_(spec=event.spec, plan=plan, step=progress))
             details.update(channel_counts(self.notes.structure))
         if self.shadows is not None and before is not None:
             self.shadows.after_event(self.plan.selected, before)

@@ -83,7 +83,7 @@ def test_output_only_distillation_matches_no_layer(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"calibration": None}, "distill"),
+        ({"calibration": None}, "calibration"),
         (
             {
                 "retrain": {"dataset_id": "calibration", "loss": "distill"},

@@ -149,9 +149,9 @@ def test_loss_based_specs_parse_their_options_and_calibration() -> None:
         }
     )
     assert dict(spec.method.options) == {"blocksize": 64, "percdamp": 0.05}
-    assert spec.calibration == CalibrationSpec("ds_1", 64)
+    assert spec.calibration == CalibrationSpec(dataset_id="ds_1", samples=64)
     obd = parse_spec({"sparsity": 0.5, "method": {"name": "obd", "hessian": "hutchinson"}})
-    assert obd.method.options == (("hessian", "hutchinson"),)
+    assert obd.method.options == (("hessian", "hutchinson"), ("damp", 1.0))
     with pytest.raises(InvalidSpec) as caught:
         parse_spec({"sparsity": 0.5, "method": {"name": "sparsegpt", "percdamp": "lots"}})
     assert caught.value.field == "method.percdamp"

@@ -91,3 +91,9 @@ def test_random_method_takes_a_seed() -> None:
 
 def test_latency_may_be_turned_off() -> None:
     assert parse_spec({"sparsity": 0.5, "latency": None}).latency is None
+
+
+def test_a_null_the_contract_does_not_take_reads_as_absent() -> None:
+    """Python callers pass `None` for "not given"; only `latency: null` means something."""
+    spec = parse_spec({"sparsity": 0.5, "allocation": None, "layers": None, "retrain": None})
+    assert spec == parse_spec({"sparsity": 0.5})

@@ -18,7 +18,14 @@ def test_retrain_and_schedule_take_the_documented_defaults() -> None:
     spec = parse_spec({"sparsity": 0.9, "schedule": {"kind": "gradual"}, "retrain": RETRAIN})
     assert spec.schedule == ScheduleSpec("gradual", 3, 10, 3.0, 0.0, 0.75)
     assert spec.retrain == RetrainSpec(
-        "ds_train", 10, 1e-3, 32, "adam", 0.9, 0.0, "cross_entropy+distill"
+        dataset_id="ds_train",
+        epochs=10,
+        lr=1e-3,
+        batch_size=32,
+        optimizer="adam",
+        momentum=0.9,
+        weight_decay=0.0,
+        loss="cross_entropy+distill",
     )
     assert spec.retrain is not None and spec.retrain.validation_split == 0.0
     assert (spec.retrain.lr_schedule, spec.retrain.warmup, spec.retrain.alpha) == (
@@ -31,7 +38,7 @@ def test_retrain_and_schedule_take_the_documented_defaults() -> None:
 
 def test_evaluation_defaults_to_accuracy_on_every_sample() -> None:
     spec = parse_spec({"sparsity": 0.5, "evaluation": {"dataset_id": "ds_test"}})
-    assert spec.evaluation == EvaluationSpec("ds_test", "accuracy", None)
+    assert spec.evaluation == EvaluationSpec(dataset_id="ds_test", metric="accuracy", samples=None)
 
 
 def _bad(change: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,6 @@ class Learned:
 
 class LearnedMethod(ABC):
     name: ClassVar[str]
-    OPTIONS: ClassVar[dict[str, type]] = {}  # spec options, as for the one-shot methods
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup

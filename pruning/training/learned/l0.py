@@ -25,13 +25,6 @@ SHIFT = BETA * math.log(-GAMMA / ZETA)  # P(z != 0) = sigmoid(log_alpha - SHIFT)
 
 class L0Method(LearnedMethod):
     name: ClassVar[str] = "l0"
-    OPTIONS: ClassVar[dict[str, type]] = {
-        "finetune_fraction": float,
-        "lr": float,
-        "dual_lr": float,
-        "init_log_alpha": float,
-    }
-
     DEFAULT_LR: ClassVar[float] = 0.1
     DEFAULT_DUAL_LR: ClassVar[float] = 2.0
 

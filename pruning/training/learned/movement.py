@@ -20,7 +20,6 @@ from pruning.training.schedules import gradual_target
 
 class MovementMethod(LearnedMethod):
     name: ClassVar[str] = "movement"
-    OPTIONS: ClassVar[dict[str, type]] = {"finetune_fraction": float}
 
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)

@@ -7,15 +7,12 @@ to the target, and the learned per-layer sparsity)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from pruning.inputs import InputPlan
+from pruning.context import JobContext
 from pruning.layers import LayerPlan
-from pruning.models.base import ModelAdapter
 from pruning.progress import Progress
 from pruning.spec import PruneSpec
 from pruning.training import batchnorm
@@ -40,32 +37,13 @@ TRAJECTORY_POINTS = 200  # at most this many, evenly spaced steps, plus the last
 FINETUNE_FRACTION = 0.25
 
 
-def train_learned(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-    step: Progress,
-) -> TrainingOutcome:
+def train_learned(ctx: JobContext) -> TrainingOutcome:
     start = time.perf_counter()
-    return seeded_training(
-        spec,
-        inputs,
-        datasets,
-        lambda data, loss: _train(model, plan, spec, data, loss, step, start),
-    )
+    return seeded_training(ctx, lambda data, loss: _train(ctx, data, loss, start))
 
 
-def _train(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    data: TrainingData,
-    loss: Loss,
-    step: Progress,
-    start: float,
-) -> TrainingOutcome:
+def _train(ctx: JobContext, data: TrainingData, loss: Loss, start: float) -> TrainingOutcome:
+    model, plan, spec, step = ctx.model, ctx.plan, ctx.spec, ctx.step
     retrain = spec.retrain
     assert retrain is not None
     view = trainable(model, plan.selected)

@@ -20,13 +20,6 @@ from pruning.training.learned.dual import Multiplier
 
 class SoftThresholdMethod(LearnedMethod):
     name: ClassVar[str] = "str"
-    OPTIONS: ClassVar[dict[str, type]] = {
-        "finetune_fraction": float,
-        "lr": float,
-        "dual_lr": float,
-        "init_s": float,
-    }
-
     DEFAULT_LR: ClassVar[float] = 0.02
     DEFAULT_DUAL_LR: ClassVar[float] = 5.0
 

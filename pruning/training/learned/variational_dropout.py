@@ -30,13 +30,6 @@ K1, K2, K3 = 0.63576, 1.87320, 1.48695
 
 class VariationalDropoutMethod(LearnedMethod):
     name: ClassVar[str] = "variational_dropout"
-    OPTIONS: ClassVar[dict[str, type]] = {
-        "lr": float,
-        "dual_lr": float,
-        "threshold": float,
-        "init_log_alpha": float,
-    }
-
     DEFAULT_LR: ClassVar[float] = 0.1
     DEFAULT_DUAL_LR: ClassVar[float] = 20.0
 
