@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pruning.calibration.data_shapes import data_shapes
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.calibration.run import needs_calibration, prune_calibrated, unscorable
 from pruning.device import compute_device
 from pruning.errors import Unsupported
@@ -74,6 +75,7 @@ class _Job:
     upload: Path | None = None  # the file given, when it is not `original` (an archive)
     measure_bytes: int | None = None  # the runtime copies' budget (pruning.measure_budget)
     quality: dict[str, Any] = field(default_factory=dict)  # allocation, refine, search blocks
+    dense_outputs: DenseOutputs | None = None  # the upload on the calibration samples, if run
 
 
 def prune(
@@ -212,6 +214,7 @@ def _prune_and_save(
         model.packaging,
         path,
         quality=quality.notes,
+        dense_outputs=done.dense_outputs,
     )
 
 
@@ -227,6 +230,7 @@ class _Pruned:
     calibration: dict[str, Any] | None
     structure: dict[str, Any] | None
     training: dict[str, Any] | None = None
+    dense_outputs: DenseOutputs | None = None  # from the method's pass, for the benchmark
 
 
 def _prune_or_train(
@@ -257,9 +261,11 @@ def _prune_or_train(
         clock.lap("prune_s")
         return _Pruned(model, None, calibration, None)
     if spec.retrain is None:
-        notes = prune_once(spec, plan, step)
+        dense = DenseOutputs()
+        once = _prune_once(model, plan, spec, inputs, datasets, step, quality, dense)
         clock.lap("prune_s")
-        return _Pruned(model, structured, notes.calibration, notes.structure)
+        report = once[0].report if once[0] else None
+        return _Pruned(model, once[0], once[1], report, dense_outputs=dense)
     if is_learned(spec.method.name):  # learns its own mask, ends with a projection
         trained = train_learned(model, plan, spec, inputs, datasets, step)
         _lap_training(clock, trained)
@@ -340,13 +346,15 @@ def _prune_once(
     datasets: Mapping[str, Path],
     step: Progress,
     quality: QualityPass | None = None,
+    keep: DenseOutputs | None = None,
 ) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
     """One pruning pass to ``spec.sparsity``: what a one-shot job does, and what each event of
-    a training schedule does. Returns the structured outcome and the calibration notes."""
+    a training schedule does. Returns the structured outcome and the calibration notes;
+    ``keep`` receives the dense outputs on the calibration samples if the method ran them."""
     if quality is None or not quality.active:
-        return _prune_pass(model, plan, spec, inputs, datasets, step)
+        return _prune_pass(model, plan, spec, inputs, datasets, step, keep)
     plan = quality.before(plan, spec)  # per-layer fractions from the allocation
-    done = _prune_pass(model, plan, spec, inputs, datasets, step)
+    done = _prune_pass(model, plan, spec, inputs, datasets, step, keep)
     quality.after(plan, spec)  # masks and weights refined against the dense layers
     return done
 
@@ -358,12 +366,13 @@ def _prune_pass(
     inputs: InputPlan,
     datasets: Mapping[str, Path],
     step: Progress,
+    keep: DenseOutputs | None = None,
 ) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
     if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
         outcome = prune_structured(model, plan, spec, None, inputs, datasets)
         return outcome, outcome.calibration
     if needs_calibration(spec):
-        return None, prune_calibrated(model, plan, spec, inputs, datasets, step)
+        return None, prune_calibrated(model, plan, spec, inputs, datasets, step, keep)
     scorer = make_scorer(spec.method.name, dict(spec.method.options))
     if spec.retrain is not None:  # later events prune on top of earlier zeros
         scorer = zeros_first(scorer)
@@ -411,6 +420,7 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
         job.spec,
         job.datasets,
         job.calibration,
+        job.dense_outputs,
     )
     return {"latency": latency, "fidelity": fidelity, "calibration_fidelity": on_calibration}
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.dataset import load_calibration, require_calibration
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.calibration.outputs import compare_on_data, first_outputs
 from pruning.device import current_device
 from pruning.errors import InvalidSpec
@@ -51,8 +52,11 @@ def prune_calibrated(
     inputs: InputPlan,
     datasets: Mapping[str, Path],
     step: Progress,
+    keep: DenseOutputs | None = None,
 ) -> dict[str, Any]:
-    """Prune ``plan.selected`` in place; return the report's ``calibration`` block."""
+    """Prune ``plan.selected`` in place; return the report's ``calibration`` block. ``keep``
+    receives the dense model's outputs on the calibration samples if the method's pass
+    produced them (one-shot jobs: the engine measures the in-sample fidelity after saving)."""
     name = spec.method.name
     path = require_calibration(name, spec.calibration, datasets)
     _check_granularity(spec, plan)
@@ -77,6 +81,7 @@ def prune_calibrated(
         nm=spec.nm,
         nm_columns=frozenset(input_on_axis0(model)) if spec.nm else frozenset(),
         device=current_device(),
+        dense_outputs=keep if spec.retrain is None else None,
     )
     # A one-shot job saves these weights as they are: the engine measures the in-sample
     # fidelity on the saved artifact, once for this block and for the report's headline

@@ -30,7 +30,8 @@ class WandaMethod(CalibratedMethod):
         start = time.perf_counter()
         inputs = layer_inputs(job.model, job.input_names, [t.name for t in job.tensors])
         device = resolve_device(job.device)
-        norms = column_sq_norms(inputs, [t.name for t in job.tensors], job.data, device)
+        names = [t.name for t in job.tensors]
+        norms = column_sq_norms(inputs, names, job.data, device, job.dense_outputs)
         calibration_s = time.perf_counter() - start
         layers: list[NMLayer] = []
         for index, tensor in enumerate(job.tensors):
