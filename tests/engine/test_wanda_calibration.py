@@ -14,8 +14,10 @@ import pytest
 from pruning import prune
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.dense_outputs import DenseOutputs
+from pruning.calibration.geometry import split_rows
 from pruning.calibration.stats import column_sq_norms, sq_norms
 from pruning.fidelity import CALIBRATION_PASS, SEPARATE_RUN
+from pruning.methods.wanda import lowest_per_row
 from tests.engine.factories import FAST_LATENCY
 from tests.engine.test_fidelity import _cosine, _tokens, export_encoder_onnx
 from tests.engine.test_segment_calibration import calibration, names, save
@@ -87,3 +89,25 @@ def test_a_sparsegpt_job_runs_the_upload_for_its_dense_outputs(tmp_path: Path) -
     headline = job["report"]["quality"]["fidelity"]
     assert headline["dense_outputs"] == SEPARATE_RUN
     assert headline["output_cosine"] == pytest.approx(job["cosine"], abs=1e-12)
+
+
+@pytest.mark.parametrize("fraction", (0.0, 0.3, 0.5, 0.77, 1.0))
+@pytest.mark.parametrize("shape", ((7, 12), (40, 9), (1, 30)))
+def test_the_selection_prunes_what_a_stable_sort_of_each_row_would(
+    shape: tuple[int, int], fraction: float
+) -> None:
+    rng = np.random.default_rng(shape[0] * 100 + int(fraction * 10))
+    scores = rng.integers(0, 4, size=shape).astype(np.float32)  # many ties at the threshold
+    counts = split_rows(shape[0], shape[1], fraction)
+    order = np.argsort(scores, axis=1, kind="stable")
+    expected = np.zeros(shape, np.bool_)
+    np.put_along_axis(expected, order, np.arange(shape[1])[None, :] < counts[:, None], axis=1)
+    assert np.array_equal(lowest_per_row(scores, counts), expected)
+    scores[0, 0] = np.nan  # a NaN score keeps the sort's place for it (last)
+    np.put_along_axis(
+        expected,
+        np.argsort(scores, axis=1, kind="stable"),
+        np.arange(shape[1])[None, :] < counts[:, None],
+        axis=1,
+    )
+    assert np.array_equal(lowest_per_row(scores, counts), expected)
