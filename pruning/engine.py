@@ -261,11 +261,13 @@ def _prune_or_train(
         clock.lap("prune_s")
         return _Pruned(model, None, calibration, None)
     if spec.retrain is None:
-        dense = DenseOutputs()
-        once = _prune_once(model, plan, spec, inputs, datasets, step, quality, dense)
+        dense = DenseOutputs()  # the upload's outputs, if the method's forward gave them
+        outcome, calibration = _prune_once(
+            model, plan, spec, inputs, datasets, step, quality, dense
+        )
         clock.lap("prune_s")
-        report = once[0].report if once[0] else None
-        return _Pruned(model, once[0], once[1], report, dense_outputs=dense)
+        report = outcome.report if outcome else None
+        return _Pruned(model, outcome, calibration, report, dense_outputs=dense)
     if is_learned(spec.method.name):  # learns its own mask, ends with a projection
         trained = train_learned(model, plan, spec, inputs, datasets, step)
         _lap_training(clock, trained)
