@@ -6,7 +6,7 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from pruning.device import compute_device
 from pruning.errors import Unsupported
 from pruning.evaluation import evaluate
 from pruning.fidelity import (
+    DATA_SAMPLES,
     headline,
     measure_fidelity,
     measure_on_calibration,
@@ -117,9 +118,15 @@ def prune(
     step = Progress(progress)
     with compute_device(device):
         job = _prune_and_save(
-            Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock, datasets or {}
+            Path(model_path),
+            parse_spec(spec),
+            Path(out_dir),
+            fmt,
+            step,
+            clock,
+            datasets or {},
+            measure_bytes,
         )
-    job = replace(job, measure_bytes=measure_bytes)
     measured = _benchmark(job, step)
     clock.lap("benchmark_s")
     measured["metric"] = _evaluate(job)
@@ -156,6 +163,7 @@ def _prune_and_save(
     step: Progress,
     clock: _Clock,
     datasets: Mapping[str, Path],
+    measure_bytes: int | None,
 ) -> _Job:
     """Everything that holds the weights in memory; they are released when this returns."""
     step("load")
@@ -183,7 +191,11 @@ def _prune_and_save(
     step("prune", 0.0, {"layers": len(plan.selected)})
     out_dir.mkdir(parents=True, exist_ok=True)
     quality = QualityPass(model, spec, inputs, datasets)
-    done = _prune_or_train(model, plan, spec, inputs, datasets, step, clock, out_dir, quality)
+    # The upload's outputs on the calibration samples are kept only for a benchmark that runs.
+    measured = over_budget(model.source or path, measure_bytes) is None
+    done = _prune_or_train(
+        model, plan, spec, inputs, datasets, step, clock, out_dir, quality, measured
+    )
     spec = quality.final_spec(spec)
     step("save")
     if done.structured is not None:
@@ -213,6 +225,7 @@ def _prune_and_save(
         datasets,
         model.packaging,
         path,
+        measure_bytes=measure_bytes,
         quality=quality.notes,
         dense_outputs=done.dense_outputs,
     )
@@ -243,6 +256,7 @@ def _prune_or_train(
     clock: _Clock,
     out_dir: Path,
     quality: QualityPass,
+    keep_outputs: bool,
 ) -> _Pruned:
     structured: StructuredOutcome | None = None
 
@@ -261,7 +275,8 @@ def _prune_or_train(
         clock.lap("prune_s")
         return _Pruned(model, None, calibration, None)
     if spec.retrain is None:
-        dense = DenseOutputs()  # the upload's outputs, if the method's forward gave them
+        # The upload's outputs on the calibration samples, if the method's forward gives them.
+        dense = DenseOutputs(DATA_SAMPLES) if keep_outputs else None
         outcome, calibration = _prune_once(
             model, plan, spec, inputs, datasets, step, quality, dense
         )

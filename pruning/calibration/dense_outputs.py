@@ -17,7 +17,16 @@ class DenseOutputs:
     layer inputs). The in-sample fidelity then runs only the pruned artifact: the dense side
     is the upload's graph on the same samples, taken from that forward."""
 
+    limit: int  # samples kept at most: those the fidelity compares
     batches: list[Array] = field(default_factory=list)
+    _rows: int = field(default=0, init=False)
+
+    def add(self, batch: Array) -> None:
+        """Keep one forward's first output while fewer than ``limit`` samples are kept (a
+        language model's logits take gigabytes for a few hundred samples)."""
+        if self._rows < self.limit:
+            self.batches.append(batch[: self.limit - self._rows])
+            self._rows += len(batch)
 
     def first(self, samples: int) -> Array | None:
         """The first ``samples`` rows, or None when the pass did not cover them."""

@@ -82,7 +82,7 @@ class OnnxLayerInputs:
             ran = session.run(fetched, dict(feeds)) if fetched else []
             got = dict(zip(fetched, ran, strict=True))
             if keep is not None:
-                keep.batches.append(np.asarray(got[first]))
+                keep.add(np.asarray(got[first]))
             got.update({k: v for k, v in feeds.items() if k in graph_inputs})
             return {n: self.stacked(n, [got[s] for s in self._sources[n]]) for n in names}
 

@@ -44,13 +44,18 @@ def test_the_capture_keeps_the_outputs_a_separate_forward_of_the_upload_gives(
     tmp_path: Path,
 ) -> None:
     model = save("attention", "onnx", tmp_path)
-    inputs, data, kept = layer_inputs(model, ["x", "mask"]), calibration(), DenseOutputs()
+    inputs, data = layer_inputs(model, ["x", "mask"]), calibration()
+    kept, first_20 = DenseOutputs(limit=data.samples), DenseOutputs(limit=20)
     column_sq_norms(inputs, names(model), data, keep=kept)
+    column_sq_norms(inputs, names(model), data, keep=first_20)
     session = ort.InferenceSession(str(tmp_path / "attention-onnx.onnx"))
     separate = np.concatenate([session.run(None, dict(feeds))[0] for feeds, _ in data.batches()])
     dense = kept.first(data.samples)
     assert dense is not None and np.array_equal(dense, separate)
     assert kept.first(data.samples + 1) is None  # never a figure on fewer samples than asked
+    assert sum(len(b) for b in first_20.batches) == 20  # batches of 16: 16, then 4 of 16
+    head = first_20.first(20)
+    assert head is not None and np.array_equal(head, separate[:20])
 
 
 def _job(tmp_path: Path, method: str) -> dict[str, Any]:
