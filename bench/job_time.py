@@ -212,9 +212,12 @@ more under load) before the engine starts. This tree's worker starts each job's 
 previous task, so the job finds it warm (`worker/warm.py`; section "Engine child start per job").
 `benchmark_s` holds fidelity on synthetic inputs and latency within `latency.budget_s` (4 s by
 default; a batch size predicted past it is reported not measured, never run), and the fidelity
-on the calibration samples (both models on 128 samples, run once for `quality.fidelity` and
-`calibration.fidelity`); calibrated jobs in this tree give no `input_shapes`: the sequence
-length comes from the calibration data."""
+on the calibration samples (the pruned artifact on 128 samples, once for `quality.fidelity`
+and `calibration.fidelity`; the upload's outputs come from Wanda's own capture forward, the
+same graph on the same samples, and from a forward of the upload for SparseGPT, whose segment
+forward runs weights pruned along the way: the report's `dense_outputs` says which);
+calibrated jobs in this tree give no `input_shapes`: the sequence length comes from the
+calibration data."""
 
 
 def table(rows: dict[str, list[JobTime]], with_goals: bool = True) -> str:

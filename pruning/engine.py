@@ -6,17 +6,19 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pruning.calibration.data_shapes import data_shapes
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.calibration.run import needs_calibration, prune_calibrated, unscorable
 from pruning.context import JobContext
 from pruning.device import compute_device
 from pruning.errors import Unsupported
 from pruning.evaluation import evaluate
 from pruning.fidelity import (
+    DATA_SAMPLES,
     headline,
     measure_fidelity,
     measure_on_calibration,
@@ -76,6 +78,7 @@ class _Job:
     upload: Path | None = None  # the file given, when it is not `original` (an archive)
     measure_bytes: int | None = None  # the runtime copies' budget (pruning.measure_budget)
     quality: dict[str, Any] = field(default_factory=dict)  # allocation, refine, search blocks
+    dense_outputs: DenseOutputs | None = None  # the upload on the calibration samples, if run
 
 
 def prune(
@@ -117,9 +120,15 @@ def prune(
     step = Progress(progress)
     with compute_device(device):
         job = _prune_and_save(
-            Path(model_path), parse_spec(spec), Path(out_dir), fmt, step, clock, datasets or {}
+            Path(model_path),
+            parse_spec(spec),
+            Path(out_dir),
+            fmt,
+            step,
+            clock,
+            datasets or {},
+            measure_bytes,
         )
-    job = replace(job, measure_bytes=measure_bytes)
     measured = _benchmark(job, step)
     clock.lap("benchmark_s")
     measured["metric"] = _evaluate(job)
@@ -156,6 +165,7 @@ def _prune_and_save(
     step: Progress,
     clock: _Clock,
     datasets: Mapping[str, Path],
+    measure_bytes: int | None,
 ) -> _Job:
     """Everything that holds the weights in memory; they are released when this returns."""
     step("load")
@@ -184,7 +194,9 @@ def _prune_and_save(
     out_dir.mkdir(parents=True, exist_ok=True)
     quality = QualityPass(model, spec, inputs, datasets)
     ctx = JobContext(model, plan, spec, inputs, datasets, step, out_dir)
-    done = _prune_or_train(ctx, clock, quality)
+    # The upload's outputs on the calibration samples are kept only for a benchmark that runs.
+    measured = over_budget(model.source or path, measure_bytes) is None
+    done = _prune_or_train(ctx, clock, quality, measured)
     spec = quality.final_spec(spec)
     step("save")
     if done.structured is not None:
@@ -214,7 +226,9 @@ def _prune_and_save(
         datasets,
         model.packaging,
         path,
+        measure_bytes=measure_bytes,
         quality=quality.notes,
+        dense_outputs=done.dense_outputs,
     )
 
 
@@ -230,9 +244,12 @@ class _Pruned:
     calibration: dict[str, Any] | None
     structure: dict[str, Any] | None
     training: dict[str, Any] | None = None
+    dense_outputs: DenseOutputs | None = None  # from the method's pass, for the benchmark
 
 
-def _prune_or_train(ctx: JobContext, clock: _Clock, quality: QualityPass) -> _Pruned:
+def _prune_or_train(
+    ctx: JobContext, clock: _Clock, quality: QualityPass, keep_outputs: bool
+) -> _Pruned:
     structured: StructuredOutcome | None = None
     model, spec = ctx.model, ctx.spec
 
@@ -259,9 +276,12 @@ def _prune_or_train(ctx: JobContext, clock: _Clock, quality: QualityPass) -> _Pr
         _lap_distill(clock, distilled.prune_s)
         return _Pruned(model, structured, done[0].calibration, done[0].structure)
     if spec.retrain is None:
-        notes = prune_once(ctx)
+        # The upload's outputs on the calibration samples, if the method's forward gives them.
+        dense = DenseOutputs(DATA_SAMPLES) if keep_outputs else None
+        outcome, calibration = _prune_once(ctx, quality, dense)
         clock.lap("prune_s")
-        return _Pruned(model, structured, notes.calibration, notes.structure)
+        report = outcome.report if outcome else None
+        return _Pruned(model, outcome, calibration, report, dense_outputs=dense)
     if is_learned(spec.method.name):  # learns its own mask, ends with a projection
         trained = train_learned(ctx)
         _lap_training(clock, trained)
@@ -325,26 +345,29 @@ def _lap_training(clock: _Clock, trained: TrainingOutcome, extra_prune_s: float 
 
 
 def _prune_once(
-    ctx: JobContext, quality: QualityPass | None = None
+    ctx: JobContext, quality: QualityPass | None = None, keep: DenseOutputs | None = None
 ) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
     """One pruning pass to ``ctx.spec.sparsity``: what a one-shot job does, and what each
     event of a training schedule does. Returns the structured outcome and the calibration
-    notes."""
+    notes; ``keep`` receives the dense outputs on the calibration samples if the method ran
+    them."""
     if quality is None or not quality.active:
-        return _prune_pass(ctx)
+        return _prune_pass(ctx, keep)
     plan = quality.before(ctx.plan, ctx.spec)  # per-layer fractions from the allocation
-    done = _prune_pass(ctx.with_(plan=plan))
+    done = _prune_pass(ctx.with_(plan=plan), keep)
     quality.after(plan, ctx.spec)  # masks and weights refined against the dense layers
     return done
 
 
-def _prune_pass(ctx: JobContext) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
+def _prune_pass(
+    ctx: JobContext, keep: DenseOutputs | None = None
+) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
     model, plan, spec, inputs = ctx.model, ctx.plan, ctx.spec, ctx.inputs
     if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
         outcome = prune_structured(model, plan, spec, None, inputs, ctx.datasets)
         return outcome, outcome.calibration
     if needs_calibration(spec):
-        return None, prune_calibrated(ctx)
+        return None, prune_calibrated(ctx, keep)
     scorer = make_scorer(spec.method.name, dict(spec.method.options))
     if spec.retrain is not None:  # later events prune on top of earlier zeros
         scorer = zeros_first(scorer)
@@ -392,6 +415,7 @@ def _benchmark(job: _Job, step: Progress) -> dict[str, Any]:
         job.spec,
         job.datasets,
         job.calibration,
+        job.dense_outputs,
     )
     return {"latency": latency, "fidelity": fidelity, "calibration_fidelity": on_calibration}
 

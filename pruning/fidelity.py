@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pruning.calibration.dataset import CalibrationData, load_calibration
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.calibration.outputs import compare_on_data
 from pruning.errors import DataMismatch
 from pruning.inputs import InputPlan
@@ -32,6 +33,9 @@ DATA_SAMPLES = 256  # calibration samples compared at most: the figure settles l
 SYNTHETIC, EVALUATION, CALIBRATION = "synthetic inputs", "evaluation data", "calibration data"
 # Relative spread under which outputs count as the same for every sample (float32 noise).
 CONSTANT_SPREAD = 1e-6
+# Where the dense side of the in-sample fidelity came from (the report's ``dense_outputs``).
+CALIBRATION_PASS = "the method's calibration forward (the upload's graph, these samples)"
+SEPARATE_RUN = "a forward of the upload on these samples"
 
 
 def measure_fidelity(
@@ -121,12 +125,15 @@ def measure_on_calibration(
     spec: PruneSpec,
     datasets: Mapping[str, Path],
     block: dict[str, Any] | None,
+    kept: DenseOutputs | None = None,
 ) -> dict[str, Any] | None:
     """The upload and the saved artifact (``models``) on the job's calibration samples, run
     once for two figures: the headline (None when the job has no calibration data, or has
     evaluation data, which leads) and, when a calibrated method left it to be measured here
     (``block["fidelity"]`` is None: a one-shot job), the calibration block's in-sample
-    ``fidelity``. In-sample: the method chose its weights on these samples."""
+    ``fidelity``. In-sample: the method chose its weights on these samples. ``kept``: the
+    upload's outputs on them from the method's own forward, used instead of running it again
+    (the report's ``dense_outputs`` says which)."""
     calibration = spec.calibration
     deferred = block is not None and "fidelity" in block and block["fidelity"] is None
     if calibration is None or (spec.evaluation is not None and not deferred):
@@ -137,15 +144,25 @@ def measure_on_calibration(
     began = time.perf_counter()
     count = min(calibration.samples, DATA_SAMPLES)
     data = load_calibration(Path(path), calibration.dataset_id, count, plan.inputs)
-    dense, pruned = (_first_outputs(open_runner(model), data) for model in models)
+    dense = None if kept is None else kept.first(data.samples)
+    source = CALIBRATION_PASS if dense is not None else SEPARATE_RUN
+    if dense is None:
+        dense = _first_outputs(open_runner(models[0]), data)
+    pruned = _first_outputs(open_runner(models[1]), data)
     if deferred:
         assert block is not None
-        block["fidelity"] = compare_on_data(dense, pruned, data)
+        block["fidelity"] = {**compare_on_data(dense, pruned, data), "dense_outputs": source}
     if spec.evaluation is not None:
         return None
     compared = compare_on_samples(dense, pruned, CALIBRATION)
     seconds = round(time.perf_counter() - began, 3)
-    return {**compared, "dataset_id": calibration.dataset_id, "in_sample": True, "time_s": seconds}
+    return {
+        **compared,
+        "dataset_id": calibration.dataset_id,
+        "in_sample": True,
+        "time_s": seconds,
+        "dense_outputs": source,
+    }
 
 
 def _first_outputs(runner: Runner, data: CalibrationData) -> Array:

@@ -12,6 +12,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.calibration.geometry import LayerGeometry, conv_geometry
 from pruning.errors import Unsupported
 from pruning.models.base import Array
@@ -57,9 +58,15 @@ class OnnxLayerInputs:
         layer, more for a weight used twice (a layer applied twice, tied weights)."""
         return self._sources[name]
 
-    def open(self, names: Sequence[str], threads: int = CALIBRATION_THREADS) -> Capture:
+    def open(
+        self,
+        names: Sequence[str],
+        threads: int = CALIBRATION_THREADS,
+        keep: DenseOutputs | None = None,
+    ) -> Capture:
         """A function from feeds to the inputs of the layers ``names``, current weights; a
-        weight used more than once gets the inputs of all its uses, stacked."""
+        weight used more than once gets the inputs of all its uses, stacked. With ``keep``,
+        the model's first output of each run is appended to it (the same forward)."""
         proto = current_proto(self.model)
         graph_inputs = {i.name for i in proto.graph.input}
         present = {o.name for o in proto.graph.output}
@@ -67,10 +74,15 @@ class OnnxLayerInputs:
         for source in wanted:
             if source not in present:
                 proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(source))
+        first = proto.graph.output[0].name
+        fetched = wanted if keep is None else sorted({*wanted, first})
         session = session_for(proto.SerializeToString(), threads)
 
         def capture(feeds: Mapping[str, Array]) -> dict[str, torch.Tensor]:
-            got = dict(zip(wanted, session.run(wanted, dict(feeds)), strict=True)) if wanted else {}
+            ran = session.run(fetched, dict(feeds)) if fetched else []
+            got = dict(zip(fetched, ran, strict=True))
+            if keep is not None:
+                keep.add(np.asarray(got[first]))
             got.update({k: v for k, v in feeds.items() if k in graph_inputs})
             return {n: self.stacked(n, [got[s] for s in self._sources[n]]) for n in names}
 

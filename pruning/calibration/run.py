@@ -8,6 +8,7 @@ from typing import Any
 
 from pruning.calibration.capture import layer_inputs
 from pruning.calibration.dataset import load_calibration, require_calibration
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.calibration.outputs import compare_on_data, first_outputs
 from pruning.context import JobContext
 from pruning.device import current_device
@@ -41,8 +42,11 @@ def unscorable(
     }
 
 
-def prune_calibrated(ctx: JobContext) -> dict[str, Any]:
-    """Prune ``ctx.plan.selected`` in place; return the report's ``calibration`` block."""
+def prune_calibrated(ctx: JobContext, keep: DenseOutputs | None = None) -> dict[str, Any]:
+    """Prune ``ctx.plan.selected`` in place; return the report's ``calibration`` block.
+    ``keep`` receives the dense model's outputs on the calibration samples if the method's
+    pass produced them (one-shot jobs: the engine measures the in-sample fidelity after
+    saving)."""
     model, plan, spec, inputs, step = ctx.model, ctx.plan, ctx.spec, ctx.inputs, ctx.step
     name = spec.method.name
     path = require_calibration(name, spec.calibration, ctx.datasets)
@@ -68,6 +72,7 @@ def prune_calibrated(ctx: JobContext) -> dict[str, Any]:
         nm=spec.nm,
         nm_columns=frozenset(input_on_axis0(model)) if spec.nm else frozenset(),
         device=current_device(),
+        dense_outputs=keep if spec.retrain is None else None,
     )
     # A one-shot job saves these weights as they are: the engine measures the in-sample
     # fidelity on the saved artifact, once for this block and for the report's headline

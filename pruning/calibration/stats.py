@@ -12,7 +12,9 @@ import torch
 
 from pruning.calibration.capture import LayerInputs
 from pruning.calibration.dataset import CalibrationData
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.calibration.geometry import LayerGeometry
+from pruning.calibration.onnx_capture import OnnxLayerInputs
 
 CHUNK_ROWS = 16384
 CPU = torch.device("cpu")
@@ -54,14 +56,26 @@ def column_sq_norms(
     names: Sequence[str],
     data: CalibrationData,
     device: torch.device = CPU,
+    keep: DenseOutputs | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``||x_j||_2^2`` per input column of each layer, over every calibration token."""
-    capture = inputs.open(names)
+    """``||x_j||_2^2`` per input column of each layer, over every calibration token. Layers
+    reading one tensor (q, k and v) share one sum. ``keep`` receives the model's first output
+    of each forward (ONNX only: the TorchScript capture graph ends at the last layer input)."""
+    if isinstance(inputs, OnnxLayerInputs):
+        capture = inputs.open(names, keep=keep)
+    else:
+        capture = inputs.open(names)
     sums: dict[str, torch.Tensor] = {}
     for feeds, _ in data.batches():
+        done: dict[tuple[object, ...], torch.Tensor] = {}
         for name, x in capture(feeds).items():
-            part = sq_norms([inputs.geometry[name].rows(x)], device)
-            sums[name] = sums[name].add_(part) if name in sums else part
+            geometry = inputs.geometry[name]
+            # One memory, layout and geometry give the same rows: summed once per batch.
+            key = (x.data_ptr(), x.dtype, tuple(x.shape), x.stride(), geometry)
+            if key not in done:
+                done[key] = sq_norms([geometry.rows(x)], device)
+            part = done[key]
+            sums[name] = sums[name].add(part) if name in sums else part
     return sums
 
 

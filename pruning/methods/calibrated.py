@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pruning.calibration.dataset import CalibrationData
+from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.masks.nm import NMLayer
 from pruning.models.base import ModelAdapter
 from pruning.tensors import WeightTensor
@@ -34,6 +35,10 @@ class CalibratedJob:
     nm: tuple[int, int] | None = None  # (n, m) for granularity n:m, else unstructured
     nm_columns: frozenset[str] = frozenset()  # tensors stored [in, out] (see masks/nm.py)
     device: str = "cpu"  # where statistics and solves run: pruning.device.resolve_device
+    # Filled by a method whose forward over the calibration batches runs the upload's
+    # weights (Wanda's capture) with the model's first output; the engine's in-sample
+    # fidelity then runs only the pruned artifact. Left empty by the others.
+    dense_outputs: DenseOutputs | None = None
 
     def fraction(self, tensor: WeightTensor) -> float:
         return self.overrides.get(tensor.name, self.sparsity)
