@@ -26,6 +26,9 @@ class Scorer(ABC):
 
     name: ClassVar[str]
     OPTIONS: ClassVar[dict[str, type]] = {}  # spec options the constructor takes, with types
+    # True when an element's score depends on its value alone, not on where it lies in the
+    # tensor: a piece of a tensor can then be scored (and pruned) on its own.
+    position_free: ClassVar[bool] = False
 
     def score_dtype(self, tensor: WeightTensor) -> np.dtype[Any]:
         """Float type the scores of ``tensor`` are computed in (float64 only for float64)."""

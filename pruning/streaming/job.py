@@ -20,12 +20,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from pruning.errors import InvalidModel
 from pruning.formats.sparse_npz_stream import SparseNpzWriter
 from pruning.inputs import resolve_inputs
 from pruning.layers import LayerPlan, plan_layers
 from pruning.manifest import KnownDigests, job_manifest
-from pruning.masks import Cut, apply_cut, select_cuts
+from pruning.masks import Cut, select_cuts
+from pruning.masks.cut import apply_cut_to_piece
 from pruning.measure_budget import over_budget
 from pruning.methods import make_scorer
 from pruning.methods.base import Scorer
@@ -37,6 +37,7 @@ from pruning.progress import Progress, ProgressCallback
 from pruning.report import PrunedLayers
 from pruning.spec import PruneSpec, parse_spec
 from pruning.streaming.archived import archive_layout, seal_zip
+from pruning.streaming.finite import CheckingScorer, check_finite
 from pruning.streaming.layout import Layout, read_layout
 from pruning.streaming.mapped import MappedTensor, Window, map_region
 from pruning.streaming.rewrite import rewrite_file
@@ -45,7 +46,6 @@ from pruning.tensors import FloatArray, WeightTensor
 from shears_methods import names
 
 STREAMED_METHODS = names(family="data_free")  # scores from the weights alone, slice by slice
-_CHECK = 1 << 20
 
 
 class NotStreamable(Exception):
@@ -150,9 +150,13 @@ def _prune_and_write(
     plan = plan_layers(tensors, spec.layers, model.skipped())
     clock.lap("load_s")
     step("prune", 0.0, {"layers": len(plan.selected)})
-    top = _check_finite(tensors, {t.name for t in plan.selected})
     scorer = make_scorer(spec.method.name, dict(spec.method.options))
-    cuts = select_cuts(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
+    # The NaN check rides on the selection's counting pass: one read of the weights, not two.
+    checking = CheckingScorer(scorer)
+    cuts = select_cuts(plan.selected, checking, spec.sparsity, spec.scope, plan.overrides)
+    top = checking.finish(plan.selected)
+    selected = {t.name for t in plan.selected}
+    check_finite(t for t in tensors if t.name not in selected)
     window.close()
     clock.lap("prune_s")
     step("save")
@@ -210,25 +214,6 @@ def _mapped(model: OnnxModel, layout: Layout, window: Window) -> list[WeightTens
     return tensors
 
 
-def _check_finite(tensors: list[WeightTensor], selected: set[str]) -> float:
-    """``require_finite`` over mapped tensors, slice by slice; returns the largest |w| of the
-    selected ones (the magnitude histogram's range)."""
-    top = 0.0
-    for t in tensors:
-        flat = t.flat
-        for start in range(0, flat.size, _CHECK):
-            part = flat[start : start + _CHECK]
-            high, low = float(np.max(part)), float(np.min(part))
-            if not (np.isfinite(high) and np.isfinite(low)):
-                raise InvalidModel(
-                    f"weight {t.name!r} contains NaN or infinite values; "
-                    "fix the model (e.g. re-export a checkpoint from before training diverged)"
-                )
-            if t.name in selected:
-                top = max(top, high, -low)
-    return top
-
-
 def _write(
     layout: Layout,
     plan: LayerPlan,
@@ -243,14 +228,14 @@ def _write(
     selected = {t.name: t for t in plan.selected}
     sparse: dict[str, Path] = {}
     npz = SparseNpzWriter(out_dir / "model.sparse.npz") if "sparse_npz" in spec.outputs else None
+    ties: dict[str, int] = {}
 
-    def visit(name: str, before: FloatArray, after: FloatArray) -> None:
-        tensor = selected[name]
-        writable = WeightTensor(name, tensor.op, after, tensor.node, tensor.op_type)
-        apply_cut(writable, scorer, cuts[name])
-        tally.pruned(name, before, after)
-        if npz is not None:  # in file order: the npz's `names` says which tensor is which
-            npz.add(name, after)
+    def visit(name: str, start: int, piece: FloatArray) -> None:
+        tensor, cut = selected[name], cuts[name]
+        tally.before(name, tuple(tensor.shape), start, piece)
+        left = ties.get(name, cut.ties) if start else cut.ties
+        ties[name] = apply_cut_to_piece(tensor, scorer, cut, start, piece, left)
+        tally.after(start, piece)
 
     inside = layout.archived  # pruned inside a copy of the upload's archive
     artifact = out_dir / f"model.{packaging}" if inside else out_dir / "model.onnx"
@@ -260,7 +245,14 @@ def _write(
                 (n, r) for n, r in layout.regions.items() if n in selected and r.file == source
             ]
             dest = artifact if source == layout.model_file else _dest(source, layout, out_dir)
-            rewrite_file(source, dest, ranges, visit)
+            for name, region in ranges:
+                if region.nbytes == 0:  # nothing to read: counted as it is
+                    empty = np.zeros(region.shape, region.dtype)
+                    tally.pruned(name, empty, empty)
+            rewrite_file(source, dest, [(n, r) for n, r in ranges if r.nbytes], visit)
+            if npz is not None:  # in file order: the npz's `names` says which tensor is which
+                for name, region in sorted(ranges, key=lambda item: item[1].offset):
+                    npz.add(name, map_region(region, dest))
     except BaseException:
         if npz is not None:
             npz.abandon()

@@ -19,9 +19,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pruning import EngineError, engine, inspect_model, prune
 from pruning.formats import decode_sparse_npz
+from pruning.masks.cut import apply_cut, apply_cut_to_piece
+from pruning.masks.kth import KSmallest
+from pruning.methods import make_scorer
 from pruning.streaming import graph as graph_module
 from pruning.streaming import layout as layout_module
 from pruning.streaming.layout import read_layout
+from pruning.tensors import WeightTensor
 from tests.engine.factories import export_onnx, fast_spec, make_mlp
 from tests.engine.test_onnx_archives import external_folder, tarred, zipped
 
@@ -279,3 +283,21 @@ def test_a_large_single_file_is_checked_through_its_graph(
     with pytest.raises(EngineError, match="ONNX checker rejects"):
         inspect_model(tmp_path / "broken.onnx", measure_bytes=1024)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks.onnx", "broken.onnx"]
+
+
+@pytest.mark.parametrize("method", ["magnitude", "random"])
+def test_pruning_piece_by_piece_gives_the_whole_tensors_zeros_ties_included(method: str) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.choice(np.float32([-0.5, -0.25, 0.25, 0.5, 1.0]), size=10_000)  # many ties
+    scorer = make_scorer(method, {})
+    whole = WeightTensor("w", "MatMul", values.copy())
+    cut = KSmallest([whole], scorer).cuts(4321)[0]
+    assert cut.ties > 0
+    apply_cut(whole, scorer, cut)
+    pieces, ties = values.copy(), cut.ties
+    source = WeightTensor("w", "MatMul", values.copy())
+    for start in range(0, values.size, 999):  # ties straddle the pieces
+        ties = apply_cut_to_piece(source, scorer, cut, start, pieces[start : start + 999], ties)
+    assert ties == 0
+    np.testing.assert_array_equal(pieces, whole.values)
+    assert int(np.count_nonzero(pieces == 0)) == 4321
