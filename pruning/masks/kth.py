@@ -213,7 +213,9 @@ def _kth(parts: Sequence[FloatArray], rank: int, dtype: np.dtype[Any]) -> np.flo
             for start in range(0, values.size, CHUNK):
                 k = keys(values[start : start + CHUNK])
                 k = k[(k >= lo) & (k <= hi)]
-                counts += np.bincount((k - lo) // step, minlength=_KEY_BINS)
+                # Offsets from lo in uint64: a float64 key range spans more than int64 holds.
+                offsets = k.view(np.uint64) - np.uint64(lo % (1 << 64))
+                counts += np.bincount(offsets // np.uint64(step), minlength=_KEY_BINS)
         below = np.cumsum(counts)
         j = int(np.searchsorted(below, rank, side="right"))
         rank -= int(below[j - 1]) if j else 0
