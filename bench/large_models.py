@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +190,7 @@ class Row:
     model: str
     size_gb: float
     cp_s: float
+    cp_sync_s: float
     upload_s: float
     job_s: float
     stages: dict[str, float]
@@ -196,11 +199,79 @@ class Row:
     status: str
 
 
-def measure(upload_file: Path, label: str, work: Path) -> Row:
+def verify(url: str, job_id: str, work: Path, archive: bool) -> str:
+    """The issue's end-to-end check of a downloaded artifact: ONNX Runtime loads and runs it,
+    and the weights are 50% zeros. The weights are counted through memory maps of the data
+    file (the model is 4+ GB; the runtime's own copy is the only one in memory)."""
+    delivered = work / ("pruned.tar" if archive else "pruned.onnx")
+    subprocess.run(["curl", "-sf", "-o", str(delivered), f"{url}/v1/jobs/{job_id}/artifacts/model"],
+                   check=True)  # fmt: skip
+    folder = work / "pruned"
+    try:
+        if archive:
+            with tarfile.open(delivered) as tar:
+                tar.extractall(folder, filter="data")
+            delivered.unlink()
+            model_file = folder / "model.onnx"
+        else:
+            model_file = delivered
+        session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+        out = session.run(None, {"x": np.ones((1, WIDTH), np.float32)})[0]
+        zeros, total = _zeros(model_file)
+        return f"ORT runs it (output {list(out.shape)}), {100 * zeros / total:.2f}% zeros"
+    finally:
+        delivered.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _zeros(model_file: Path) -> tuple[int, int]:
+    zeros = total = 0
+    for tensor in onnx.load(str(model_file), load_external_data=False).graph.initializer:
+        entries = {e.key: e.value for e in tensor.external_data}
+        count = int(np.prod(tensor.dims))
+        if entries:
+            data = model_file.parent / entries["location"]
+            values = np.memmap(data, np.float32, "r", int(entries.get("offset", 0)), (count,))
+        else:
+            values = numpy_helper.to_array(tensor).reshape(-1)
+        for start in range(0, count, 1 << 24):
+            zeros += count - int(np.count_nonzero(values[start : start + (1 << 24)]))
+        total += count
+    return zeros, total
+
+
+def traversal_refused(url: str, work: Path) -> str:
+    """An archive whose tensor's `location` climbs out of it: the upload's answer."""
+    tensor = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "../../../etc/passwd"), ("offset", "0"), ("length", "16384")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    io_ = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 64]) for n in "xy"]
+    graph = helper.make_graph([node], "evil", io_[:1], io_[1:], [tensor])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = work / "evil.tar"
+    with tarfile.open(path, "w") as tar:
+        blob = model.SerializeToString()
+        header = tarfile.TarInfo("model.onnx")
+        header.size = len(blob)
+        tar.addfile(header, io.BytesIO(blob))
+    with httpx.Client(base_url=url, timeout=60) as http, path.open("rb") as f:
+        response = http.post("/v1/models", files={"file": (path.name, f)})
+    path.unlink()
+    return f"{response.status_code} {response.json().get('detail')}"
+
+
+def measure(upload_file: Path, label: str, work: Path, check: bool = False) -> Row:
     size = upload_file.stat().st_size
     began = time.perf_counter()
     shutil.copyfile(upload_file, work / "cp-copy")
     cp_s = time.perf_counter() - began
+    with (work / "cp-copy").open("rb") as copy:  # the blob store syncs what it keeps
+        os.fsync(copy.fileno())
+    cp_sync_s = time.perf_counter() - began
     (work / "cp-copy").unlink()
     with (
         served(ROOT, work / f"{label}.log") as (url, pid),
@@ -213,8 +284,8 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
         if response.status_code >= 400:  # a refusal is a result too: its code and reason
             problem = response.json()
             refused = f"upload refused: {problem.get('code')}: {problem.get('detail')}"
-            return Row(label, size / 1e9, cp_s, time.perf_counter() - began, 0.0, {}, 0.0,
-                       peak.peak / 1024**3, refused)  # fmt: skip
+            return Row(label, size / 1e9, cp_s, cp_sync_s, time.perf_counter() - began, 0.0,
+                       {}, 0.0, peak.peak / 1024**3, refused)  # fmt: skip
         model_id = response.json()["id"]
         wait_model(http, model_id)
         upload_s = time.perf_counter() - began
@@ -231,7 +302,10 @@ def measure(upload_file: Path, label: str, work: Path) -> Row:
             stages = http.get(f"/v1/jobs/{job['id']}/report").json()["timings"]
             download_s = timed_download(f"{url}/v1/jobs/{job['id']}/artifacts/model", work)
         status = job["status"] if job["status"] == "succeeded" else str(job.get("error"))
-    return Row(label, size / 1e9, cp_s, upload_s, job_s, stages, download_s,
+        if check and job["status"] == "succeeded":
+            status += "; " + verify(url, job["id"], work, upload_file.suffix == ".tar")
+            print(f"traversal location: {traversal_refused(url, work)}", flush=True)
+    return Row(label, size / 1e9, cp_s, cp_sync_s, upload_s, job_s, stages, download_s,
                peak.peak / 1024**3, status)  # fmt: skip
 
 
@@ -246,9 +320,10 @@ def timed_download(url: str, work: Path) -> float:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| model | size (GB) | cp (s) | upload + validation (s) | job (s) | load | prune | save "
-        "| benchmark | report | download (s) | peak RssAnon, all processes (GB) | result |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | size (GB) | cp (s) | cp + fsync (s) | upload + validation (s) | job (s) | load "
+        "| prune | save | benchmark | report | download (s) "
+        "| peak RssAnon, all processes (GB) | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s, ran = r.stages, r.status == "succeeded"
@@ -257,7 +332,8 @@ def table(rows: list[Row]) -> str:
         job = f"{r.job_s:.1f}" if r.job_s else "-"
         download = f"{r.download_s:.1f}" if ran else "-"
         lines.append(
-            f"| {r.model} | {r.size_gb:.2f} | {r.cp_s:.1f} | {r.upload_s:.1f} | {job} | "
+            f"| {r.model} | {r.size_gb:.2f} | {r.cp_s:.1f} | {r.cp_sync_s:.1f} | "
+            f"{r.upload_s:.1f} | {job} | "
             + " | ".join(cells)
             + f" | {download} | {r.peak_anon_gb:.2f} | {r.status} |"
         )
@@ -269,8 +345,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,4", help="GiB of weights: 1 is a single file, "
                         "larger ones an external-data .tar")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="replace the docs section")
+    parser.add_argument("--verify", action="store_true", help="download each artifact, run it "
+                        "in ONNX Runtime, count its zeros; upload a traversal archive")  # fmt: skip
     args = parser.parse_args()
     rows = []
+    print(f"load average at the start: {Path('/proc/loadavg').read_text().strip()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="shears-large-") as tmp:
         work = Path(tmp)
         for size in (float(s) for s in args.sizes.split(",")):
@@ -281,11 +360,12 @@ def main() -> None:
             else:
                 upload_file = write_blocks(work / "model.onnx", size)
                 label = f"{size:g} GiB of weights, one .onnx file"
-            rows.append(measure(upload_file, label, work))
+            rows.append(measure(upload_file, label, work, args.verify))
             print(table(rows[-1:]), flush=True)
             upload_file.unlink(missing_ok=True)
     text = table(rows)
     print(text)
+    print(f"load average at the end: {Path('/proc/loadavg').read_text().strip()}", flush=True)
     if args.write:
         command = f"python bench/large_models.py --sizes {args.sizes}"
         replace_section(SECTION, f"{SECTION}\n\n`{command}` (2 cores, 24 GiB):\n\n{text}\n{NOTES}")
