@@ -36,7 +36,7 @@ from pruning.outputs import check_outputs, write_html_report
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import PrunedLayers
 from pruning.spec import PruneSpec, parse_spec
-from pruning.streaming.archived import archive_layout, seal_zip
+from pruning.streaming.archived import MemberCrcs, archive_layout
 from pruning.streaming.finite import CheckingScorer, check_finite
 from pruning.streaming.layout import Layout, read_layout
 from pruning.streaming.mapped import MappedTensor, Window, map_region
@@ -239,6 +239,8 @@ def _write(
 
     inside = layout.archived  # pruned inside a copy of the upload's archive
     artifact = out_dir / f"model.{packaging}" if inside else out_dir / "model.onnx"
+    zipped = inside and packaging == ZIP
+    crcs = MemberCrcs(layout.model_file, layout, set(selected)) if zipped else None
     try:
         for source in layout.files():
             ranges = [
@@ -249,7 +251,8 @@ def _write(
                 if region.nbytes == 0:  # nothing to read: counted as it is
                     empty = np.zeros(region.shape, region.dtype)
                     tally.pruned(name, empty, empty)
-            rewrite_file(source, dest, [(n, r) for n, r in ranges if r.nbytes], visit)
+            observers = [crcs] if crcs is not None and source == layout.model_file else []
+            rewrite_file(source, dest, [(n, r) for n, r in ranges if r.nbytes], visit, observers)
             if npz is not None:  # in file order: the npz's `names` says which tensor is which
                 for name, region in sorted(ranges, key=lambda item: item[1].offset):
                     npz.add(name, map_region(region, dest))
@@ -260,8 +263,8 @@ def _write(
     if npz is not None:
         npz.close()
         sparse["sparse_npz"] = npz.path
-    if inside and packaging == ZIP:
-        seal_zip(artifact, layout, set(selected))
+    if crcs is not None:
+        crcs.seal(artifact)
     _count_others(layout, set(selected), tally)
     return _Written(artifact, tally, sparse, inside)
 
