@@ -326,7 +326,7 @@ def table(rows: list[Row]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        s, ran = r.stages, r.status == "succeeded"
+        s, ran = r.stages, r.status.startswith("succeeded")
         stages = ("load_s", "prune_s", "save_s", "benchmark_s", "report_s")
         cells = [f"{s[k]:.1f}" if k in s else "-" for k in stages]
         job = f"{r.job_s:.1f}" if r.job_s else "-"
