@@ -24,7 +24,10 @@ import numpy as np
 from pruning.streaming.layout import Region
 from pruning.tensors import FloatArray
 
-PIECE = 1 << 22  # bytes read, pruned and written at a time: 4 MiB, whole slices of `tally`
+# Bytes read, pruned and written at a time: a piece that stays in the CPU's cache between
+# the read, the pruning and the write (measured copying 1 GiB: 256 KiB pieces 0.5-0.65 s,
+# 4 MiB pieces 2.9-4.1 s, the kernel's own copy 0.6 s).
+PIECE = 1 << 18
 # Visit a piece of a pruned range: the tensor's name, the piece's first element's flat
 # position in the tensor, and the piece itself (read from the source; pruned in place).
 Visit = Callable[[str, int, FloatArray], None]

@@ -15,7 +15,7 @@ from pruning.html.magnitudes import BINS, Counts, MagnitudeHistogram
 from pruning.models.base import Array
 from pruning.report import ArtifactCensus, LayerStats, PrunedLayers
 
-CHUNK = 1 << 18  # elements binned at a time: the |w| temporary stays 1 MiB
+CHUNK = 1 << 16  # elements per slice of the histogram's sample (256 KiB of float32)
 # Above this many pruned elements the histogram bins every k-th slice only (a systematic
 # sample, counts scaled up), and says so: binning costs ~5 ns per element twice (before and
 # after), which for a 7B model would outweigh the pruning's own I/O.
@@ -37,20 +37,20 @@ class _Bins:
     _binned: int = 0
 
     def add(self, values: Array, start: int, top: float, every: int) -> None:
-        """Bin the slices of a piece starting at flat position ``start`` of its tensor whose
-        index is a multiple of ``every`` (every slice when ``every`` is 1)."""
+        """Bin the parts of a piece (from flat position ``start`` of its tensor) that lie in
+        slices whose index is a multiple of ``every`` (all of it when ``every`` is 1)."""
         flat = values.reshape(-1)
-        first = -(-start // CHUNK)  # the first slice that begins inside the piece
-        if start % CHUNK:  # a piece that starts mid-slice: the slice began before it
-            raise ValueError("pieces start at slice boundaries")
-        for index in range(first, -(-(start + flat.size) // CHUNK)):
-            if index % every:
-                continue
-            part = flat[index * CHUNK - start : (index + 1) * CHUNK - start]
-            more, more_zeros = _bin(part, top)
-            self._counts += more
-            self._zeros += more_zeros
-            self._binned += part.size
+        position, stop = start, start + flat.size
+        while position < stop:
+            index = position // CHUNK
+            end = min(stop, (index + 1) * CHUNK)
+            if index % every == 0:
+                part = flat[position - start : end - start]
+                more, more_zeros = _bin(part, top)
+                self._counts += more
+                self._zeros += more_zeros
+                self._binned += part.size
+            position = end
 
     def end(self, size: int) -> None:
         """The tensor of ``size`` elements is binned: scale a sample to it."""
