@@ -3,8 +3,10 @@
 The in-memory engine holds the parsed model and a copy of every prunable weight; here the
 graph is parsed without its weights (``layout``), each tensor is read through a mapping of
 its own byte range (``mapped``), the cuts are chosen by the streaming selection of
-``pruning.masks`` (one counting pass, exact), and the output is the input file rewritten
-range by range (``rewrite``), the report's figures counted on the way (``tally``). Memory is
+``pruning.masks`` (one counting pass, exact, the NaN check riding on it: ``finite``), and
+the output is the input copied in one pass with its pruned ranges pruned on the way
+(``rewrite``), the report's figures counted on the way too (``tally``): the model is read
+twice and written once. Memory is
 a few slices of scores plus the largest tensor's sparse encoding when a sparse npz is asked
 for, whatever the model's size. The report has the in-memory engine's shape and figures.
 """
