@@ -4,6 +4,7 @@ layout kept, and Python memory far below the model's size."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tarfile
 import tracemalloc
@@ -24,7 +25,8 @@ from pruning.masks.kth import KSmallest
 from pruning.methods import make_scorer
 from pruning.streaming import graph as graph_module
 from pruning.streaming import layout as layout_module
-from pruning.streaming.layout import read_layout
+from pruning.streaming import rewrite as rewrite_module
+from pruning.streaming.layout import Region, read_layout
 from pruning.tensors import WeightTensor
 from tests.engine.factories import export_onnx, fast_spec, make_mlp
 from tests.engine.test_onnx_archives import external_folder, tarred, zipped
@@ -301,3 +303,38 @@ def test_pruning_piece_by_piece_gives_the_whole_tensors_zeros_ties_included(meth
     assert ties == 0
     np.testing.assert_array_equal(pieces, whole.values)
     assert int(np.count_nonzero(pieces == 0)) == 4321
+
+
+def test_the_output_is_written_in_one_pass_every_byte_observed_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rewrite_module, "PIECE", 64)  # ranges and gaps span many pieces
+    source = tmp_path / "source.bin"
+    data = np.arange(1000, dtype=np.float32)
+    source.write_bytes(b"head" * 25 + data.tobytes() + b"tail" * 30)
+    regions = [
+        ("a", Region(source, 100, 1600, np.dtype("<f4"), (400,))),
+        ("b", Region(source, 100 + 2000, 2000, np.dtype("<f4"), (500,))),
+    ]
+    seen: list[tuple[str, int, int]] = []
+
+    def visit(name: str, start: int, piece: Any) -> None:
+        seen.append((name, start, piece.size))
+        piece *= -1
+
+    digest, offsets = hashlib.sha256(), []
+
+    def observe(offset: int, piece: memoryview) -> None:
+        offsets.append(offset)
+        digest.update(piece)
+
+    rewrite_module.rewrite_file(source, tmp_path / "out.bin", regions, visit, [observe])
+    written = (tmp_path / "out.bin").read_bytes()
+    want = data.copy()
+    want[:400] *= -1
+    want[500:] *= -1
+    assert written == b"head" * 25 + want.tobytes() + b"tail" * 30
+    assert digest.hexdigest() == hashlib.sha256(written).hexdigest()
+    assert offsets == sorted(offsets) and offsets[0] == 0
+    assert [s for n, s, _ in seen if n == "a"] == list(range(0, 400, 16))
+    assert sum(size for n, _, size in seen if n == "b") == 500
