@@ -290,7 +290,7 @@ def test_a_large_single_file_is_checked_through_its_graph(
 @pytest.mark.parametrize("method", ["magnitude", "random"])
 def test_pruning_piece_by_piece_gives_the_whole_tensors_zeros_ties_included(method: str) -> None:
     rng = np.random.default_rng(3)
-    values = rng.choice(np.float32([-0.5, -0.25, 0.25, 0.5, 1.0]), size=10_000)  # many ties
+    values = rng.choice(np.array([-0.5, -0.25, 0.25, 0.5, 1.0], np.float32), size=10_000)  # ties
     scorer = make_scorer(method, {})
     whole = WeightTensor("w", "MatMul", values.copy())
     cut = KSmallest([whole], scorer).cuts(4321)[0]
