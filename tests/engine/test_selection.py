@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -125,7 +127,7 @@ def test_pruning_writes_positive_zeros() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_kth_score_of_the_band_is_counted_exactly_across_signs_and_ties(dtype: type) -> None:
     rng = np.random.default_rng(7)
-    parts = [rng.standard_normal(n).astype(dtype) for n in (1000, 1, 0, 5000)]
+    parts: list[Any] = [rng.standard_normal(n).astype(dtype) for n in (1000, 1, 0, 5000)]
     parts[0][:300] = -0.0  # ties, and a zero of either sign
     parts[3][:200] = 0.0
     union = np.sort(np.concatenate(parts))
