@@ -43,6 +43,7 @@ from pruning.streaming.finite import CheckingScorer, check_finite
 from pruning.streaming.layout import Layout, read_layout
 from pruning.streaming.mapped import MappedTensor, Window, map_region
 from pruning.streaming.rewrite import rewrite_file
+from pruning.streaming.sparse_onnx import write_sparse_archive
 from pruning.streaming.tally import Tally, sampling_stride
 from pruning.tensors import FloatArray, WeightTensor
 from shears_methods import names
@@ -55,16 +56,17 @@ class NotStreamable(Exception):
     ``int32_data``): the in-memory engine takes the job."""
 
 
-def streamable(spec: PruneSpec) -> bool:
+def streamable(spec: PruneSpec, archived: bool = True) -> bool:
     """What the streaming engine does: one-shot unstructured pruning, data-free scores, no
-    retraining, and outputs it writes tensor by tensor (ONNX sparse initializers are not)."""
+    retraining. ``onnx_sparse`` it writes tensor by tensor for an archive (``sparse_onnx``);
+    a single file's is built whole and checked in ONNX Runtime by the in-memory engine."""
     return (
         spec.method.name in STREAMED_METHODS
         and spec.granularity == "unstructured"
         and spec.schedule.kind == "one_shot"
         and spec.retrain is None
         and spec.calibration is None
-        and "onnx_sparse" not in spec.outputs
+        and (archived or "onnx_sparse" not in spec.outputs)
     )
 
 
@@ -74,6 +76,7 @@ class _Written:
     tally: Tally
     sparse: dict[str, Path]
     archived: bool  # the artifact is already the archive (pruned inside a copy of it)
+    notes: dict[str, Any]  # the storage report's notes on sparse outputs
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ def prune_streamed(call: StreamedCall, fmt: str | None) -> Any:
     """``pruning.engine.prune``'s ``PruneResult`` for a job the streaming engine does (an
     ONNX model, a spec ``streamable`` accepts), else None: the in-memory engine does it."""
     spec = parse_spec(call.raw_spec)
-    if not streamable(spec) or detect_format(call.model_path, fmt) != OnnxModel.format:
+    archived = archive_kind(call.model_path) is not None
+    if not streamable(spec, archived) or detect_format(call.model_path, fmt) != OnnxModel.format:
         return None
     try:
         return _prune_streamed(call, spec)
@@ -121,6 +125,7 @@ def _prune_streamed(call: StreamedCall, spec: PruneSpec) -> Any:
         delivered = pack(job.artifact, job.packaging, job.artifact.with_suffix(f".{job.packaging}"))
     artifacts = {"model": delivered, **written.sparse}
     report = engine._report(job, measured, found, artifacts)
+    report["storage"].update(written.notes)
     report.update(job_manifest(model_path, call.raw_spec, datasets, call.digests))
     clock.lap("report_s")
     report["timings"] = clock.timings()
@@ -229,6 +234,7 @@ def _write(
     tally = Tally(top, every=sampling_stride(sum(t.numel for t in plan.selected)))
     selected = {t.name: t for t in plan.selected}
     sparse: dict[str, Path] = {}
+    notes: dict[str, Any] = {}
     npz = SparseNpzWriter(out_dir / "model.sparse.npz") if "sparse_npz" in spec.outputs else None
     ties: dict[str, int] = {}
 
@@ -265,10 +271,18 @@ def _write(
     if npz is not None:
         npz.close()
         sparse["sparse_npz"] = npz.path
+    if "onnx_sparse" in spec.outputs and packaging is not None:
+
+        def pruned_file(file: Path) -> Path:
+            return artifact if file == layout.model_file else _dest(file, layout, out_dir)
+
+        sparse["onnx_sparse"], notes["onnx_sparse"] = write_sparse_archive(
+            layout, pruned_file, packaging, out_dir
+        )
     if crcs is not None:
         crcs.seal(artifact)
     _count_others(layout, set(selected), tally)
-    return _Written(artifact, tally, sparse, inside)
+    return _Written(artifact, tally, sparse, inside, notes)
 
 
 def _dest(source: Path, layout: Layout, out_dir: Path) -> Path:

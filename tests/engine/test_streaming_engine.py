@@ -338,3 +338,27 @@ def test_the_output_is_written_in_one_pass_every_byte_observed_in_order(
     assert offsets == sorted(offsets) and offsets[0] == 0
     assert [s for n, s, _ in seen if n == "a"] == list(range(0, 400, 16))
     assert sum(size for n, _, size in seen if n == "b") == 500
+
+
+@pytest.mark.parametrize("pack", [zipped, tarred], ids=["zip", "tar"])
+@pytest.mark.parametrize("measure_bytes", [None, 1], ids=["extracted", "inside"])
+def test_an_archive_gets_its_onnx_sparse_written_tensor_by_tensor(
+    pack: Any, measure_bytes: int | None, tmp_path: Path
+) -> None:
+    archive = pack(external_folder(tmp_path, "model"), tmp_path / "upload.bin")
+    spec = fast_spec(sparsity=0.9) | {"outputs": ["model", "onnx_sparse"]}
+    result = prune(archive, spec, tmp_path / "out", measure_bytes=measure_bytes)
+    sparse_archive = result.artifacts["onnx_sparse"]
+    assert sparse_archive.suffix == (".zip" if pack is zipped else ".tar")
+    note = result.report["storage"]["onnx_sparse"]
+    assert note["sparse"] == ["0.weight", "2.weight"]  # 90% zeros: COO is smaller
+    pruned = unpacked(result.artifacts["model"], tmp_path / "pruned")
+    sparse = unpacked(sparse_archive, tmp_path / "sparse")
+    proto = onnx.load(str(sparse), load_external_data=False)
+    assert {s.values.name for s in proto.graph.sparse_initializer} == set(note["sparse"])
+    x = np.random.default_rng(0).standard_normal((4, 32)).astype(np.float32)
+    want, got = (
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        for p in (pruned, sparse)
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
