@@ -34,6 +34,10 @@ class CheckingScorer(Scorer):
         self._seen: dict[str, int] = {}  # elements checked, per tensor
 
     def score_dtype(self, tensor: WeightTensor) -> np.dtype[Any]:
+        if isinstance(tensor, MappedTensor):  # asked of every tensor before the pass: its
+            # values would be mapped, and read, one more time (a whole read of the model)
+            dtype = tensor.region.dtype  # type: ignore[attr-defined]
+            tensor = WeightTensor(tensor.name, tensor.op, np.empty(0, dtype), tensor.node)
         return self.inner.score_dtype(tensor)
 
     def score(self, tensor: WeightTensor, start: int, out: FloatArray) -> FloatArray:
@@ -73,14 +77,16 @@ class CheckingScorer(Scorer):
 
 def check_finite(tensors: Iterable[WeightTensor]) -> float:
     """Every weight of ``tensors`` finite, else ``InvalidModel``; their largest |w|."""
+    return CheckingScorer(_Unscored()).finish(tensors)
 
-    class _Nothing(Scorer):
-        name: ClassVar[str] = "nothing"
 
-        def score(self, tensor: WeightTensor, start: int, out: FloatArray) -> FloatArray:
-            return out
+class _Unscored(Scorer):
+    """Scores nothing: ``check_finite`` only needs ``CheckingScorer``'s check."""
 
-        def score_at(self, tensor: WeightTensor, positions: IntArray) -> FloatArray:
-            return np.zeros(positions.size, np.float32)
+    name: ClassVar[str] = "unscored"
 
-    return CheckingScorer(_Nothing()).finish(tensors)
+    def score(self, tensor: WeightTensor, start: int, out: FloatArray) -> FloatArray:
+        return out
+
+    def score_at(self, tensor: WeightTensor, positions: IntArray) -> FloatArray:
+        return np.zeros(positions.size, np.float32)

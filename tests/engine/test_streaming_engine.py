@@ -25,6 +25,7 @@ from pruning.masks.kth import KSmallest
 from pruning.methods import make_scorer
 from pruning.streaming import graph as graph_module
 from pruning.streaming import layout as layout_module
+from pruning.streaming import mapped as mapped_module
 from pruning.streaming import rewrite as rewrite_module
 from pruning.streaming.layout import Region, read_layout
 from pruning.tensors import WeightTensor
@@ -362,3 +363,22 @@ def test_an_archive_gets_its_onnx_sparse_written_tensor_by_tensor(
         for p in (pruned, sparse)
     )
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_the_selection_reads_each_weight_once_besides_its_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each whole read of a tensor is a read of the model from disk when it is larger than the
+    # page cache: the NaN check, the dtypes and the counting pass share one.
+    archive = tarred(external_folder(tmp_path, "model"), tmp_path / "upload.tar")
+    whole: list[str] = []
+    real = mapped_module.map_region
+
+    def counted(region: Any, file: Any = None, writable: bool = False, sparse: bool = False) -> Any:
+        if file is None and not sparse:
+            whole.append(str(region.offset))
+        return real(region, file, writable, sparse)
+
+    monkeypatch.setattr(mapped_module, "map_region", counted)
+    prune(archive, fast_spec(sparsity=0.5), tmp_path / "out", measure_bytes=1)
+    assert len(whole) == 2 and len(set(whole)) == 2  # the MLP's two weights, once each
