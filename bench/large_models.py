@@ -86,6 +86,14 @@ at 16 GiB 1.53 -> 1.00 GB.
   the fused NaN check saves CPU, not I/O), `cp` 0.8-2.3 s. Copying 1 GiB through a 256 KiB
   buffer took 0.5-0.65 s, through a 4 MiB buffer 2.9-4.1 s (the piece no longer stays in
   the CPU's cache between the read, the pruning and the write).
+- **16 GiB again, after the selection's set-up stopped mapping (so reading) every tensor
+  once more** (`nice -n 10 python bench/large_models.py --sizes 16`, load 11.94 8.62 6.97 ->
+  7.28 9.43 8.66): cp 42.0 s, cp + fsync 43.0 s, job 257.4 s, of which prune 30.1 s and save
+  28.9 s (the engine's stages together 59.6 s, 1.4x `cp + fsync`), peak RssAnon 1.01 GB,
+  succeeded. The other ~198 s of that job were outside the engine's stages (the child's
+  start, the worker hashing and syncing 17 GB into the blob store, the queue) on a machine
+  at load 9-14; not broken down here (the service's log went with its temporary folder):
+  the next thing to measure.
 - **Storing the artifact: no copy** (`adopt_file`, since the run before): hashed in one read
   pass, fsynced once and hard-linked in under its digest.
 """
