@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -242,6 +243,7 @@ def _zeros(model_file: Path) -> tuple[int, int]:
     for tensor in onnx.load(str(model_file), load_external_data=False).graph.initializer:
         entries = {e.key: e.value for e in tensor.external_data}
         count = int(np.prod(tensor.dims))
+        values: np.ndarray[Any, Any]
         if entries:
             data = model_file.parent / entries["location"]
             values = np.memmap(data, np.float32, "r", int(entries.get("offset", 0)), (count,))
