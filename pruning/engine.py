@@ -173,8 +173,9 @@ def _prune_and_save(
     check_outputs(spec.outputs, model.format)
     if model.packaging is not None and "onnx_sparse" in spec.outputs:
         raise Unsupported(
-            "outputs: onnx_sparse is not written for a model with external data; ask for "
-            "sparse_npz, which holds the same sparse tensors",
+            "outputs: onnx_sparse is written for a model with external data only by a "
+            "one-shot unstructured magnitude or random job; ask for sparse_npz, which holds "
+            "the same sparse tensors",
             field="outputs",
         )
     found = data_shapes(spec, datasets)  # sizes symbolic axes that input_shapes leaves open

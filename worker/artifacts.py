@@ -68,7 +68,7 @@ def store_artifacts(
             {
                 "name": name,
                 "format": _model_format(model_format, path)
-                if name == "model"
+                if name in ("model", "onnx_sparse")  # either may come as an archive
                 else _format_of(path),
                 "size_bytes": stored.size_bytes,
                 "sha256": stored.sha256,

@@ -25,6 +25,9 @@ class Scorer(ABC):
     """Importance of each element of a weight tensor."""
 
     name: ClassVar[str]
+    # True when an element's score depends on its value alone, not on where it lies in the
+    # tensor: a piece of a tensor can then be scored (and pruned) on its own.
+    position_free: ClassVar[bool] = False
 
     def score_dtype(self, tensor: WeightTensor) -> np.dtype[Any]:
         """Float type the scores of ``tensor`` are computed in (float64 only for float64)."""

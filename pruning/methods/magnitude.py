@@ -15,6 +15,7 @@ from pruning.tensors import FloatArray, WeightTensor
 
 class MagnitudeScorer(Scorer):
     name: ClassVar[str] = "magnitude"
+    position_free: ClassVar[bool] = True
 
     def score(self, tensor: WeightTensor, start: int, out: FloatArray) -> FloatArray:
         return np.abs(tensor.flat[start : start + out.size], out=out)

@@ -6,7 +6,7 @@ pipeline packing gigabytes of weights does. A tensor is then a byte range of the
 itself, and the pruned archive is the upload copied by the kernel with those ranges pruned in
 place: no extraction, no repacking (each would cost one more copy of the model). Member
 names, headers and order stay the upload's. A zip's CRC-32 of each changed member is
-recomputed and patched into its local header and central directory entry afterwards.
+computed as it is written and patched into its local header and central directory entry.
 
 Locations are checked against the archive's index exactly as ``onnx_archive.unpack`` does
 before any range is trusted. Archives this cannot address (deflated members, zip data
@@ -36,7 +36,6 @@ from pruning.streaming.layout import Layout, Region, _external_regions, _skeleto
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
 _CENTRAL_SIGNATURE = b"PK\x01\x02"
-_CRC_CHUNK = 1 << 24
 
 
 def archive_layout(path: Path, kind: str) -> Layout | None:
@@ -60,24 +59,47 @@ def archive_layout(path: Path, kind: str) -> Layout | None:
     return Layout(path, skeleton, regions, archived=True)
 
 
-def seal_zip(archive: Path, layout: Layout, changed: set[str]) -> None:
-    """Recompute the CRC-32 of the members holding ``changed`` tensors, in both headers."""
-    if zipfile.is_zipfile(archive) is False:
-        return
-    with zipfile.ZipFile(archive) as z:
-        infos, central = z.infolist(), z.start_dir
-    spans = {r.offset for n, r in layout.regions.items() if n in changed}
-    with archive.open("r+b") as f:
-        entry = central
-        for info in infos:
-            start = _zip_data_start(f, info)
-            if any(start <= s < start + info.file_size for s in spans):
-                crc = _crc(f, start, info.file_size)
-                f.seek(info.header_offset + 14)
-                f.write(struct.pack("<L", crc))
-                f.seek(entry + 16)
-                f.write(struct.pack("<L", crc))
-            entry = _next_central(f, entry)
+class MemberCrcs:
+    """An observer of the pruned archive's bytes (``rewrite.Observer``) that computes the
+    CRC-32 of every member holding a pruned tensor as its bytes are written, so ``seal``
+    patches them in without reading the members back."""
+
+    def __init__(self, archive: Path, layout: Layout, changed: set[str]) -> None:
+        self._members: list[tuple[zipfile.ZipInfo, int]] = []
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z, archive.open("rb") as f:
+                infos, self._central = z.infolist(), z.start_dir
+                self._members = [(info, _zip_data_start(f, info)) for info in infos]
+        spans = {r.offset for n, r in layout.regions.items() if n in changed}
+        self._crcs = {
+            index: 0
+            for index, (info, start) in enumerate(self._members)
+            if any(start <= s < start + info.file_size for s in spans)
+        }
+
+    def __call__(self, offset: int, piece: memoryview) -> None:
+        end = offset + len(piece)
+        for index in self._crcs:
+            info, start = self._members[index]
+            low, high = max(offset, start), min(end, start + info.file_size)
+            if low < high:
+                part = piece[low - offset : high - offset]
+                self._crcs[index] = zlib.crc32(part, self._crcs[index])
+
+    def seal(self, archive: Path) -> None:
+        """Patch the CRC-32s into both headers of each changed member."""
+        if not self._crcs:
+            return
+        with archive.open("r+b") as f:
+            entry = self._central
+            for index, (info, _) in enumerate(self._members):
+                if index in self._crcs:
+                    crc = struct.pack("<L", self._crcs[index])
+                    f.seek(info.header_offset + 14)
+                    f.write(crc)
+                    f.seek(entry + 16)
+                    f.write(crc)
+                entry = _next_central(f, entry)
 
 
 def _data_starts(path: Path, kind: str) -> dict[str, int] | None:
@@ -110,13 +132,3 @@ def _next_central(f: object, entry: int) -> int:
         raise ValueError("the zip's central directory is not where its end record says")
     name, extra, comment = struct.unpack("<3H", head[28:34])
     return int(entry + 46 + name + extra + comment)
-
-
-def _crc(f: object, start: int, size: int) -> int:
-    crc = 0
-    f.seek(start)  # type: ignore[attr-defined]
-    while size > 0:
-        chunk = f.read(min(_CRC_CHUNK, size))  # type: ignore[attr-defined]
-        crc = zlib.crc32(chunk, crc)
-        size -= len(chunk)
-    return crc

@@ -3,8 +3,10 @@
 The in-memory engine holds the parsed model and a copy of every prunable weight; here the
 graph is parsed without its weights (``layout``), each tensor is read through a mapping of
 its own byte range (``mapped``), the cuts are chosen by the streaming selection of
-``pruning.masks`` (one counting pass, exact), and the output is the input file rewritten
-range by range (``rewrite``), the report's figures counted on the way (``tally``). Memory is
+``pruning.masks`` (one counting pass, exact, the NaN check riding on it: ``finite``), and
+the output is the input copied in one pass with its pruned ranges pruned on the way
+(``rewrite``), the report's figures counted on the way too (``tally``): the model is read
+twice and written once. Memory is
 a few slices of scores plus the largest tensor's sparse encoding when a sparse npz is asked
 for, whatever the model's size. The report has the in-memory engine's shape and figures.
 """
@@ -20,12 +22,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from pruning.errors import InvalidModel
 from pruning.formats.sparse_npz_stream import SparseNpzWriter
 from pruning.inputs import resolve_inputs
 from pruning.layers import LayerPlan, plan_layers
 from pruning.manifest import KnownDigests, job_manifest
-from pruning.masks import Cut, apply_cut, select_cuts
+from pruning.masks import Cut, select_cuts
+from pruning.masks.cut import apply_cut_to_piece
 from pruning.measure_budget import over_budget
 from pruning.methods import make_scorer
 from pruning.methods.base import Scorer
@@ -36,16 +38,17 @@ from pruning.outputs import check_outputs, write_html_report
 from pruning.progress import Progress, ProgressCallback
 from pruning.report import PrunedLayers
 from pruning.spec import PruneSpec, parse_spec
-from pruning.streaming.archived import archive_layout, seal_zip
+from pruning.streaming.archived import MemberCrcs, archive_layout
+from pruning.streaming.finite import CheckingScorer, check_finite
 from pruning.streaming.layout import Layout, read_layout
 from pruning.streaming.mapped import MappedTensor, Window, map_region
 from pruning.streaming.rewrite import rewrite_file
+from pruning.streaming.sparse_onnx import write_sparse_archive
 from pruning.streaming.tally import Tally, sampling_stride
 from pruning.tensors import FloatArray, WeightTensor
 from shears_methods import names
 
 STREAMED_METHODS = names(family="data_free")  # scores from the weights alone, slice by slice
-_CHECK = 1 << 20
 
 
 class NotStreamable(Exception):
@@ -53,16 +56,17 @@ class NotStreamable(Exception):
     ``int32_data``): the in-memory engine takes the job."""
 
 
-def streamable(spec: PruneSpec) -> bool:
+def streamable(spec: PruneSpec, archived: bool = True) -> bool:
     """What the streaming engine does: one-shot unstructured pruning, data-free scores, no
-    retraining, and outputs it writes tensor by tensor (ONNX sparse initializers are not)."""
+    retraining. ``onnx_sparse`` it writes tensor by tensor for an archive (``sparse_onnx``);
+    a single file's is built whole and checked in ONNX Runtime by the in-memory engine."""
     return (
         spec.method.name in STREAMED_METHODS
         and spec.granularity == "unstructured"
         and spec.schedule.kind == "one_shot"
         and spec.retrain is None
         and spec.calibration is None
-        and "onnx_sparse" not in spec.outputs
+        and (archived or "onnx_sparse" not in spec.outputs)
     )
 
 
@@ -72,6 +76,7 @@ class _Written:
     tally: Tally
     sparse: dict[str, Path]
     archived: bool  # the artifact is already the archive (pruned inside a copy of it)
+    notes: dict[str, Any]  # the storage report's notes on sparse outputs
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ def prune_streamed(call: StreamedCall, fmt: str | None) -> Any:
     """``pruning.engine.prune``'s ``PruneResult`` for a job the streaming engine does (an
     ONNX model, a spec ``streamable`` accepts), else None: the in-memory engine does it."""
     spec = parse_spec(call.raw_spec)
-    if not streamable(spec) or detect_format(call.model_path, fmt) != OnnxModel.format:
+    archived = archive_kind(call.model_path) is not None
+    if not streamable(spec, archived) or detect_format(call.model_path, fmt) != OnnxModel.format:
         return None
     try:
         return _prune_streamed(call, spec)
@@ -119,6 +125,7 @@ def _prune_streamed(call: StreamedCall, spec: PruneSpec) -> Any:
         delivered = pack(job.artifact, job.packaging, job.artifact.with_suffix(f".{job.packaging}"))
     artifacts = {"model": delivered, **written.sparse}
     report = engine._report(job, measured, found, artifacts)
+    report["storage"].update(written.notes)
     report.update(job_manifest(model_path, call.raw_spec, datasets, call.digests))
     clock.lap("report_s")
     report["timings"] = clock.timings()
@@ -150,9 +157,13 @@ def _prune_and_write(
     plan = plan_layers(tensors, spec.layers, model.skipped())
     clock.lap("load_s")
     step("prune", 0.0, {"layers": len(plan.selected)})
-    top = _check_finite(tensors, {t.name for t in plan.selected})
     scorer = make_scorer(spec.method.name, dict(spec.method.options))
-    cuts = select_cuts(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
+    # The NaN check rides on the selection's counting pass: one read of the weights, not two.
+    checking = CheckingScorer(scorer)
+    cuts = select_cuts(plan.selected, checking, spec.sparsity, spec.scope, plan.overrides)
+    top = checking.finish(plan.selected)
+    selected = {t.name for t in plan.selected}
+    check_finite(t for t in tensors if t.name not in selected)
     window.close()
     clock.lap("prune_s")
     step("save")
@@ -210,25 +221,6 @@ def _mapped(model: OnnxModel, layout: Layout, window: Window) -> list[WeightTens
     return tensors
 
 
-def _check_finite(tensors: list[WeightTensor], selected: set[str]) -> float:
-    """``require_finite`` over mapped tensors, slice by slice; returns the largest |w| of the
-    selected ones (the magnitude histogram's range)."""
-    top = 0.0
-    for t in tensors:
-        flat = t.flat
-        for start in range(0, flat.size, _CHECK):
-            part = flat[start : start + _CHECK]
-            high, low = float(np.max(part)), float(np.min(part))
-            if not (np.isfinite(high) and np.isfinite(low)):
-                raise InvalidModel(
-                    f"weight {t.name!r} contains NaN or infinite values; "
-                    "fix the model (e.g. re-export a checkpoint from before training diverged)"
-                )
-            if t.name in selected:
-                top = max(top, high, -low)
-    return top
-
-
 def _write(
     layout: Layout,
     plan: LayerPlan,
@@ -242,25 +234,36 @@ def _write(
     tally = Tally(top, every=sampling_stride(sum(t.numel for t in plan.selected)))
     selected = {t.name: t for t in plan.selected}
     sparse: dict[str, Path] = {}
+    notes: dict[str, Any] = {}
     npz = SparseNpzWriter(out_dir / "model.sparse.npz") if "sparse_npz" in spec.outputs else None
+    ties: dict[str, int] = {}
 
-    def visit(name: str, before: FloatArray, after: FloatArray) -> None:
-        tensor = selected[name]
-        writable = WeightTensor(name, tensor.op, after, tensor.node, tensor.op_type)
-        apply_cut(writable, scorer, cuts[name])
-        tally.pruned(name, before, after)
-        if npz is not None:  # in file order: the npz's `names` says which tensor is which
-            npz.add(name, after)
+    def visit(name: str, start: int, piece: FloatArray) -> None:
+        tensor, cut = selected[name], cuts[name]
+        tally.before(name, tuple(tensor.shape), start, piece)
+        left = ties.get(name, cut.ties) if start else cut.ties
+        ties[name] = apply_cut_to_piece(tensor, scorer, cut, start, piece, left)
+        tally.after(start, piece)
 
     inside = layout.archived  # pruned inside a copy of the upload's archive
     artifact = out_dir / f"model.{packaging}" if inside else out_dir / "model.onnx"
+    zipped = inside and packaging == ZIP
+    crcs = MemberCrcs(layout.model_file, layout, set(selected)) if zipped else None
     try:
         for source in layout.files():
             ranges = [
                 (n, r) for n, r in layout.regions.items() if n in selected and r.file == source
             ]
             dest = artifact if source == layout.model_file else _dest(source, layout, out_dir)
-            rewrite_file(source, dest, ranges, visit)
+            for name, region in ranges:
+                if region.nbytes == 0:  # nothing to read: counted as it is
+                    empty = np.zeros(region.shape, region.dtype)
+                    tally.pruned(name, empty, empty)
+            observers = [crcs] if crcs is not None and source == layout.model_file else []
+            rewrite_file(source, dest, [(n, r) for n, r in ranges if r.nbytes], visit, observers)
+            if npz is not None:  # in file order: the npz's `names` says which tensor is which
+                for name, region in sorted(ranges, key=lambda item: item[1].offset):
+                    npz.add(name, map_region(region, dest))
     except BaseException:
         if npz is not None:
             npz.abandon()
@@ -268,10 +271,18 @@ def _write(
     if npz is not None:
         npz.close()
         sparse["sparse_npz"] = npz.path
-    if inside and packaging == ZIP:
-        seal_zip(artifact, layout, set(selected))
+    if "onnx_sparse" in spec.outputs and packaging is not None:
+
+        def pruned_file(file: Path) -> Path:
+            return artifact if file == layout.model_file else _dest(file, layout, out_dir)
+
+        sparse["onnx_sparse"], notes["onnx_sparse"] = write_sparse_archive(
+            layout, pruned_file, packaging, out_dir
+        )
+    if crcs is not None:
+        crcs.seal(artifact)
     _count_others(layout, set(selected), tally)
-    return _Written(artifact, tally, sparse, inside)
+    return _Written(artifact, tally, sparse, inside, notes)
 
 
 def _dest(source: Path, layout: Layout, out_dir: Path) -> Path:

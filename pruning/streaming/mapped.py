@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only; elsewhere pages faul
 _POPULATE_WRITE = 23  # Linux's MADV_POPULATE_WRITE (5.14); Python 3.11 does not name it
 
 
-def map_region(region: Region, file: Path | None = None, writable: bool = False) -> FloatArray:
+def map_region(
+    region: Region, file: Path | None = None, writable: bool = False, sparse: bool = False
+) -> FloatArray:
     """The region's elements as an array over a mapping of ``file`` (default the region's own);
-    the mapping lives as long as the array."""
+    the mapping lives as long as the array. ``sparse``: for a few scattered reads (a
+    sample), nothing is read ahead: each read costs one page, not the tensor."""
     if region.nbytes == 0:
         return np.zeros(region.shape, region.dtype)
     start = region.offset - region.offset % mmap.ALLOCATIONGRANULARITY
@@ -34,10 +38,12 @@ def map_region(region: Region, file: Path | None = None, writable: bool = False)
         mapped = mmap.mmap(
             f.fileno(),
             region.offset + region.nbytes - start,
-            flags=mmap.MAP_SHARED if writable else mmap.MAP_SHARED | _POPULATE,
+            flags=mmap.MAP_SHARED if writable or sparse else mmap.MAP_SHARED | _POPULATE,
             prot=mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0),
             offset=start,
         )
+    if sparse:
+        mapped.madvise(mmap.MADV_RANDOM)
     if writable:
         with contextlib.suppress(OSError):  # a kernel before 5.14: pages fault in one by one
             mapped.madvise(_POPULATE_WRITE)
@@ -74,6 +80,17 @@ class MappedTensor(WeightTensor):
     def __repr__(self) -> str:
         return f"MappedTensor({self.name!r}, {self.shape})"
 
+    @contextlib.contextmanager
+    def sparse_reads(self) -> Iterator[None]:
+        """Reads of ``values`` inside the block touch only the pages they read (a sample of
+        a 16 GiB model would otherwise read all of it)."""
+        window: Window = self._window  # type: ignore[attr-defined]
+        window.sparse = True
+        try:
+            yield
+        finally:
+            window.sparse = False
+
 
 class Window:
     """The last region read, kept mapped: a scan reads one tensor many times in a row."""
@@ -81,12 +98,14 @@ class Window:
     def __init__(self) -> None:
         self._region: Region | None = None
         self._array: Any = None
+        self._sparse = False  # the mapping held was made for sparse reads
+        self.sparse = False  # the next reads are scattered (see ``MappedTensor.sparse_reads``)
 
     def read(self, region: Region) -> FloatArray:
-        if region is not self._region:
+        if region is not self._region or self._sparse != self.sparse:
             self._array = None  # unmapped before the next is mapped: one at a time
-            self._array = map_region(region)
-            self._region = region
+            self._array = map_region(region, sparse=self.sparse)
+            self._region, self._sparse = region, self.sparse
         array: FloatArray = self._array
         return array
 

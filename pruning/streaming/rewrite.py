@@ -1,66 +1,94 @@
-"""A pruned model file is its source with some byte ranges rewritten.
+"""A pruned model file is its source with some byte ranges rewritten, written in one pass.
 
 Pruning changes values, never shapes or types, so every tensor keeps its byte range: the
 output is the input's bytes with the pruned tensors' ranges changed, whatever the layout (a
-single .onnx file, or a graph and its data files). The file is copied by the kernel
-(``copy_file_range``, no pass through the process); each pruned range is then mapped in the
-copy and pruned there, one tensor at a time (measured: filling fresh pages of a sparse file
-through a mapping cost more than the kernel's copy of the same bytes).
+single .onnx file, a graph and its data files, or an archive holding them). The source is
+read once, piece by piece, into one reused buffer; a piece inside a pruned range is handed
+to ``visit`` and pruned there; every piece is then written once and fed to the ``observers``
+(the artifact's SHA-256, a zip member's CRC-32), so nothing reads the output back.
+
+Measured before this (a kernel copy of the whole file, then each pruned range mapped in the
+copy and pruned in place): on a model larger than the page cache that read the source twice
+and wrote most of the output twice, 2.5x the time of ``cp``.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from pruning.streaming.layout import Region
-from pruning.streaming.mapped import map_region
 from pruning.tensors import FloatArray
 
-_COPY = 1 << 26  # bytes per read/write where the kernel cannot copy between the files
-# Visit a pruned range: its values before (input) and the output's writable view to prune.
-Visit = Callable[[str, FloatArray, FloatArray], None]
+# Bytes read, pruned and written at a time: a piece that stays in the CPU's cache between
+# the read, the pruning and the write (measured copying 1 GiB: 256 KiB pieces 0.5-0.65 s,
+# 4 MiB pieces 2.9-4.1 s, the kernel's own copy 0.6 s).
+PIECE = 1 << 18
+# Visit a piece of a pruned range: the tensor's name, the piece's first element's flat
+# position in the tensor, and the piece itself (read from the source; pruned in place).
+Visit = Callable[[str, int, FloatArray], None]
+# Told every byte of the output, in order, with its offset in the output file.
+Observer = Callable[[int, memoryview], None]
 
 
 def rewrite_file(
-    source: Path, dest: Path, ranges: Iterable[tuple[str, Region]], visit: Visit
+    source: Path,
+    dest: Path,
+    ranges: Iterable[tuple[str, Region]],
+    visit: Visit,
+    observers: Sequence[Observer] = (),
 ) -> None:
-    """``dest``: ``source`` with each named range changed by ``visit``, in file order. The
-    kernel copies the whole file first (page cache to page cache, no pass through the
-    process); each range is then mapped and pruned in place, one at a time."""
+    """``dest``: ``source`` with each named range changed by ``visit``, in file order."""
     size = source.stat().st_size
     dest.parent.mkdir(parents=True, exist_ok=True)
+    spans = sorted(ranges, key=lambda item: item[1].offset)
+    buffer = np.empty(PIECE, np.uint8)
     with source.open("rb") as src, dest.open("wb") as dst:
-        _copy_range(src.fileno(), dst.fileno(), 0, size)
-    for name, region in sorted(ranges, key=lambda item: item[1].offset):
-        before = map_region(region)
-        after = map_region(region, dest, writable=True)
-        visit(name, before, after)
-        del before, after  # unmapped before the next range is mapped
+        ends = _Copier(src.fileno(), dst.fileno(), buffer, observers)
+        position = 0
+        for name, region in spans:
+            if region.offset < position:
+                raise ValueError(f"tensor {name!r} overlaps the tensor before it in the file")
+            ends.copy(position, region.offset, None)
+            ends.copy(region.offset, region.offset + region.nbytes, _pruning(name, region, visit))
+            position = region.offset + region.nbytes
+        ends.copy(position, size, None)
+        os.ftruncate(dst.fileno(), size)
 
 
-def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
-    while count > 0:
-        try:
-            done = os.copy_file_range(src, dst, count, offset, offset)
-        except OSError as exc:  # another file system, or a kernel without it
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
-            _copy_by_hand(src, dst, offset, count)
-            return
-        if done == 0:
-            raise OSError(errno.EIO, "the model file ended while it was being copied")
-        offset += done
-        count -= done
+def _pruning(name: str, region: Region, visit: Visit) -> Callable[[memoryview, int], None]:
+    def change(piece: memoryview, at: int) -> None:
+        values = np.frombuffer(piece, region.dtype)
+        visit(name, (at - region.offset) // region.dtype.itemsize, values)
+
+    return change
 
 
-def _copy_by_hand(src: int, dst: int, offset: int, count: int) -> None:
-    while count > 0:
-        chunk = os.pread(src, min(_COPY, count), offset)
-        if not chunk:
-            raise OSError(errno.EIO, "the model file ended while it was being copied")
-        os.pwrite(dst, chunk, offset)
-        offset += len(chunk)
-        count -= len(chunk)
+class _Copier:
+    """Copies byte spans through the buffer: read, optionally change, observe, write."""
+
+    def __init__(
+        self, src: int, dst: int, buffer: np.ndarray, observers: Sequence[Observer]
+    ) -> None:
+        self.src, self.dst = src, dst
+        self.view = memoryview(buffer)  # type: ignore[arg-type]
+        self.observers = observers
+
+    def copy(self, start: int, stop: int, change: Callable[[memoryview, int], None] | None) -> None:
+        while start < stop:
+            piece = self.view[: min(len(self.view), stop - start)]
+            got = os.preadv(self.src, [piece], start)
+            if got != len(piece):
+                raise OSError(errno.EIO, "the model file ended while it was being copied")
+            if change is not None:
+                change(piece, start)
+            for observe in self.observers:
+                observe(start, piece)
+            written = 0
+            while written < len(piece):
+                written += os.pwrite(self.dst, piece[written:], start + written)
+            start += len(piece)

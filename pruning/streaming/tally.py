@@ -15,7 +15,7 @@ from pruning.html.magnitudes import BINS, Counts, MagnitudeHistogram
 from pruning.models.base import Array
 from pruning.report import ArtifactCensus, LayerStats, PrunedLayers
 
-CHUNK = 1 << 20  # elements binned at a time: the |w| temporary stays a few MiB
+CHUNK = 1 << 16  # elements per slice of the histogram's sample (256 KiB of float32)
 # Above this many pruned elements the histogram bins every k-th slice only (a systematic
 # sample, counts scaled up), and says so: binning costs ~5 ns per element twice (before and
 # after), which for a 7B model would outweigh the pruning's own I/O.
@@ -29,24 +29,53 @@ class _Bins:
     )
     zeros: float = 0.0
     total: int = 0
+    # The tensor being binned, piece by piece: its counts are scaled to it when it ends.
+    _counts: np.ndarray[Any, np.dtype[np.float64]] = field(
+        default_factory=lambda: np.zeros(BINS, np.float64)
+    )
+    _zeros: int = 0
+    _binned: int = 0
 
-    def add(self, values: Array, top: float, every: int) -> None:
-        """Bin every ``every``-th slice of ``values``; a sample is scaled to the tensor."""
+    def add(self, values: Array, start: int, top: float, every: int) -> None:
+        """Bin the parts of a piece (from flat position ``start`` of its tensor) that lie in
+        slices whose index is a multiple of ``every`` (all of it when ``every`` is 1)."""
         flat = values.reshape(-1)
-        counts, zeros, binned = np.zeros(BINS, np.float64), 0, 0
-        for start in range(0, flat.size, CHUNK * every):
-            part = flat[start : start + CHUNK]
-            more, more_zeros = _bin(part, top)
-            counts += more
-            zeros += more_zeros
-            binned += part.size
-        scale = flat.size / binned if binned else 0.0
-        self.bins += counts * scale
-        self.zeros += zeros * scale
-        self.total += int(flat.size)
+        position, stop = start, start + flat.size
+        while position < stop:
+            index = position // CHUNK
+            end = min(stop, (index + 1) * CHUNK)
+            if index % every == 0:
+                part = flat[position - start : end - start]
+                more, more_zeros = _bin(part, top)
+                self._counts += more
+                self._zeros += more_zeros
+                self._binned += part.size
+            position = end
+
+    def end(self, size: int) -> None:
+        """The tensor of ``size`` elements is binned: scale a sample to it."""
+        scale = size / self._binned if self._binned else 0.0
+        self.bins += self._counts * scale
+        self.zeros += self._zeros * scale
+        self.total += size
+        self._counts[:] = 0.0
+        self._zeros, self._binned = 0, 0
 
     def counts(self) -> Counts:
         return Counts([round(c) for c in self.bins], round(self.zeros), self.total)
+
+
+@dataclass
+class _Open:
+    """The pruned tensor being counted: its shape and type, and the counts so far."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    size: int
+    nonzeros: int = 0
+    nonzero_bits: int = 0
+    seen: int = 0
 
 
 @dataclass
@@ -61,19 +90,48 @@ class Tally:
     sizes: dict[str, int] = field(default_factory=dict)  # every parameter, for skipped ones
     _before: _Bins = field(default_factory=_Bins)
     _after: _Bins = field(default_factory=_Bins)
+    _open: _Open | None = None
 
     every: int = 1  # histogram: bin one slice in `every` (see EXACT_ELEMENTS)
 
+    def before(self, name: str, shape: tuple[int, ...], start: int, piece: Array) -> None:
+        """A piece of a pruned tensor (from flat position ``start``), before it is pruned;
+        pieces come in order and cover the tensor."""
+        if start == 0:
+            size = int(np.prod(shape, dtype=np.int64))
+            self._open = _Open(name, shape, piece.dtype, size)
+        if self._binned(piece):
+            self._before.add(piece, start, self._range(), self.every)
+
+    def after(self, start: int, piece: Array) -> None:
+        """The same piece, pruned."""
+        tensor = self._open
+        assert tensor is not None, "after() without before()"
+        tensor.nonzeros += int(np.count_nonzero(piece))
+        tensor.nonzero_bits += enc.count_nonzero_bits(piece)
+        tensor.seen += int(piece.size)
+        if self._binned(piece):
+            self._after.add(piece, start, self._range(), self.every)
+        if tensor.seen == tensor.size:
+            self._close(tensor)
+
+    def _close(self, tensor: _Open) -> None:
+        name, shape = tensor.name, tensor.shape
+        self.layers[name] = LayerStats(name, list(shape), tensor.size, tensor.nonzeros)
+        self.storage[name] = layer_storage(name, shape, tensor.dtype, tensor.nonzero_bits)
+        self.sizes[name] = tensor.size
+        self.total += tensor.size
+        self.zeros += tensor.size - tensor.nonzeros
+        if tensor.dtype.kind in "biuf" and tensor.size:
+            self._before.end(tensor.size)
+            self._after.end(tensor.size)
+        self._open = None
+
     def pruned(self, name: str, before: Array, after: Array) -> None:
-        nonzeros = int(np.count_nonzero(after))
+        """A whole tensor, before and after pruning."""
         shape = tuple(int(d) for d in after.shape)
-        self.layers[name] = LayerStats(name, list(shape), int(after.size), nonzeros)
-        self.storage[name] = layer_storage(name, shape, after.dtype, enc.count_nonzero_bits(after))
-        self._count(name, after, nonzeros)
-        top = self.top if self.top > 0 else 1.0
-        if after.dtype.kind in "biuf" and after.size:
-            self._before.add(before, top, self.every)
-            self._after.add(after, top, self.every)
+        self.before(name, shape, 0, before.reshape(-1))
+        self.after(0, after.reshape(-1))
 
     def other(self, name: str, values: Array) -> None:
         """A parameter the job does not prune: counted as saved, unchanged."""
@@ -93,7 +151,7 @@ class Tally:
         )
 
     def histogram(self) -> MagnitudeHistogram:
-        top = self.top if self.top > 0 else 1.0
+        top = self._range()
         edges = [float(e) for e in np.linspace(0.0, top, BINS + 1)]
         note = None
         if self.every > 1:
@@ -102,6 +160,12 @@ class Tally:
                 "was binned and its counts scaled to its tensor."
             )
         return MagnitudeHistogram(edges, self._before.counts(), self._after.counts(), note)
+
+    def _range(self) -> float:
+        return self.top if self.top > 0 else 1.0
+
+    def _binned(self, piece: Array) -> bool:
+        return piece.dtype.kind in "biuf" and piece.size > 0
 
     def _count(self, name: str, values: Array, nonzeros: int) -> None:
         self.sizes[name] = int(values.size)

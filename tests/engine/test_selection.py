@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from pruning.masks import KSmallest, dense_mask, prune_in_place
+from pruning.masks.kth import _kth
 from pruning.methods import MagnitudeScorer, RandomScorer
 from pruning.tensors import WeightTensor
 
@@ -119,3 +122,14 @@ def test_pruning_writes_positive_zeros() -> None:
     prune_in_place(tensors, RandomScorer(seed=1), 0.5, "layerwise")
     pruned = tensors[0].values[tensors[0].values == 0]
     assert not np.signbit(pruned).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kth_score_of_the_band_is_counted_exactly_across_signs_and_ties(dtype: type) -> None:
+    rng = np.random.default_rng(7)
+    parts: list[Any] = [rng.standard_normal(n).astype(dtype) for n in (1000, 1, 0, 5000)]
+    parts[0][:300] = -0.0  # ties, and a zero of either sign
+    parts[3][:200] = 0.0
+    union = np.sort(np.concatenate(parts))
+    for rank in (0, 1, 299, 450, 500, 3000, union.size - 1):
+        assert _kth(parts, rank, np.dtype(dtype)) == union[rank]

@@ -4,6 +4,7 @@ layout kept, and Python memory far below the model's size."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tarfile
 import tracemalloc
@@ -19,9 +20,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pruning import EngineError, engine, inspect_model, prune
 from pruning.formats import decode_sparse_npz
+from pruning.masks.cut import apply_cut, apply_cut_to_piece
+from pruning.masks.kth import KSmallest
+from pruning.methods import make_scorer
 from pruning.streaming import graph as graph_module
 from pruning.streaming import layout as layout_module
-from pruning.streaming.layout import read_layout
+from pruning.streaming import mapped as mapped_module
+from pruning.streaming import rewrite as rewrite_module
+from pruning.streaming.layout import Region, read_layout
+from pruning.tensors import WeightTensor
 from tests.engine.factories import export_onnx, fast_spec, make_mlp
 from tests.engine.test_onnx_archives import external_folder, tarred, zipped
 
@@ -279,3 +286,99 @@ def test_a_large_single_file_is_checked_through_its_graph(
     with pytest.raises(EngineError, match="ONNX checker rejects"):
         inspect_model(tmp_path / "broken.onnx", measure_bytes=1024)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks.onnx", "broken.onnx"]
+
+
+@pytest.mark.parametrize("method", ["magnitude", "random"])
+def test_pruning_piece_by_piece_gives_the_whole_tensors_zeros_ties_included(method: str) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.choice(np.array([-0.5, -0.25, 0.25, 0.5, 1.0], np.float32), size=10_000)  # ties
+    scorer = make_scorer(method, {})
+    whole = WeightTensor("w", "MatMul", values.copy())
+    cut = KSmallest([whole], scorer).cuts(4321)[0]
+    assert cut.ties > 0
+    apply_cut(whole, scorer, cut)
+    pieces, ties = values.copy(), cut.ties
+    source = WeightTensor("w", "MatMul", values.copy())
+    for start in range(0, values.size, 999):  # ties straddle the pieces
+        ties = apply_cut_to_piece(source, scorer, cut, start, pieces[start : start + 999], ties)
+    assert ties == 0
+    np.testing.assert_array_equal(pieces, whole.values)
+    assert int(np.count_nonzero(pieces == 0)) == 4321
+
+
+def test_the_output_is_written_in_one_pass_every_byte_observed_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rewrite_module, "PIECE", 64)  # ranges and gaps span many pieces
+    source = tmp_path / "source.bin"
+    data = np.arange(1000, dtype=np.float32)
+    source.write_bytes(b"head" * 25 + data.tobytes() + b"tail" * 30)
+    regions = [
+        ("a", Region(source, 100, 1600, np.dtype("<f4"), (400,))),
+        ("b", Region(source, 100 + 2000, 2000, np.dtype("<f4"), (500,))),
+    ]
+    seen: list[tuple[str, int, int]] = []
+
+    def visit(name: str, start: int, piece: Any) -> None:
+        seen.append((name, start, piece.size))
+        piece *= -1
+
+    digest, offsets = hashlib.sha256(), []
+
+    def observe(offset: int, piece: memoryview) -> None:
+        offsets.append(offset)
+        digest.update(piece)
+
+    rewrite_module.rewrite_file(source, tmp_path / "out.bin", regions, visit, [observe])
+    written = (tmp_path / "out.bin").read_bytes()
+    want = data.copy()
+    want[:400] *= -1
+    want[500:] *= -1
+    assert written == b"head" * 25 + want.tobytes() + b"tail" * 30
+    assert digest.hexdigest() == hashlib.sha256(written).hexdigest()
+    assert offsets == sorted(offsets) and offsets[0] == 0
+    assert [s for n, s, _ in seen if n == "a"] == list(range(0, 400, 16))
+    assert sum(size for n, _, size in seen if n == "b") == 500
+
+
+@pytest.mark.parametrize("pack", [zipped, tarred], ids=["zip", "tar"])
+@pytest.mark.parametrize("measure_bytes", [None, 1], ids=["extracted", "inside"])
+def test_an_archive_gets_its_onnx_sparse_written_tensor_by_tensor(
+    pack: Any, measure_bytes: int | None, tmp_path: Path
+) -> None:
+    archive = pack(external_folder(tmp_path, "model"), tmp_path / "upload.bin")
+    spec = fast_spec(sparsity=0.9) | {"outputs": ["model", "onnx_sparse"]}
+    result = prune(archive, spec, tmp_path / "out", measure_bytes=measure_bytes)
+    sparse_archive = result.artifacts["onnx_sparse"]
+    assert sparse_archive.suffix == (".zip" if pack is zipped else ".tar")
+    note = result.report["storage"]["onnx_sparse"]
+    assert note["sparse"] == ["0.weight", "2.weight"]  # 90% zeros: COO is smaller
+    pruned = unpacked(result.artifacts["model"], tmp_path / "pruned")
+    sparse = unpacked(sparse_archive, tmp_path / "sparse")
+    proto = onnx.load(str(sparse), load_external_data=False)
+    assert {s.values.name for s in proto.graph.sparse_initializer} == set(note["sparse"])
+    x = np.random.default_rng(0).standard_normal((4, 32)).astype(np.float32)
+    want, got = (
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        for p in (pruned, sparse)
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_the_selection_reads_each_weight_once_besides_its_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each whole read of a tensor is a read of the model from disk when it is larger than the
+    # page cache: the NaN check, the dtypes and the counting pass share one.
+    archive = tarred(external_folder(tmp_path, "model"), tmp_path / "upload.tar")
+    whole: list[str] = []
+    real = mapped_module.map_region
+
+    def counted(region: Any, file: Any = None, writable: bool = False, sparse: bool = False) -> Any:
+        if file is None and not sparse:
+            whole.append(str(region.offset))
+        return real(region, file, writable, sparse)
+
+    monkeypatch.setattr(mapped_module, "map_region", counted)
+    prune(archive, fast_spec(sparsity=0.5), tmp_path / "out", measure_bytes=1)
+    assert len(whole) == 2 and len(set(whole)) == 2  # the MLP's two weights, once each

@@ -63,3 +63,26 @@ def test_an_archive_pointing_outside_itself_is_refused_at_upload(
         assert problem["code"] == "invalid_model"
         assert "tensor '" in problem["detail"] and "outside the model's folder" in problem["detail"]
         assert http.get("/v1/models").json()["items"] == []
+
+
+def test_an_archived_models_onnx_sparse_comes_back_as_an_archive_that_runs(
+    stack: Stack, tmp_path: Path
+) -> None:
+    archive = tarred(external_folder(tmp_path, "model"), tmp_path / "mlp.tar")
+    spec = fast_spec(sparsity=0.9) | {"outputs": ["model", "onnx_sparse"]}
+    with stack.client() as http:
+        model = upload_model(http, archive)
+        wait_for_model(http, model["id"])
+        job = wait_for_job(http, create_job(http, model["id"], spec)["id"])
+        assert job["status"] == "succeeded", job
+        (artifact,) = [a for a in job["artifacts"] if a["name"] == "onnx_sparse"]
+        assert artifact["format"] == "onnx+tar"
+        response = http.get(f"/v1/jobs/{job['id']}/artifacts/onnx_sparse")
+        assert response.status_code == 200
+    delivered = tmp_path / "sparse.tar"
+    delivered.write_bytes(response.content)
+    model_file = unpack(delivered, tmp_path / "sparse")
+    proto = onnx.load(str(model_file), load_external_data=False)
+    assert len(proto.graph.sparse_initializer) == 2  # both weights, 90% zeros
+    session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"x": np.ones((1, 32), np.float32)})[0].shape == (1, 10)
