@@ -38,6 +38,9 @@ WORKER_STOP_TIMEOUT_S = 45.0
 _UVICORN_LOGGING: dict[str, Any] = {"log_config": None, "access_log": False}
 
 
+HEALTHCHECK_TIMEOUT_S = 60
+
+
 def api(args: list[str]) -> int:
     """Run the HTTP API with uvicorn; workers run separately (`shears worker`)."""
     parser = _parser("shears api", "the HTTP API alone")
@@ -63,6 +66,9 @@ def api(args: list[str]) -> int:
             "service.cli:worker_app",
             factory=True,
             workers=workers,
+            # uvicorn's default of 5 s kills a child that a saturated host keeps off the CPU
+            # for a few seconds; a hung child is still replaced, only later.
+            timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,
             host=bind.host,
             port=bind.port,
             **_UVICORN_LOGGING,
