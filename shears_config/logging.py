@@ -116,29 +116,6 @@ class TextFormatter(logging.Formatter):
         return f"{first} [{ids}]{newline}{rest}"
 
 
-class LineHandler(logging.StreamHandler[TextIO]):
-    """A stream handler without the handler lock: formats the record, then writes the whole
-    line in one `write` call.
-
-    The stock lock is held while formatting and writing; under load the API's event loop
-    (access lines) then waited on request threads (job lines) that held the lock while
-    waiting for the GIL, about 1 ms per request at 50 clients. Without it the GIL still
-    makes each `write` of one line atomic, so lines never interleave.
-    """
-
-    def createLock(self) -> None:
-        self.lock = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.stream.write(self.format(record) + self.terminator)
-            self.stream.flush()
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(record)
-
-
 def configure_logging(
     fmt: str = "json", level: str = "INFO", stream: TextIO | None = None
 ) -> logging.Handler:
@@ -148,7 +125,7 @@ def configure_logging(
     same format; Python warnings become log records too.
     """
     fmt, level = _checked(fmt, level)
-    handler = LineHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -3,7 +3,6 @@
 import io
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,25 +126,3 @@ def test_a_client_request_id_is_kept_only_when_it_is_a_sane_token(header: str, k
     scope = {"type": "http", "headers": [(b"x-request-id", header.encode())]}
     assert (request_id_from(scope) == header) is kept
     assert len(request_id_from({"type": "http", "headers": []})) == 32
-
-
-def test_lines_from_many_threads_at_once_never_interleave(captured: io.StringIO) -> None:
-    # The handler takes no lock (the event loop must not wait on request threads), so this
-    # pins down that each line is still written whole.
-    log = logging.getLogger("shears.test")
-    long_text = "x" * 2000
-
-    def write(thread: int) -> None:
-        for n in range(200):
-            log.info("line %d of thread %d", n, thread, extra={"padding": long_text})
-
-    threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    lines = _lines(captured)
-    assert len(lines) == 8 * 200
-    assert {line["message"] for line in lines} == {
-        f"line {n} of thread {t}" for n in range(200) for t in range(8)
-    }
