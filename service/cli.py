@@ -36,6 +36,9 @@ WORKER_STOP_TIMEOUT_S = 45.0
 # own: service/request_id.py writes one line per request, with the route template and the
 # request id instead of the raw path.
 _UVICORN_LOGGING: dict[str, Any] = {"log_config": None, "access_log": False}
+# How long uvicorn's supervisor waits for a child's health pong before killing it (its
+# default is 5 s, which a saturated host can exceed while the child is healthy).
+HEALTHCHECK_TIMEOUT_S = 60
 
 
 def api(args: list[str]) -> int:
@@ -63,6 +66,8 @@ def api(args: list[str]) -> int:
             "service.cli:worker_app",
             factory=True,
             workers=workers,
+            # A hung child is still replaced, only later; a busy one is no longer killed.
+            timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,
             host=bind.host,
             port=bind.port,
             **_UVICORN_LOGGING,
