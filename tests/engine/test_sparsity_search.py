@@ -45,9 +45,11 @@ def test_auto_returns_the_largest_tested_sparsity_within_the_budget(
     assert tested[round(chosen, 9)]["within_budget"]
     assert tested[round(chosen, 9)]["metric"] == pytest.approx(metric["pruned"])
     above = [p for p in search["curve"] if p["sparsity"] > chosen]
-    assert above and not any(p["within_budget"] for p in above)
-    # Bisection: the next sparsity above the choice that failed is within the resolution.
-    assert min(p["sparsity"] for p in above) - chosen <= 2 * search["resolution"] + 1e-9
+    failed = [p["sparsity"] for p in above if not p["within_budget"]]
+    # Bisection: the next sparsity above the choice that failed is within the resolution
+    # (a lone pass past it is noise the monotone fit pools away), at most a few points.
+    assert failed and min(failed) - chosen <= search["resolution"] + 1e-9
+    assert search["resolution"] <= 0.03
     html = result.artifacts["report_html"].read_text()
     assert 'id="chart-search"' in html
 
