@@ -109,9 +109,7 @@ def truths(curve: list[tuple[float, float]], budget: float) -> dict[str, float]:
             break
         first = s
     last = max((s for (s, _), ok in zip(curve, within, strict=True) if ok), default=0.0)
-    inside = [
-        s for (s, d), f in zip(curve, fit, strict=True) if max(d, f) <= budget + 1e-12
-    ]
+    inside = [s for (s, d), f in zip(curve, fit, strict=True) if max(d, f) <= budget + 1e-12]
     return {"fit": max(inside, default=0.0), "first": first, "last": last}
 
 
@@ -136,14 +134,20 @@ def plain_bisection(curve: list[tuple[float, float]], budget: float) -> float:
 
 
 def search_rows(
-    name: str, model: Path, datasets: dict[str, Path], x: np.ndarray, y: np.ndarray, work: Path
+    methods: tuple[str, ...],
+    name: str,
+    model: Path,
+    datasets: dict[str, Path],
+    x: np.ndarray,
+    y: np.ndarray,
+    work: Path,
 ) -> tuple[list[str], list[float]]:
     rows: list[str] = []
     gaps: list[float] = []
     half = len(y) // 2
     held_dense = float((logits(model, x[half:]).argmax(1) == y[half:]).mean())
-    for method in METHODS:
-        dense, curve, sweep_s = sweep(model, method, datasets, work / name)
+    for method in methods:
+        _, curve, sweep_s = sweep(model, method, datasets, work / name)
         for budget in BUDGETS:
             auto = {"auto": {"metric": "accuracy", "max_drop": budget}}
             start = time.perf_counter()
@@ -174,9 +178,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    global METHODS
-    if args.quick:
-        METHODS = ("wanda",)
+    methods = ("wanda",) if args.quick else METHODS
     x_train, y_train, x_test, y_test = digits()
     load_start = os.getloadavg()[0]
     header = [
@@ -185,7 +187,7 @@ def main() -> None:
         f"`nice python bench/budget_search.py` on {platform.processor() or platform.machine()},"
         f" {torch.get_num_threads()} threads, torch {torch.__version__}, load average "
         f"{load_start:.1f} at the start. Budget: accuracy drop on the 180 evaluation images. "
-        f"Search: `sparsity: {{\"auto\": ...}}`, 8 prunings at most; `s` its job's wall time. "
+        f'Search: `sparsity: {{"auto": ...}}`, 8 prunings at most; `s` its job\'s wall time. '
         f"Sweep: one job every {STEP * 100:g} point from {START:.0%}, stopped {STOP_AFTER} "
         "points in a row past the largest budget. Gaps in points of sparsity (search minus "
         "the reference; negative = sparser model left on the table): against `fit`, the "
@@ -218,7 +220,7 @@ def main() -> None:
             test = x_test.reshape(shape)
             half = len(y_test) // 2
             np.savez(data["evaluation"], x=test[:half], labels=y_test[:half])
-            new, found = search_rows(name, path, data, test, y_test, work)
+            new, found = search_rows(methods, name, path, data, test, y_test, work)
             rows, gaps = rows + new, gaps + found
     within = sum(abs(g) <= GOAL + 1e-9 for g in gaps)
     lines = [

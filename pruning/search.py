@@ -8,8 +8,8 @@ not of the last probe alone, and once the bracket is narrow a probe one point pa
 end checks that failure: one unlucky probe is then pooled with the pass above it instead of
 halving the interval the wrong way. The model returned is the sparsest pruning that was both
 measured within the budget and within it on that fit (not a lone lucky point past the
-boundary); its weights were kept aside, so it costs no extra pruning. ``sweep``: one pruning per listed sparsity; the
-model returned is the one at the spec's sparsity."""
+boundary); its weights were kept aside, so it costs no extra pruning. ``sweep``: one pruning
+per listed sparsity; the model returned is the one at the spec's sparsity."""
 
 from __future__ import annotations
 

@@ -62,6 +62,7 @@ def streamable(spec: PruneSpec) -> bool:
         and spec.schedule.kind == "one_shot"
         and spec.retrain is None
         and spec.calibration is None
+        and spec.search is None  # a search prunes the whole model again and again, in memory
         and "onnx_sparse" not in spec.outputs
     )
 

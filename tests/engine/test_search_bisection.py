@@ -30,11 +30,11 @@ def _run(drop: object) -> tuple[float, list[float], np.ndarray]:
 
     def prune_at(s: float) -> None:
         probes.append(s)
-        tensor.values[: int(round(s * 1000))] = 0.0
+        tensor.values[: round(s * 1000)] = 0.0
 
     def measure() -> float:
         s = float((tensor.values == 0).mean())
-        return 1.0 - drop(s)  # type: ignore[operator]
+        return 1.0 - float(drop(s))  # type: ignore[operator]
 
     spec = SearchSpec(kind="auto", max_drop=BUDGET, prunings=8)
     outcome = search(spec, 0.5, [tensor], prune_at, measure)
