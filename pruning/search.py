@@ -8,8 +8,10 @@ not of the last probe alone, and once the bracket is narrow a probe one point pa
 end checks that failure: one unlucky probe is then pooled with the pass above it instead of
 halving the interval the wrong way. The model returned is the sparsest pruning that was both
 measured within the budget and within it on that fit (not a lone lucky point past the
-boundary); its weights were kept aside, so it costs no extra pruning. ``sweep``: one pruning
-per listed sparsity; the model returned is the one at the spec's sparsity."""
+boundary). The weights of every pruning within the budget are kept aside until the end (a
+later probe can pool the best so far away), so the choice costs no extra pruning, at the price
+of up to ``prunings`` copies of the selected tensors in memory. ``sweep``: one pruning per
+listed sparsity; the model returned is the one at the spec's sparsity."""
 
 from __future__ import annotations
 
