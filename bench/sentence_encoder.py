@@ -239,7 +239,8 @@ def main() -> None:
         lines = [
             SECTION,
             "",
-            f"`nice python bench/sentence_encoder.py{' --quick' if args.quick else ''}` on "
+            f"`nice python bench/sentence_encoder.py{' --quick' if args.quick else ''}"
+            f"{f' --steps {args.steps}' if args.steps != STEPS else ''}` on "
             f"{platform.processor() or platform.machine()}, 2 threads, torch "
             f"{torch.__version__}, load average {load:.1f} at the start. The encoder "
             f"({shape.layers} layers x {shape.width}, {shape.heads} heads, FFN {shape.ffn}, "
