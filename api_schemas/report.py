@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_schemas.manifest import Manifest, Sha256
+from api_schemas.quality_report import AllocationReport, RefineReport, SearchReport
 
 _OPEN = ConfigDict(extra="allow")
 
@@ -483,6 +484,15 @@ class Report(BaseModel):
     training: TrainingReport | None = None
     structured: StructuredHeadline | None = Field(
         default=None, description="The headline of a channel job; null for other granularities."
+    )
+    allocation: AllocationReport | None = Field(
+        default=None, description="The per-layer sparsity an `allocation` chose, and why."
+    )
+    refine: RefineReport | None = Field(
+        default=None, description="What `refine` did to each layer's error."
+    )
+    search: SearchReport | None = Field(
+        default=None, description='The curve of `sparsity: {"auto": ...}` or a `sweep`.'
     )
     manifest: Manifest | None = Field(
         default=None,

@@ -1,12 +1,17 @@
 """The sparsity chosen by an accuracy budget, or the metric measured over a list.
 
-``auto``: bisection over one-shot prunings, each from the dense weights, on the assumption
-that the metric worsens as sparsity grows (it is measured, not assumed, at every probe): the
-interval [low, high] halves at each pruning around the largest sparsity seen within the
-budget, so ``prunings`` probes place it within (high - low) / 2^prunings of the boundary.
-The best pruning's weights are kept aside, so the model returned is one that was measured
-within the budget, with no extra pruning. ``sweep``: one pruning per listed sparsity; the
-model returned is the one at the spec's sparsity."""
+``auto``: bisection over one-shot prunings, each from the dense weights. The metric worsens
+with sparsity only on average: accuracy on a few hundred samples moves by whole samples, so an
+isolated pruning can fail the budget below the boundary or keep it above. Each step therefore
+bisects the bracket of the monotone (isotonic least-squares) fit of every drop measured so far,
+not of the last probe alone, and once the bracket is narrow a probe one point past its failing
+end checks that failure: one unlucky probe is then pooled with the pass above it instead of
+halving the interval the wrong way. The model returned is the sparsest pruning that was both
+measured within the budget and within it on that fit (not a lone lucky point past the
+boundary). The weights of every pruning within the budget are kept aside until the end (a
+later probe can pool the best so far away), so the choice costs no extra pruning, at the price
+of up to ``prunings`` copies of the selected tensors in memory. ``sweep``: one pruning per
+listed sparsity; the model returned is the one at the spec's sparsity."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import numpy as np
 from pruning.quality_spec import SearchSpec
 from pruning.tensors import FloatArray, WeightTensor
 
+CHECK = 0.01  # how far past a failure a probe checks that it was not one unlucky pruning
 PruneAt = Callable[[float], None]  # prune the (restored dense) model to a sparsity
 Measure = Callable[[], float]  # the evaluation metric of the model as it is now
 
@@ -70,10 +76,11 @@ def search(
         curve.append(point)
         return point
 
+    resolution = 0.0
     if spec.kind == "sweep":
         chosen = _sweep(spec, sparsity, tensors, dense, probe)
     else:
-        chosen = _bisect(spec, tensors, dense, probe)
+        chosen, resolution = _bisect(spec, tensors, dense, probe)
     notes = {
         "kind": spec.kind,
         "metric": spec.metric,
@@ -88,7 +95,7 @@ def search(
     }
     if spec.kind == "auto":
         notes |= {"max_drop": spec.max_drop, "low": spec.low, "high": spec.high}
-        notes["resolution"] = (spec.high - spec.low) / 2**spec.prunings
+        notes["resolution"] = resolution
     return SearchOutcome(chosen, notes)
 
 
@@ -97,21 +104,76 @@ def _bisect(
     tensors: Sequence[WeightTensor],
     dense: _Weights,
     probe: Callable[[float], dict[str, Any]],
-) -> float:
-    low, high = spec.low, spec.high
-    best: _Weights | None = None
-    chosen = 0.0
+) -> tuple[float, float]:
+    """The sparsity kept, and how far above it the boundary may lie on the monotone fit."""
+    measured: list[tuple[float, float]] = []  # (sparsity, drop)
+    kept: dict[float, _Weights] = {}  # the prunings measured within the budget
     for _ in range(spec.prunings):
-        middle = (low + high) / 2
-        if probe(middle)["within_budget"]:
-            best, chosen, low = _Weights(tensors), middle, middle
-        else:
-            high = middle
-    if best is None:  # nothing tested kept the budget: the dense model is returned
+        at = next_probe(measured, spec.max_drop, spec.low, spec.high)
+        point = probe(at)
+        measured.append((at, point["drop"]))
+        if point["within_budget"]:
+            kept[at] = _Weights(tensors)
+    chosen = choose(measured, spec.max_drop)
+    _, high = bracket(measured, spec.max_drop, spec.low, spec.high)
+    if chosen is None:  # nothing tested kept the budget: the dense model is returned
         dense.restore()
-        return 0.0
-    best.restore()
-    return chosen
+        return 0.0, high - spec.low
+    kept[chosen].restore()
+    return chosen, high - chosen
+
+
+def monotone_fit(drops: Sequence[float]) -> list[float]:
+    """The non-decreasing sequence nearest ``drops`` in least squares (pool adjacent
+    violators): ``drops`` ordered by sparsity."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for d in drops:
+        blocks.append([d, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m2, n2), (m1, n1) = blocks.pop(), blocks.pop()
+            blocks.append([(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2])
+    return [m for m, n in blocks for _ in range(int(n))]
+
+
+def _fitted(measured: Sequence[tuple[float, float]]) -> list[tuple[float, float, float]]:
+    ordered = sorted(measured)
+    fit = monotone_fit([d for _, d in ordered])
+    return [(s, d, f) for (s, d), f in zip(ordered, fit, strict=True)]
+
+
+def bracket(
+    measured: Sequence[tuple[float, float]], budget: float, low: float, high: float
+) -> tuple[float, float]:
+    """The interval the boundary lies in, on the monotone fit of the drops measured so far:
+    the largest sparsity the fit keeps within ``budget``, the smallest it puts over."""
+    for s, _, f in _fitted(measured):
+        if f <= budget + 1e-12:
+            low = max(low, s)
+        else:
+            high = min(high, s)
+    return low, max(high, low)
+
+
+def next_probe(
+    measured: Sequence[tuple[float, float]], budget: float, low: float, high: float
+) -> float:
+    """The bracket's middle; once the bracket is narrower than 2 * CHECK, first a probe CHECK
+    past its failing end, unless a failure there already confirms it: bisection only ever
+    probes inside the bracket, so a failure below the boundary (one unlucky pruning) would
+    otherwise never meet the pass above it that the monotone fit pools it with."""
+    lo, hi = bracket(measured, budget, low, high)
+    failing_end = hi < high and any(s == hi for s, _ in measured)
+    if failing_end and hi - lo < 2 * CHECK and hi + CHECK < high:
+        confirmed = any(hi < s <= hi + CHECK + 1e-12 and d > budget for s, d in measured)
+        if not confirmed:
+            return hi + CHECK
+    return (lo + hi) / 2
+
+
+def choose(measured: Sequence[tuple[float, float]], budget: float) -> float | None:
+    """The largest sparsity measured within ``budget`` and within it on the monotone fit."""
+    inside = [s for s, d, f in _fitted(measured) if max(d, f) <= budget + 1e-12]
+    return max(inside) if inside else None
 
 
 def _sweep(

@@ -66,6 +66,7 @@ def streamable(spec: PruneSpec, archived: bool = True) -> bool:
         and spec.schedule.kind == "one_shot"
         and spec.retrain is None
         and spec.calibration is None
+        and spec.search is None  # a search prunes the whole model again and again, in memory
         and (archived or "onnx_sparse" not in spec.outputs)
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from api_schemas.report import Report
 from pruning import prune
 from pruning.allocation.budget import cheapest, exact_counts, shift_to_mean
 from pruning.allocation.owl import owl_sparsities
@@ -45,6 +46,10 @@ def test_allocation_keeps_the_total_exact_and_prunes_layers_differently(
         assert zeros[name] == round(chosen[name]["sparsity"] * layer["parameters"])
         assert layer["target"] == pytest.approx(chosen[name]["sparsity"])
     assert result.report["allocation"]["score"]
+    typed = Report.model_validate(result.report).allocation  # the schema clients are made from
+    assert typed is not None and [e.name for e in typed.layers] == list(chosen)
+    key = "outlier_ratio" if allocation == "owl" else "output_error"
+    assert all(getattr(e, key) is not None for e in typed.layers)
 
 
 def test_owl_prunes_layers_with_more_outliers_less(

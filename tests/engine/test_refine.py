@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from api_schemas.report import Report
 from pruning import prune
 from pruning.errors import InvalidSpec
 from pruning.refine.errors import row_errors
@@ -56,6 +57,8 @@ def test_refinement_lowers_the_first_layers_error_and_keeps_its_zeros(
     assert zeros_of(refined.artifacts["model"], NAMES) == zeros_of(plain.artifacts["model"], NAMES)
     for layer in refined.report["refine"]["layers"]:
         assert layer["error_after"] <= layer["error_before"]
+    typed = Report.model_validate(refined.report).refine  # the schema clients are made from
+    assert typed is not None and typed.kind == refine["kind"] and typed.layers
 
 
 def test_least_squares_keeps_the_mask(model: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:

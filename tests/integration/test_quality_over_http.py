@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+from api_schemas.report import Report
 from tests.engine.training_factories import digits, export_digits, make_digits_mlp, trained
 from tests.support.api_client import create_job, upload_model, wait_for_job, wait_for_model
 from tests.support.shears import Stack
@@ -85,6 +86,8 @@ def test_allocation_with_the_budget_search_prunes_onnx_and_torchscript(
             layers = report["allocation"]["layers"]
             assert len({round(layer["sparsity"], 3) for layer in layers}) > 1
             assert all(e["error_after"] <= e["error_before"] for e in report["refine"]["layers"])
+            typed = Report.model_validate(report)  # what generated clients parse it with
+            assert typed.allocation and typed.refine and typed.search
             html = http.get(f"/v1/jobs/{job['id']}/artifacts/report_html")
             assert html.status_code == 200
             assert 'id="chart-search"' in html.text
