@@ -27,6 +27,7 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,55 +49,47 @@ WIDTH = 2048  # d: each block holds 2 x 4d^2 = 33.5M float32 parameters, 128 MiB
 VERIFIED_BYTES = 8 * 1024**3  # --verify loads the model in ONNX Runtime: not above this
 SPEC = {"method": {"name": "magnitude"}, "sparsity": 0.5, "scope": "global"}
 NOTES = """
-Load average (`/proc/loadavg`, 1/5/15 min): 5.50 4.71 3.15 at the start, 8.52 7.48 5.75 at the
-end, on 2 cores shared with other helpers' tests and benchmarks (two other services and a
-distillation benchmark ran meanwhile), the bench itself under `nice -n 10`: every time here
-is inflated, and the job's more than `cp`'s (the job is CPU work in a niced process, `cp` is
-the kernel's). `cp` is `shutil.copyfile` of the upload (returns once the bytes are in the
-page cache); `cp + fsync` adds the fsync the blob store does. Downloads go to `/dev/null`
-with curl. `--verify` downloaded the 1 and 4 GiB artifacts again, ran them in ONNX Runtime
-(CPU, one batch) and counted their zeros through memory maps: exactly 50.00%; and uploaded a
-`.tar` whose tensor names `../../../etc/passwd`: `422`, "tensor 'w' names external data
-'../../../etc/passwd', outside the model's folder". The 16 GiB model is not verified (ONNX
-Runtime would hold 16 GiB).
+Load average (`/proc/loadavg`, 1/5/15 min): 1.01 2.07 4.04 at the start of the run above, on
+a machine with nothing else running (2 cores, 24 GiB). `cp` is `shutil.copyfile` of the
+upload right after the bench generated it (so read from the page cache); `cp + fsync` adds
+the fsync the blob store does; `cp + fsync, cold cache` copies the same file after dropping
+the page cache (`/proc/sys/vm/drop_caches`, root only; else `-`), which is how a job reads a
+model larger than the cache. Downloads go to `/dev/null` with curl. `--verify` downloaded
+the 1 and 4 GiB artifacts again, ran them in ONNX Runtime (CPU, one batch) and counted their
+zeros through memory maps: exactly 50.00%; and uploaded a `.tar` whose tensor names
+`../../../etc/passwd`: `422`, "tensor 'w' names external data '../../../etc/passwd',
+outside the model's folder". The 16 GiB model is not verified (ONNX Runtime would hold it
+whole). None of the models fits the default measurement budget
+(`SHEARS_MEASURE_MEMORY_BYTES`, 1 GiB), so `benchmark` is ~0 s and the reports say latency
+and fidelity were not measured.
 
-None of the models fits the default measurement budget (`SHEARS_MEASURE_MEMORY_BYTES`,
-1 GiB), so `benchmark` is ~0 s and the reports say latency and fidelity were not measured.
+Where a job's time goes (the bench prints the job record's phases: queued = created ->
+claimed, then the worker's run split into the engine's stages and the rest, which is the
+sandboxed child's start and the worker hashing, syncing and linking the artifact into the
+blob store): 1 GiB 0.3 s queued, 2.7 s engine, 2.0 s rest; 4 GiB 1.0 / 7.8 / 5.0 s;
+16 GiB 0.6 / 79.5 / 21.7 s.
 
-Against the previous run of this section (same command, load 6-10): 16 GiB job 203.3 s ->
-122.9 s (prune 73.5 -> 33.1, save 94.7 -> 51.7), 4 GiB 64.0 -> 49.8 s; peak anonymous memory
-at 16 GiB 1.53 -> 1.00 GB.
-- **Memory: met** (0.85, 0.93, 1.00 GB). About 0.8 GB of it is the processes themselves
-  (the API, the worker, a warm child and the job's child, each with its imports); the job
-  adds the band of the global selection, now one copy (`pruning/masks/kth.py` counts the
-  k-th score in the per-tensor band arrays instead of partitioning a concatenated copy) and
-  about 1% of the scores at 16 GiB, not 2% (the sample grows with the model, to 2^18).
-- **Time: better, not met.** The engine reads the model twice and writes it once: the
-  selection's counting pass (the NaN check now rides on it; the band's sample reads only
-  the pages it samples, where it mapped each tensor whole before), then one copy that
-  prunes the pruned ranges as they pass, in 256 KiB pieces (before: a kernel copy of the
-  file, then each pruned range mapped and rewritten in place, a second read and write). At
-  16 GiB, prune (33.1 s) is one read and save (51.7 s) one read and one write, together 2.5x
-  `cp + fsync`; the remaining 37 s are the sandboxed child's start and the worker storing
-  the artifact, which hashes it in one more read (`adopt_file`). That hash could come from
-  the engine's write pass, but the child is untrusted and a digest it names would name a
-  blob in the content-addressed store: not done.
-- **Engine alone, same file, same minute** (`pruning.prune` on the 1 GiB single file,
-  magnitude 50% global, page cache warm, load 8.6), dba07dc against this tree, twice each:
-  save 8.5 / 8.7 s -> 3.8 / 4.0 s, prune 2.5 / 2.7 s -> 2.2 / 2.4 s (the file is cached, so
-  the fused NaN check saves CPU, not I/O), `cp` 0.8-2.3 s. Copying 1 GiB through a 256 KiB
-  buffer took 0.5-0.65 s, through a 4 MiB buffer 2.9-4.1 s (the piece no longer stays in
-  the CPU's cache between the read, the pruning and the write).
-- **16 GiB again, after the selection's set-up stopped mapping (so reading) every tensor
-  once more** (`nice -n 10 python bench/large_models.py --sizes 16`, load 11.94 8.62 6.97 ->
-  7.28 9.43 8.66): cp 42.0 s, cp + fsync 43.0 s, job 257.4 s, of which prune 30.1 s and save
-  28.9 s (the engine's stages together 59.6 s, 1.4x `cp + fsync`), peak RssAnon 1.01 GB,
-  succeeded. The other ~198 s of that job were outside the engine's stages (the child's
-  start, the worker hashing and syncing 17 GB into the blob store, the queue) on a machine
-  at load 9-14; not broken down here (the service's log went with its temporary folder):
-  the next thing to measure.
-- **Storing the artifact: no copy** (`adopt_file`, since the run before): hashed in one read
-  pass, fsynced once and hard-linked in under its digest.
+- **Memory: met** (0.85, 0.93, 1.01 GB at 1, 4, 16 GiB). About 0.8 GB of it is the
+  processes themselves (the API, the worker, a warm child and the job's child, each with
+  its imports); the job adds the band of the global selection (`pruning/masks/kth.py`
+  counts the k-th score in the per-tensor band arrays, about 1% of the scores at 16 GiB).
+- **Time: met up to 4 GiB, not at 16 GiB.** The engine reads the model twice and writes it
+  once: the selection's counting pass (the NaN check rides on it), then one copy that
+  prunes the pruned ranges as they pass, in 256 KiB pieces. Against `cp + fsync`, the job
+  is 2x plus 3.6 s at 1 GiB (5.2 s) and 2x plus 5.9 s at 4 GiB (13.9 s). At 16 GiB, which
+  the page cache cannot hold, the fair `cp` is the cold one (36.7 s in a second run of
+  `--sizes 16`, where the job took 97.1 s: prune 49.2, save 28.0, rest 18.9): 2.6x, about
+  18 s over 2x + 6 s. Those 18 s are the worker's hash of the artifact (one more read of
+  17 GB, `adopt_file`); the digest could come from the engine's write pass, but the child
+  is untrusted and a digest it names would name a blob in the content-addressed store (not
+  done). The prune stage's one read (49 s) is slower than `cp`'s: each tensor is mapped
+  with `MAP_POPULATE` and then scanned, so the disk idles while the CPU counts and the CPU
+  idles while the disk reads; reading the next tensor ahead while scanning this one would
+  overlap them (not done).
+- **Against the shared-machine runs before this stop's merge** (load 6-14): 16 GiB job
+  203.3 s (dba07dc) -> 101.8 s here; peak anonymous memory at 16 GiB 1.53 -> 1.01 GB.
+- **Storing the artifact: no copy** (`adopt_file`): hashed in one read pass, fsynced once
+  and hard-linked in under its digest.
 """
 
 
@@ -205,6 +198,7 @@ class Row:
     size_gb: float
     cp_s: float
     cp_sync_s: float
+    cp_cold_s: float | None
     upload_s: float
     job_s: float
     stages: dict[str, float]
@@ -279,8 +273,27 @@ def traversal_refused(url: str, work: Path) -> str:
     return f"{response.status_code} {response.json().get('detail')}"
 
 
+def cold_copy_s(source: Path, target: Path) -> float | None:
+    """A copy plus fsync with the page cache dropped first (read from the disk, as a job
+    on a model larger than the cache reads it); None where the cache cannot be dropped
+    (that needs root)."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError:
+        return None
+    began = time.perf_counter()
+    shutil.copyfile(source, target)
+    with target.open("rb") as copy:
+        os.fsync(copy.fileno())
+    seconds = time.perf_counter() - began
+    target.unlink()
+    return seconds
+
+
 def measure(upload_file: Path, label: str, work: Path, check: bool = False) -> Row:
     size = upload_file.stat().st_size
+    cp_cold_s = cold_copy_s(upload_file, work / "cp-copy")
     began = time.perf_counter()
     shutil.copyfile(upload_file, work / "cp-copy")
     cp_s = time.perf_counter() - began
@@ -299,7 +312,8 @@ def measure(upload_file: Path, label: str, work: Path, check: bool = False) -> R
         if response.status_code >= 400:  # a refusal is a result too: its code and reason
             problem = response.json()
             refused = f"upload refused: {problem.get('code')}: {problem.get('detail')}"
-            return Row(label, size / 1e9, cp_s, cp_sync_s, time.perf_counter() - began, 0.0,
+            spent = time.perf_counter() - began
+            return Row(label, size / 1e9, cp_s, cp_sync_s, cp_cold_s, spent, 0.0,
                        {}, 0.0, peak.peak / 1024**3, refused)  # fmt: skip
         model_id = response.json()["id"]
         wait_model(http, model_id)
@@ -315,13 +329,26 @@ def measure(upload_file: Path, label: str, work: Path, check: bool = False) -> R
         download_s = 0.0
         if job["status"] == "succeeded":
             stages = http.get(f"/v1/jobs/{job['id']}/report").json()["timings"]
+            print(f"{label}: {phases(job, stages)}", flush=True)
             download_s = timed_download(f"{url}/v1/jobs/{job['id']}/artifacts/model", work)
         status = job["status"] if job["status"] == "succeeded" else str(job.get("error"))
         if check and job["status"] == "succeeded" and size < VERIFIED_BYTES:
             status += "; " + verify(url, job["id"], work, upload_file.suffix == ".tar")
             print(f"traversal location: {traversal_refused(url, work)}", flush=True)
-    return Row(label, size / 1e9, cp_s, cp_sync_s, upload_s, job_s, stages, download_s,
+    return Row(label, size / 1e9, cp_s, cp_sync_s, cp_cold_s, upload_s, job_s, stages, download_s,
                peak.peak / 1024**3, status)  # fmt: skip
+
+
+def phases(job: dict[str, Any], stages: dict[str, float]) -> str:
+    """Where the job's time went outside the engine: queued (created -> claimed), the
+    engine's own stages, and the rest of the worker's run (the child's start and the
+    worker storing the artifact)."""
+    at = {k: datetime.fromisoformat(job[k]) for k in ("created_at", "started_at", "finished_at")}
+    queued = (at["started_at"] - at["created_at"]).total_seconds()
+    running = (at["finished_at"] - at["started_at"]).total_seconds()
+    engine = float(stages.get("total_s", 0.0))
+    rest = running - engine
+    return f"queued {queued:.1f} s, running {running:.1f} s: engine {engine:.1f}, rest {rest:.1f}"
 
 
 def timed_download(url: str, work: Path) -> float:
@@ -335,10 +362,11 @@ def timed_download(url: str, work: Path) -> float:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| model | size (GB) | cp (s) | cp + fsync (s) | upload + validation (s) | job (s) | load "
+        "| model | size (GB) | cp (s) | cp + fsync (s) | cp + fsync, cold cache (s) "
+        "| upload + validation (s) | job (s) | load "
         "| prune | save | benchmark | report | download (s) "
         "| peak RssAnon, all processes (GB) | result |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s, ran = r.stages, r.status.startswith("succeeded")
@@ -346,8 +374,9 @@ def table(rows: list[Row]) -> str:
         cells = [f"{s[k]:.1f}" if k in s else "-" for k in stages]
         job = f"{r.job_s:.1f}" if r.job_s else "-"
         download = f"{r.download_s:.1f}" if ran else "-"
+        cold = "-" if r.cp_cold_s is None else f"{r.cp_cold_s:.1f}"
         lines.append(
-            f"| {r.model} | {r.size_gb:.2f} | {r.cp_s:.1f} | {r.cp_sync_s:.1f} | "
+            f"| {r.model} | {r.size_gb:.2f} | {r.cp_s:.1f} | {r.cp_sync_s:.1f} | {cold} | "
             f"{r.upload_s:.1f} | {job} | "
             + " | ".join(cells)
             + f" | {download} | {r.peak_anon_gb:.2f} | {r.status} |"
