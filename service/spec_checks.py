@@ -199,15 +199,16 @@ def _retrain_errors(
     spec: PruneSpec, model: ModelRecord, lookup: Callable[[str], object]
 ) -> Iterator[ProblemFieldError]:
     """Training data feeds the model's inputs and carries what the loss compares against;
-    `distill` compares against the dense model's own outputs, so it needs no labels."""
+    `distill` compares against the dense model's own outputs, so it needs no labels (the
+    default, `cross_entropy+distill`, does)."""
     retrain = spec.retrain
     dataset = lookup(retrain.dataset_id) if retrain else None
     if retrain is None or not isinstance(dataset, DatasetRecord):
         return
     field = "spec.retrain.dataset_id"
     yield from input_errors(field, dataset, model, spec.input_shapes)
-    if retrain.loss == "cross_entropy":
-        yield from class_label_errors(field, dataset, "loss 'cross_entropy'")
+    if retrain.loss in ("cross_entropy", "cross_entropy+distill"):  # both compare with labels
+        yield from class_label_errors(field, dataset, f"loss {retrain.loss!r}")
     elif retrain.loss == "mse":
         yield from target_errors(field, dataset, model, "loss 'mse'")
 
