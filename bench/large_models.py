@@ -82,10 +82,11 @@ blob store): 1 GiB 0.3 s queued, 2.7 s engine, 2.0 s rest; 4 GiB 1.0 / 7.8 / 5.0
   18 s over 2x + 6 s. Those 18 s are the worker's hash of the artifact (one more read of
   17 GB, `adopt_file`); the digest could come from the engine's write pass, but the child
   is untrusted and a digest it names would name a blob in the content-addressed store (not
-  done). The prune stage's one read (49 s) is slower than `cp`'s: each tensor is mapped
-  with `MAP_POPULATE` and then scanned, so the disk idles while the CPU counts and the CPU
-  idles while the disk reads; reading the next tensor ahead while scanning this one would
-  overlap them (not done).
+  done). The prune stage's one read (49 s) is slower than `cp`'s read and write together.
+  Tried and not kept: asking the kernel to read the next tensor ahead
+  (`posix_fadvise(WILLNEED)`) while the current one is scanned gave prune 44.9 s and the
+  job 97.2 s in one run (against 49.2 and 97.1): within the noise of one run each. Where
+  the rest of the prune stage goes at this size was not profiled.
 - **Against the shared-machine runs before this stop's merge** (load 6-14): 16 GiB job
   203.3 s (dba07dc) -> 101.8 s here; peak anonymous memory at 16 GiB 1.53 -> 1.01 GB.
 - **Storing the artifact: no copy** (`adopt_file`): hashed in one read pass, fsynced once
