@@ -9,6 +9,7 @@ as a function of the module, with autograd, as the calibration capture does with
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,14 +25,14 @@ from pruning.training.trainable import Trainable
 Taps = tuple[torch.Tensor, dict[str, list[torch.Tensor]]]
 
 
-class Tapped:
+class Tapped(ABC):
     """``tap(module, args)``: the first output and, per matched weight, its layer's output
     at each use; ``layers`` are the weights matched."""
 
     layers: list[str]
 
-    def __call__(self, module: Any, args: Sequence[torch.Tensor]) -> Taps:
-        raise NotImplementedError
+    @abstractmethod
+    def __call__(self, module: Any, args: Sequence[torch.Tensor]) -> Taps: ...
 
 
 def taps(model: ModelAdapter, view: Trainable, names: Sequence[str]) -> Tapped:
