@@ -25,6 +25,7 @@ from fastapi import FastAPI
 
 from service.app import create_app
 from service.metrics import MULTIPROC_ENV
+from service.processes import serve_processes
 from shears_config import INSPECT_QUEUE, JOB_QUEUE, Settings, get_settings
 from shears_config.logging import configure_logging
 
@@ -36,43 +37,29 @@ WORKER_STOP_TIMEOUT_S = 45.0
 # own: service/request_id.py writes one line per request, with the route template and the
 # request id instead of the raw path.
 _UVICORN_LOGGING: dict[str, Any] = {"log_config": None, "access_log": False}
-# How long uvicorn's supervisor waits for a child's health pong before killing it (its
-# default is 5 s, which a saturated host can exceed while the child is healthy).
-HEALTHCHECK_TIMEOUT_S = 60
 
 
 def api(args: list[str]) -> int:
     """Run the HTTP API with uvicorn; workers run separately (`shears worker`)."""
     parser = _parser("shears api", "the HTTP API alone")
     parser.add_argument(
-        "--workers", type=int, help="uvicorn processes (default: SHEARS_API_WORKERS, else 1)"
+        "--workers", type=int, help="API processes (default: SHEARS_API_WORKERS, else one per core)"
     )
     options = parser.parse_args(args)
     settings = get_settings()
     _configure_logging(settings)
     bind = _loopback_unless_keys(_bind(options, settings), settings)
-    # One unless asked: uvicorn's multi-process supervisor pings its children and, when a
-    # child on a saturated machine misses the ping and its replacement is slow to start,
-    # stops the whole API (seen in CI at load 8 on two cores). More processes are for hosts
-    # with cores to spare (SHEARS_API_WORKERS, --workers); docs/benchmarks.md measures both.
-    workers = options.workers or settings.api_workers or 1
+    # One per core by default: a process runs its request handlers on one core at a time
+    # (the GIL), and createJob is CPU-bound (docs/benchmarks.md, "Load: createJob burst").
+    workers = options.workers or settings.api_workers or len(os.sched_getaffinity(0))
     if workers == 1:
         uvicorn.run(create_app(settings), host=bind.host, port=bind.port, **_UVICORN_LOGGING)
         return 0
-    # Every request handler is synchronous Python holding the GIL for most of its time, so
-    # one process uses one core however many threads it has: one process per core.
+    config = uvicorn.Config(
+        "service.cli:worker_app", factory=True, host=bind.host, port=bind.port, **_UVICORN_LOGGING
+    )
     with _shared_metrics_folder():
-        uvicorn.run(
-            "service.cli:worker_app",
-            factory=True,
-            workers=workers,
-            # A hung child is still replaced, only later; a busy one is no longer killed.
-            timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,
-            host=bind.host,
-            port=bind.port,
-            **_UVICORN_LOGGING,
-        )
-    return 0
+        return serve_processes(config, workers)
 
 
 def worker_app() -> FastAPI:

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     api_workers: int | None = Field(
         default=None,
         ge=1,
-        description="uvicorn worker processes of `shears api`; default: one (see service/cli.py).",
+        description="Processes of `shears api`, connections shared evenly among them "
+        "(service/balance.py); default: one per core this process may use.",
     )
 
     max_upload_bytes: int = Field(

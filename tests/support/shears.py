@@ -45,6 +45,9 @@ def shears_env(
     # Two cores on the CI machines: one thread per engine process keeps jobs side by side.
     env["OMP_NUM_THREADS"] = "1"
     env["SHEARS_DATA_DIR"] = str(data_dir)
+    # `shears api` runs a process per core by default; a test asks for more when it is about
+    # them (the rest would start, and stop, twice the processes).
+    env["SHEARS_API_WORKERS"] = "1"
     if broker_url is not None:
         env["SHEARS_BROKER_URL"] = broker_url
     if database_url is not None:
