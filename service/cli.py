@@ -63,7 +63,7 @@ def api(args: list[str]) -> int:
 
 
 def worker_app() -> FastAPI:
-    """The app of one of several uvicorn worker processes: started afresh (spawned), so it
+    """The app of one of several API processes: started afresh (spawned), so it
     reads the settings and sets up logging itself."""
     settings = get_settings()
     _configure_logging(settings)

@@ -1,6 +1,6 @@
 """/metrics through prometheus_client: HTTP counters here, jobs and queues read at scrape time.
 
-HTTP requests are counted by the API processes. With several uvicorn workers (`shears api
+HTTP requests are counted by the API processes. With several API processes (`shears api
 --workers`, service/cli.py) each writes its counts to PROMETHEUS_MULTIPROC_DIR and a scrape
 adds them up, so every scrape sees the whole API whichever worker answers it. Jobs come from
 the shared job store at scrape time (storage/metrics.py), since workers are other processes;

@@ -1,4 +1,4 @@
-"""`shears api` with several uvicorn workers: one scrape counts every worker's requests
+"""`shears api` with several processes: one scrape counts every worker's requests
 (prometheus_client's multiprocess folder, set up by service/cli.py)."""
 
 from collections.abc import Callable, Mapping
@@ -29,4 +29,4 @@ def test_every_scrape_counts_the_requests_all_workers_answered(
         requests = families["shears_http_requests_total"]
         assert requests.kind == "counter" and requests.help
         assert requests.value(method="GET", route="/v1/jobs/{job_id}", status="404") == REQUESTS
-    assert len(descendants(api.process.pid)) >= 2  # uvicorn's worker processes
+    assert len(descendants(api.process.pid)) >= 2  # the serving processes
