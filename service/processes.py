@@ -56,6 +56,7 @@ class Children:
         process = _SPAWN.Process(target=_child, args=(self.config, self.table_path, theirs))
         process.start()
         theirs.close()
+        ours.setblocking(False)  # a child that stopped reading is passed over, not waited for
         return Child(process, ours)
 
     def hand(self, connection: socket.socket, stop: threading.Event) -> None:
@@ -66,7 +67,7 @@ class Children:
                     try:
                         socket.send_fds(child.inbox, [b"c"], [connection.fileno()])
                     except OSError:
-                        continue  # it is exiting; the watch loop replaces it
+                        continue  # exiting (the watch loop replaces it) or not reading
                     child.handed += 1
                     return
             time.sleep(NO_CHILD_WAIT_S)
