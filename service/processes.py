@@ -33,6 +33,8 @@ STOP_TIMEOUT_S = 30.0
 ACCEPT_TIMEOUT_S = 0.5
 # A connection accepted while no child serves yet (all starting) waits this long per look.
 NO_CHILD_WAIT_S = 0.01
+# How long the first clients wait for every child to start before the ones ready serve them.
+READY_TIMEOUT_S = 60.0
 _SPAWN = multiprocessing.get_context("spawn")  # a child imports the app afresh, no forked locks
 
 
@@ -72,6 +74,17 @@ class Children:
                     return
             time.sleep(NO_CHILD_WAIT_S)
 
+    def wait_until_serving(self, stop: threading.Event) -> None:
+        """Until every child serves, so the first clients are spread over all of them (the
+        socket listens already: connections wait in its queue). Not past one that died or
+        `READY_TIMEOUT_S`: the watch loop deals with those."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not stop.is_set() and time.monotonic() < deadline:
+            serving = self.table.loads()
+            if all(c.process.pid in serving or not c.process.is_alive() for c in self.members):
+                return
+            time.sleep(NO_CHILD_WAIT_S)
+
     def _least_loaded_first(self) -> list[Child]:
         """The children that serve (those still starting have no row yet), by load."""
         loads = self.table.loads()
@@ -104,6 +117,7 @@ def serve_processes(config: uvicorn.Config, workers: int) -> int:
         table_path = Path(folder) / "connections"
         children = Children(config, ConnectionTable.create(table_path), table_path)
         children.members = [children.start() for _ in range(workers)]
+        children.wait_until_serving(stop)
         accepting = threading.Thread(
             target=_accept_forever, args=(listener, children, stop), name="shears-accept"
         )
