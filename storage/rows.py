@@ -22,6 +22,11 @@ class TableRows:
         self.db = db
         self.table = table
         self.kind = kind
+        # Built once, values bound per call: building and hashing a new statement cost more
+        # than running it (0.14 against 0.05 ms a lookup, and createJob makes one per job).
+        by_id = table.select().where(table.c.id == sa.bindparam("id"))
+        self._by_id = by_id
+        self._by_tenant_id = by_id.where(table.c.tenant == sa.bindparam("tenant"))
 
     def insert(self, row: dict[str, Any]) -> None:
         with self.db.begin() as conn:
@@ -29,11 +34,13 @@ class TableRows:
 
     def get(self, tenant: str | None, row_id: str) -> Any:
         """One row by id (any tenant's when `tenant` is None)."""
-        query = self.table.select().where(self.table.c.id == row_id)
-        if tenant is not None:
-            query = query.where(self.table.c.tenant == tenant)
+        query, values = (
+            (self._by_id, {"id": row_id})
+            if tenant is None
+            else (self._by_tenant_id, {"id": row_id, "tenant": tenant})
+        )
         with self.db.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(query, values).mappings().first()
         if row is None:
             raise NotFound(f"{self.kind} {row_id!r} not found")
         return row
