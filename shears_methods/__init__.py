@@ -1,10 +1,13 @@
 """Every pruning method the spec may name, declared once: its name, its family, what a job
-naming it needs, and which granularities and schedules it takes.
+naming it needs, which granularities and schedules it takes, and its options (type, default,
+bounds, description) with the description and example the OpenAPI document shows.
 
-The API's validators, createJob's checks, the `shears submit` client and the engine's
-registries all read these entries instead of keeping their own lists; the engine checks at
-import that its classes match them name for name, and the API that its `method` union does.
-Standard library only: the API imports it without torch, the client without pydantic.
+The contract builds its `method` union from these entries (`api_schemas/methods.py`), so an
+entry is the one definition of a method's options and their defaults; the API's validators,
+createJob's checks, the `shears submit` client, the `shears prune` CLI and the engine's
+registries all read them instead of keeping their own lists, and the engine checks at import
+that its classes match them name for name, family by family. Standard library only: the API
+imports it without torch, the client without pydantic.
 
 Adding a method is one entry below plus its engine file (docs/architecture.md, "Add a
 pruning method").
