@@ -65,6 +65,9 @@ def member(info: MethodInfo) -> type[MethodOptions]:
 
 # Every member by method name, in registry order.
 MEMBERS: dict[str, type[MethodOptions]] = {name: member(info) for name, info in METHODS.items()}
+# Each also by its title in this module, where pickle and `repr` look a class up, as when the
+# members were written out here (`api_schemas.methods.SparseGPTMethod`).
+globals().update({model.__name__: model for model in MEMBERS.values()})
 
 if TYPE_CHECKING:
     # The type checker sees what every member has; pydantic sees the discriminated union.

@@ -3,6 +3,7 @@ help and the client's data routing all follow it, and it refuses a registry that
 
 import inspect
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,10 @@ def test_the_openapi_document_shows_each_methods_options_and_description() -> No
         assert schema["description"] == inspect.cleandoc(info.doc), name
         for option in info.options:
             assert schema["properties"][option.name].get("default") == option.default, name
+
+
+def test_a_spec_naming_a_built_member_pickles_like_any_contract_object() -> None:
+    from api_schemas.spec import PruneSpec
+
+    spec = PruneSpec.model_validate({"sparsity": 0.5, "method": {"name": "sparsegpt"}})
+    assert pickle.loads(pickle.dumps(spec)) == spec
