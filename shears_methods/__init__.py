@@ -15,7 +15,7 @@ pruning method").
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Required, TypedDict, Unpack
 
 from shears_methods.options import DUAL_LR, FINETUNE_FRACTION, Option, OptionValue, rate
 
@@ -68,6 +68,15 @@ class MethodInfo:
         return {option.name: option.default for option in self.options}
 
 
+class _Contract(TypedDict, total=False):
+    """What an entry says of its member of the contract's `method` union (`doc` required)."""
+
+    doc: Required[str]
+    options: tuple[Option, ...]
+    example: tuple[str, ...]
+    title: str  # only where the name in CamelCase + "Method" is not it ("SparseGPTMethod")
+
+
 def _entry(
     name: str,
     family: Family,
@@ -75,39 +84,26 @@ def _entry(
     granularities: tuple[Granularity, ...],
     schedules: tuple[Schedule, ...],
     summary: str,
-    doc: str,
-    options: tuple[Option, ...],
-    example: tuple[str, ...],
-    title: str | None,
+    contract: _Contract,
 ) -> MethodInfo:
-    # The schema's title is the name in CamelCase unless the entry gives one
-    # ("sparsegpt": SparseGPTMethod).
-    title = title or name.title().replace("_", "") + "Method"
+    title = contract.get("title") or name.title().replace("_", "") + "Method"
     return MethodInfo(
-        name, family, needs, granularities, schedules, summary, title, doc, options, example
+        name,
+        family,
+        needs,
+        granularities,
+        schedules,
+        summary,
+        title,
+        contract["doc"],
+        contract.get("options", ()),
+        contract.get("example", ()),
     )
 
 
-def _data_free(
-    name: str,
-    summary: str,
-    *,
-    doc: str,
-    options: tuple[Option, ...] = (),
-    example: tuple[str, ...] = (),
-    title: str | None = None,
-) -> MethodInfo:
+def _data_free(name: str, summary: str, **contract: Unpack[_Contract]) -> MethodInfo:
     return _entry(
-        name,
-        "data_free",
-        frozenset(),
-        ALL_GRANULARITIES,
-        ALL_SCHEDULES,
-        summary,
-        doc,
-        options,
-        example,
-        title,
+        name, "data_free", frozenset(), ALL_GRANULARITIES, ALL_SCHEDULES, summary, contract
     )
 
 
@@ -115,42 +111,21 @@ def _calibrated(
     name: str,
     summary: str,
     granularities: tuple[Granularity, ...] = ("unstructured", "n:m"),
-    *,
-    doc: str,
-    options: tuple[Option, ...] = (),
-    example: tuple[str, ...] = (),
-    title: str | None = None,
+    **contract: Unpack[_Contract],
 ) -> MethodInfo:
     needs: frozenset[Need] = frozenset({"calibration"})
-    return _entry(
-        name,
-        "calibrated",
-        needs,
-        granularities,
-        ALL_SCHEDULES,
-        summary,
-        doc,
-        options,
-        example,
-        title,
-    )
+    return _entry(name, "calibrated", needs, granularities, ALL_SCHEDULES, summary, contract)
 
 
 def _learned(
     name: str,
     summary: str,
     schedules: tuple[Schedule, ...] = ("one_shot",),
-    *,
-    doc: str,
-    options: tuple[Option, ...] = (),
-    example: tuple[str, ...] = (),
-    title: str | None = None,
+    **contract: Unpack[_Contract],
 ) -> MethodInfo:
     # Learned methods set their own sparsity over training, weight by weight.
     needs: frozenset[Need] = frozenset({"retrain"})
-    return _entry(
-        name, "learned", needs, ("unstructured",), schedules, summary, doc, options, example, title
-    )
+    return _entry(name, "learned", needs, ("unstructured",), schedules, summary, contract)
 
 
 def _by_name(*entries: MethodInfo) -> dict[str, MethodInfo]:
