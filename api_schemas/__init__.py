@@ -12,6 +12,7 @@ from api_schemas.jobs import (
     JobStatus,
 )
 from api_schemas.manifest import Manifest
+from api_schemas.methods import Method
 from api_schemas.models import Model, ModelFormat, ModelStatus, PrunableTensor
 from api_schemas.report import Report
 from api_schemas.spec import (
@@ -22,7 +23,6 @@ from api_schemas.spec import (
     LatencySpec,
     LayerSelection,
     MagnitudeMethod,
-    Method,
     OneShotSchedule,
     PruneSpec,
     RandomMethod,

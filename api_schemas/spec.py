@@ -1,7 +1,7 @@
 """PruneSpec: what a job should do to a model. Unions are discriminated by a literal tag."""
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,7 +17,13 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from shears_methods import METHODS, check_names, names
+from api_schemas.methods import MEMBERS, Method
+from shears_methods import METHODS, names
+
+# The members of the `method` union are built from the method registry (api_schemas/methods.py);
+# these two are part of the package's names.
+MagnitudeMethod = MEMBERS["magnitude"]
+RandomMethod = MEMBERS["random"]
 
 
 def _contract(*examples: dict[str, Any]) -> ConfigDict:
@@ -37,165 +43,6 @@ def _raise_at(title: str, *problems: tuple[tuple[str, ...] | str, str]) -> None:
         for loc, message in problems
     ]
     raise ValidationError.from_exception_data(title, details)
-
-
-class MagnitudeMethod(BaseModel):
-    """Zero the weights of smallest absolute value (Han et al. 2015)."""
-
-    model_config = _contract({"name": "magnitude"})
-    name: Literal["magnitude"] = Field(default="magnitude", description="Method tag.")
-
-
-class RandomMethod(BaseModel):
-    """Zero weights uniformly at random: the baseline any method must beat."""
-
-    model_config = _contract({"name": "random", "seed": 0})
-    name: Literal["random"] = Field(default="random", description="Method tag.")
-    seed: int = Field(default=0, ge=0, description="Seed of the random choice.")
-
-
-class ObdMethod(BaseModel):
-    """Optimal Brain Damage (LeCun et al. 1989): saliency h_ii * w_i^2 / 2, with the Hessian
-    diagonal from the empirical Fisher (squared per-sample gradients) or Hutchinson's
-    estimator. Needs `calibration`."""
-
-    model_config = _contract({"name": "obd", "hessian": "fisher", "damp": 1.0})
-    name: Literal["obd"] = Field(default="obd", description="Method tag.")
-    hessian: Literal["fisher", "hutchinson"] = Field(
-        default="fisher", description="How the Hessian diagonal is estimated."
-    )
-    damp: float = Field(
-        default=1.0,
-        ge=0.0,
-        le=1000.0,
-        description="Dampening: h_ii + damp * mean(h) per layer; steadies a noisy estimate.",
-    )
-
-
-class WandaMethod(BaseModel):
-    """Wanda (Sun et al. 2023): score |w_ij| * ||x_j||_2, compared within each output row, so
-    every row (and layer) is pruned to the same fraction whatever `scope` says; with
-    `granularity: n:m`, within every m consecutive inputs of a row. Needs `calibration`."""
-
-    model_config = _contract({"name": "wanda"})
-    name: Literal["wanda"] = Field(default="wanda", description="Method tag.")
-
-
-class SparseGPTMethod(BaseModel):
-    """SparseGPT (Frantar & Alistarh 2023): layerwise OBS with weight update, layers in order,
-    each layer to its own fraction (layerwise whatever `scope` says); with `granularity: n:m`,
-    each group's mask is chosen as the sweep reaches it. Needs `calibration`."""
-
-    model_config = _contract({"name": "sparsegpt", "blocksize": 128, "percdamp": 0.01})
-    name: Literal["sparsegpt"] = Field(default="sparsegpt", description="Method tag.")
-    blocksize: int = Field(default=128, ge=1, le=4096, description="Columns per lazy block.")
-    percdamp: float = Field(
-        default=0.01, gt=0.0, le=1.0, description="Dampening, a fraction of mean(diag(H))."
-    )
-
-
-class TaylorMethod(BaseModel):
-    """First-order Taylor importance (Molchanov et al. 2017, 2019): removing weights changes
-    the loss by about -sum(g * w). With `granularity: channel` a channel's score is
-    |sum over its weights of g * w|; unstructured, each weight's |g * w|; both accumulated over
-    the calibration samples, one gradient per sample. The loss is cross-entropy with the
-    dataset's `labels` (MSE with float `targets`), or with the model's own predictions when
-    it has neither (the report says which). Needs `calibration`."""
-
-    model_config = _contract({"name": "taylor"})
-    name: Literal["taylor"] = Field(default="taylor", description="Method tag.")
-
-
-# --- Learned sparsity (issue 16): methods that learn their mask while training `retrain`. ---
-
-_FINETUNE = Field(
-    default=0.25,
-    ge=0.0,
-    lt=1.0,
-    description="Share of `retrain.epochs` (rounded; at least one epoch learns) spent after the "
-    "projection onto the exact sparsity, fine-tuning that mask held fixed.",
-)
-_DUAL_LR = Field(
-    default=None,
-    gt=0.0,
-    le=1e6,
-    description="Step of the dual ascent on the Lagrange multiplier (controlled sparsity, "
-    "Gallego-Posada et al. 2022); null: the method's default, larger for jobs under 100 steps.",
-)
-
-
-def _rate(description: str) -> Any:
-    return Field(default=None, gt=0.0, le=10.0, description=description)
-
-
-class L0Method(BaseModel):
-    """L0 regularisation with hard-concrete gates per weight (Louizos et al. 2018) at a
-    controlled density: the expected density is held to 1 - `sparsity` by a Lagrange multiplier
-    updated by dual ascent (Gallego-Posada et al. 2022), so no penalty weight is asked for.
-    Gates become deterministic at the end and the weights are projected onto exactly
-    `sparsity` by the gates' log alpha. Needs `retrain`."""
-
-    model_config = _contract({"name": "l0"})
-    name: Literal["l0"] = Field(default="l0", description="Method tag.")
-    lr: float | None = _rate(
-        "Adam/SGD step of the gates' log alpha; null: 0.1 (more for short jobs)."
-    )
-    dual_lr: float | None = _DUAL_LR
-    init_log_alpha: float = Field(
-        default=2.0, ge=-10.0, le=10.0, description="Initial log alpha of every gate (open)."
-    )
-    finetune_fraction: float = _FINETUNE
-
-
-class VariationalDropoutMethod(BaseModel):
-    """Sparse variational dropout (Molchanov et al. 2017): a learned log sigma^2 per weight,
-    Molchanov's KL approximation weighted by a Lagrange multiplier (dual ascent to the target
-    density); weights with log alpha above `threshold` are dropped. The noise is sampled by the
-    local reparameterisation on Linear (Gemm, MatMul) and Conv layers of ONNX graphs, per
-    weight once per mini-batch in compiled TorchScript (the report's `noise` says which).
-    Projected onto exactly `sparsity` by -log alpha. Needs `retrain`."""
-
-    model_config = _contract({"name": "variational_dropout", "threshold": 3.0})
-    name: Literal["variational_dropout"] = Field(
-        default="variational_dropout", description="Method tag."
-    )
-    lr: float | None = _rate("Step of log sigma^2; null: 0.1 (more for short jobs).")
-    dual_lr: float | None = _DUAL_LR
-    threshold: float = Field(
-        default=3.0, ge=0.0, le=10.0, description="log alpha above which a weight is dropped."
-    )
-    init_log_alpha: float = Field(
-        default=-4.0, ge=-10.0, le=0.0, description="Initial log alpha of every weight."
-    )
-    finetune_fraction: float = _FINETUNE
-
-
-class SoftThresholdMethod(BaseModel):
-    """Soft threshold reparameterisation, STR (Kusupati et al. 2020): every layer computes with
-    sign(w) * relu(|w| - g(s)), its threshold g(s) = sigmoid(s) * max|w| learned, so layers find
-    their own sparsity; the push on s is a Lagrange multiplier (dual ascent to the target
-    density) instead of the paper's weight decay. Projected onto exactly `sparsity` by
-    |w| - g(s). Needs `retrain`."""
-
-    model_config = _contract({"name": "str"})
-    name: Literal["str"] = Field(default="str", description="Method tag.")
-    lr: float | None = _rate("Step of the thresholds' s; null: 0.02 (more for short jobs).")
-    dual_lr: float | None = _DUAL_LR
-    init_s: float = Field(
-        default=-5.0, ge=-20.0, le=0.0, description="Initial s of every layer (near dense)."
-    )
-    finetune_fraction: float = _FINETUNE
-
-
-class MovementMethod(BaseModel):
-    """Movement pruning (Sanh et al. 2020), hard: scores accumulate -w * dL/dw during
-    fine-tuning and each step keeps the top-scoring weights, their share following the cubic
-    schedule (the `gradual` schedule's exponent, initial sparsity and fraction when given).
-    `scope` says whether scores compete globally or per layer. Needs `retrain`."""
-
-    model_config = _contract({"name": "movement"})
-    name: Literal["movement"] = Field(default="movement", description="Method tag.")
-    finetune_fraction: float = _FINETUNE
 
 
 def _learned_problems(
@@ -227,31 +74,6 @@ def _learned_problems(
             f"method {method!r} can bring back any weight while it trains; regrow applies to "
             "pruning events only",
         )
-
-
-Method = Annotated[
-    MagnitudeMethod
-    | RandomMethod
-    | ObdMethod
-    | WandaMethod
-    | SparseGPTMethod
-    | TaylorMethod
-    | L0Method
-    | VariationalDropoutMethod
-    | SoftThresholdMethod
-    | MovementMethod,
-    Field(discriminator="name"),
-]
-
-
-def _union_names(union: Any) -> list[str]:
-    members = get_args(get_args(union)[0])
-    return [member.model_fields["name"].default for member in members]
-
-
-# One member per registered method: an entry in `shears_methods` without its options here (or
-# the reverse) fails at import, not when a client first names it.
-check_names("api_schemas.spec.Method", _union_names(Method))
 
 
 class CalibrationSpec(BaseModel):

@@ -21,7 +21,7 @@ from pruning.errors import EngineError
 from pruning.inspection import inspect_model
 from pruning.spec import DEFAULT_METHOD, LatencySpec, PruneSpec
 from pruning.training.cli_options import add_training_options, metric_line, training_fields
-from pruning.training.learned.registry import is_learned
+from pruning.training.learned import is_learned
 from shears_methods import names
 
 BAD_INPUT = 2
@@ -232,7 +232,7 @@ def _add_prune(p: argparse.ArgumentParser) -> None:
         "--method",
         default=DEFAULT_METHOD,
         choices=[*names(family="data_free"), *names(family="learned")],
-        help="learned methods (l0, variational_dropout, str, movement) train with "
+        help=f"learned methods ({', '.join(names(family='learned'))}) train with "
         "--retrain-data for --epochs, then end at exactly --sparsity",
     )
     p.add_argument("--seed", type=int, help="seed of --method random")

@@ -175,9 +175,10 @@ def _use_data(spec: dict[str, Any], args: argparse.Namespace, dataset_id: str) -
             block["epochs"] = args.epochs
         if args.loss:
             block["loss"] = args.loss
-        # The shared defaults apply unless the --spec file chose; a flag given always wins.
+        # A flag given wins over the --spec file; left out, the file's value or the
+        # service's default (the contract's) applies.
         for name in ("lr", "validation_split"):
-            if name in given(args) or name not in block:
+            if name in given(args):
                 block[name] = getattr(args, name)
         spec["retrain"] = block
     if args.eval_data is None and (args.evaluate or isinstance(spec.get("evaluation"), dict)):

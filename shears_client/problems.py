@@ -35,8 +35,6 @@ _FLAGS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("status", (("status", "--status"),)),
     ("limit", (("limit", "--limit"),)),
 )
-# Flags with a default are set whether typed or not; only a typed one names a field.
-_DEFAULTED = frozenset({"lr", "validation_split"})
 
 
 def print_problem(exc: ApiError, args: argparse.Namespace) -> None:
@@ -70,8 +68,8 @@ def flag_for(field: str, args: argparse.Namespace, upload_flag: str | None = Non
 
 
 def _given(args: argparse.Namespace, dest: str) -> bool:
-    if dest in _DEFAULTED:
-        return dest in given(args)
+    if dest in given(args):  # the shared flags (shears_flags), typed on the command line
+        return True
     value: Any = getattr(args, dest, None)
     return value not in (None, False, [])
 

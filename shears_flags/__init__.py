@@ -31,23 +31,37 @@ def given(args: argparse.Namespace) -> frozenset[str]:
     return frozenset(getattr(args, _GIVEN, ()))
 
 
-def add_retraining_options(group: argparse._ActionsContainer) -> None:
+def add_retraining_options(
+    group: argparse._ActionsContainer,
+    *,
+    lr: float | None = None,
+    validation_split: float | None = None,
+) -> None:
+    """`--lr` and `--validation-split`. The defaults are the spec's (`retrain` in the contract),
+    which this package cannot import: `shears prune` passes them, read from the contract;
+    `shears submit` passes none, and a flag left out leaves the field to its `--spec` file or
+    to the service, which applies the same defaults."""
     group.add_argument(
         "--lr",
         type=float,
-        default=1e-3,
+        default=lr,
         action=_Given,
-        help="learning rate of retraining (default %(default)s)",
+        help=f"learning rate of retraining ({_default(lr)})",
     )
     group.add_argument(
         "--validation-split",
         type=float,
-        default=0.0,
+        default=validation_split,
         action=_Given,
         metavar="FRACTION",
         help="hold out the last FRACTION of the training samples from training and score "
-        "them after every epoch (default %(default)s)",
+        f"them after every epoch ({_default(validation_split)})",
     )
+
+
+def _default(value: float | None) -> str:
+    # argparse expands %(default)s in help; a literal percent would need doubling.
+    return "default: the service's" if value is None else "default %(default)s"
 
 
 def add_evaluation_data(group: argparse._ActionsContainer, metavar: str = "FILE.npz") -> None:

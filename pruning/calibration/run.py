@@ -14,8 +14,7 @@ from pruning.context import JobContext
 from pruning.device import current_device
 from pruning.errors import InvalidSpec
 from pruning.layers import LayerPlan
-from pruning.methods import CALIBRATED
-from pruning.methods.calibrated import CalibratedJob
+from pruning.methods.calibrated import CALIBRATED, CalibratedJob
 from pruning.models.base import ModelAdapter
 from pruning.spec import PruneSpec
 from pruning.structured.nm_layout import input_on_axis0

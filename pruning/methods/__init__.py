@@ -1,10 +1,12 @@
-"""Pruning methods: one ``Scorer`` per file, registered here by the spec's method name.
+"""Pruning methods: one file per method, its class registered by the spec's method name.
 
-Adding a method: its entry in ``shears_methods`` (name, family, needs), a file with a
-``Scorer`` or ``CalibratedMethod`` subclass (its ``name``; its constructor takes the options
-of its member of the contract's ``method`` union, ``api_schemas.spec``, which validates them)
-and one entry below. The registries are checked at import against ``shears_methods``, family
-by family.
+A method is its entry in ``shears_methods`` (name, family, needs, options) and one file: here
+a ``Scorer`` (``@SCORERS.register``) or a ``CalibratedMethod`` (``@CALIBRATED.register``), in
+``pruning/training/learned/`` a ``LearnedMethod`` (``@LEARNED.register``). Its constructor
+takes the options its entry declares, as the contract validated them (``spec.method.options``:
+every option, given or its default). Every module of both packages is imported below
+(``pruning.method_registry.load_methods``), so no import line names a method, and the
+classes are checked against ``shears_methods`` family by family.
 """
 
 from __future__ import annotations
@@ -12,30 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pruning.methods.base import Scorer
-from pruning.methods.calibrated import CalibratedMethod
+from pruning.method_registry import load_methods
+from pruning.methods.base import SCORERS, Scorer
+from pruning.methods.calibrated import CALIBRATED, CalibratedMethod
 from pruning.methods.magnitude import MagnitudeScorer
-from pruning.methods.obd import ObdMethod
 from pruning.methods.random import RandomScorer
-from pruning.methods.sparsegpt import SparseGPTMethod
-from pruning.methods.taylor import TaylorMethod
-from pruning.methods.wanda import WandaMethod
-from pruning.training.learned import LEARNED, LearnedMethod
-from shears_methods import check_names
+from pruning.training.learned.base import LEARNED, LearnedMethod
 
-SCORERS: dict[str, type[Scorer]] = {
-    MagnitudeScorer.name: MagnitudeScorer,
-    RandomScorer.name: RandomScorer,
-}
+load_methods()
+for _registry in (SCORERS, CALIBRATED, LEARNED):
+    _registry.check()
 
-
-# Methods that need calibration data (see methods/calibrated.py): they prune whole layers.
-CALIBRATED: dict[str, type[CalibratedMethod]] = {
-    ObdMethod.name: ObdMethod,
-    SparseGPTMethod.name: SparseGPTMethod,
-    TaylorMethod.name: TaylorMethod,
-    WandaMethod.name: WandaMethod,
-}
 # Every method the spec may name; the learned ones (pruning.training.learned) train their
 # masks and need ``retrain``.
 METHODS: dict[str, type[Scorer] | type[CalibratedMethod] | type[LearnedMethod]] = {
@@ -43,9 +32,6 @@ METHODS: dict[str, type[Scorer] | type[CalibratedMethod] | type[LearnedMethod]] 
     **CALIBRATED,
     **LEARNED,
 }
-check_names("pruning.methods.SCORERS", SCORERS, family="data_free")
-check_names("pruning.methods.CALIBRATED", CALIBRATED, family="calibrated")
-check_names("pruning.training.learned.LEARNED", LEARNED, family="learned")
 
 
 def make_scorer(name: str, options: Mapping[str, Any]) -> Scorer:
@@ -54,9 +40,11 @@ def make_scorer(name: str, options: Mapping[str, Any]) -> Scorer:
 
 __all__ = [
     "CALIBRATED",
+    "LEARNED",
     "METHODS",
     "SCORERS",
     "CalibratedMethod",
+    "LearnedMethod",
     "MagnitudeScorer",
     "RandomScorer",
     "Scorer",

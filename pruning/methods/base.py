@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from pruning.method_registry import MethodRegistry
 from pruning.tensors import FloatArray, WeightTensor
 
 IntArray = npt.NDArray[np.int64]
@@ -53,3 +54,7 @@ class Scorer(ABC):
             # store); adding 0.0 turns the -0.0 it leaves for negative weights into +0.0.
             np.multiply(part, np.greater_equal(s, threshold, out=keep[: part.size]), out=part)
             np.add(part, 0.0, out=part)
+
+
+# The data-free methods' scorers by method name: each registers itself (``@SCORERS.register``).
+SCORERS = MethodRegistry[Scorer]("data_free", Scorer, "pruning.methods.SCORERS")

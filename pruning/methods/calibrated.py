@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Protocol
 from pruning.calibration.dataset import CalibrationData
 from pruning.calibration.dense_outputs import DenseOutputs
 from pruning.masks.nm import NMLayer
+from pruning.method_registry import MethodRegistry
 from pruning.models.base import ModelAdapter
 from pruning.tensors import WeightTensor
 
@@ -53,6 +54,12 @@ class CalibratedMethod(ABC):
     @abstractmethod
     def prune(self, job: CalibratedJob) -> dict[str, Any]:
         """Prune ``job.tensors`` in place; return notes for the report's calibration block."""
+
+
+# The calibrated methods by method name: each registers itself (``@CALIBRATED.register``).
+CALIBRATED = MethodRegistry[CalibratedMethod](
+    "calibrated", CalibratedMethod, "pruning.methods.CALIBRATED"
+)
 
 
 def nm_layer(name: str, rows: int, inputs: int, m: int) -> NMLayer:

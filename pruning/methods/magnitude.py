@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from pruning.methods.base import IntArray, Scorer
+from pruning.methods.base import SCORERS, IntArray, Scorer
 from pruning.tensors import FloatArray, WeightTensor
 
 
+@SCORERS.register
 class MagnitudeScorer(Scorer):
     name: ClassVar[str] = "magnitude"
     position_free: ClassVar[bool] = True

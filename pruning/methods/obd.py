@@ -16,26 +16,19 @@ import numpy as np
 
 from pruning.calibration.gradients import differentiable
 from pruning.calibration.losses import hessian_diagonal
-from pruning.errors import InvalidSpec
 from pruning.masks import prune_in_place
 from pruning.masks.nm import prune_nm
 from pruning.methods.base import IntArray, Scorer
-from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_notes
+from pruning.methods.calibrated import CALIBRATED, CalibratedJob, CalibratedMethod, nm_notes
 from pruning.tensors import FloatArray, WeightTensor
 
-HESSIANS = ("fisher", "hutchinson")
 
-
+@CALIBRATED.register
 class ObdMethod(CalibratedMethod):
     name: ClassVar[str] = "obd"
 
-    def __init__(self, hessian: str = "fisher", damp: float = 1.0) -> None:
-        if hessian not in HESSIANS:
-            raise InvalidSpec(
-                f"method.hessian must be one of {HESSIANS}, got {hessian!r}", field="method.hessian"
-            )
-        if not 0.0 <= damp <= 1000.0:
-            raise InvalidSpec("method.damp must be in [0, 1000]", field="method.damp")
+    def __init__(self, *, hessian: str, damp: float) -> None:
+        # The options as the contract validated them (shears_methods declares their bounds).
         self.hessian = hessian
         self.damp = float(damp)
 

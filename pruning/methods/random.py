@@ -10,16 +10,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pruning.methods.base import IntArray, Scorer
+from pruning.methods.base import SCORERS, IntArray, Scorer
 from pruning.tensors import FloatArray, WeightTensor
 
 _MASK64 = (1 << 64) - 1
 
 
+@SCORERS.register
 class RandomScorer(Scorer):
     name: ClassVar[str] = "random"
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, *, seed: int) -> None:
         self.seed = seed
 
     def score_dtype(self, tensor: WeightTensor) -> np.dtype[Any]:

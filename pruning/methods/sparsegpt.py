@@ -21,20 +21,23 @@ from pruning.calibration.capture import layer_inputs, layer_sequence
 from pruning.calibration.geometry import LayerGeometry, split_rows
 from pruning.calibration.stats import hessian_of
 from pruning.device import resolve_device
-from pruning.errors import InvalidSpec
 from pruning.masks.nm import NMLayer
-from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer, nm_notes
+from pruning.methods.calibrated import (
+    CALIBRATED,
+    CalibratedJob,
+    CalibratedMethod,
+    nm_layer,
+    nm_notes,
+)
 
 
+@CALIBRATED.register
 class SparseGPTMethod(CalibratedMethod):
     name: ClassVar[str] = "sparsegpt"
     reads_layer_inputs: ClassVar[bool] = True
 
-    def __init__(self, blocksize: int = 128, percdamp: float = 0.01) -> None:
-        if blocksize < 1:
-            raise InvalidSpec("method.blocksize must be >= 1", field="method.blocksize")
-        if not 0.0 < percdamp <= 1.0:
-            raise InvalidSpec("method.percdamp must be in (0, 1]", field="method.percdamp")
+    def __init__(self, *, blocksize: int, percdamp: float) -> None:
+        # The options as the contract validated them (shears_methods declares their bounds).
         self.blocksize = blocksize
         self.percdamp = float(percdamp)
 

@@ -29,7 +29,7 @@ from pruning.calibration.gradients import differentiable
 from pruning.calibration.losses import _loss, _samples
 from pruning.masks import prune_in_place
 from pruning.masks.nm import prune_nm
-from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_notes
+from pruning.methods.calibrated import CALIBRATED, CalibratedJob, CalibratedMethod, nm_notes
 from pruning.methods.obd import SaliencyScorer
 from pruning.models.base import ModelAdapter
 from pruning.tensors import FloatArray, WeightTensor
@@ -84,6 +84,7 @@ def taylor_scores(
     return TaylorScores(as_weight, per_channel, notes)
 
 
+@CALIBRATED.register
 class TaylorMethod(CalibratedMethod):
     name: ClassVar[str] = "taylor"
 

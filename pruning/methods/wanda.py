@@ -18,10 +18,17 @@ from pruning.calibration.geometry import split_rows
 from pruning.calibration.stats import column_sq_norms
 from pruning.device import resolve_device
 from pruning.masks.nm import NMLayer, nm_matrix_mask
-from pruning.methods.calibrated import CalibratedJob, CalibratedMethod, nm_layer, nm_notes
+from pruning.methods.calibrated import (
+    CALIBRATED,
+    CalibratedJob,
+    CalibratedMethod,
+    nm_layer,
+    nm_notes,
+)
 from pruning.tensors import FloatArray
 
 
+@CALIBRATED.register
 class WandaMethod(CalibratedMethod):
     name: ClassVar[str] = "wanda"
     reads_layer_inputs: ClassVar[bool] = True

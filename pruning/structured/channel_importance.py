@@ -14,7 +14,7 @@ from pruning.calibration.dataset import load_calibration, require_calibration
 from pruning.errors import Unsupported
 from pruning.inputs import InputPlan
 from pruning.layers import LayerPlan
-from pruning.methods import CALIBRATED
+from pruning.methods.calibrated import CALIBRATED
 from pruning.methods.taylor import TaylorMethod, taylor_scores
 from pruning.models.base import ModelAdapter
 from pruning.spec import PruneSpec

@@ -35,7 +35,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--steps", type=int, default=schedule.steps, help="gradual: pruning events")
     group.add_argument("--epochs", type=int, default=default_of(RetrainSpec, "epochs"))
-    add_retraining_options(group)  # --lr, --validation-split: shared with `shears submit`
+    # --lr, --validation-split: shared with `shears submit`, which leaves defaults to the API.
+    add_retraining_options(
+        group,
+        lr=default_of(RetrainSpec, "lr"),
+        validation_split=default_of(RetrainSpec, "validation_split"),
+    )
     group.add_argument("--batch-size", type=int, default=default_of(RetrainSpec, "batch_size"))
     group.add_argument(
         "--optimizer", choices=OPTIMIZERS, default=default_of(RetrainSpec, "optimizer")

@@ -202,7 +202,7 @@ def test_submit_with_epochs_retrains_on_the_data_through_a_gradual_schedule(
     assert report["training"]["schedule"]["kind"] == "gradual"
     assert report["training"]["curve"][-1]["sparsity"] == pytest.approx(0.6, abs=0.01)
     assert report["sparsity"]["achieved"] == pytest.approx(0.6, abs=0.01)
-    # Unset, the flags shared with `shears prune` carry its defaults to the server.
+    # Unset, the flags shared with `shears prune` leave the defaults to the server: the same.
     assert report["training"]["lr"] == 1e-3
     assert report["training"]["samples"]["validation"] == 0
 

@@ -16,6 +16,7 @@ from pruning.models import open_model
 from pruning.training.learned.base import Setup
 from pruning.training.learned.variational_dropout import VariationalDropoutMethod
 from pruning.training.trainable import Trainable, trainable
+from shears_methods import METHODS
 from tests.engine.test_learned_methods import WEIGHTS
 from tests.engine.training_factories import (
     digits,
@@ -39,7 +40,8 @@ def _vd_on(path: Path) -> tuple[Trainable, VariationalDropoutMethod]:
         target_density=0.1,
         total_steps=100,
         scope="global",
-        options={"init_log_alpha": -1.0},  # large noise: the variance is easy to measure
+        # Large noise (init_log_alpha -1): the variance is easy to measure.
+        options={**METHODS["variational_dropout"].defaults(), "init_log_alpha": -1.0},
     )
     return view, VariationalDropoutMethod(setup)
 

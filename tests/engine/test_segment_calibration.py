@@ -22,6 +22,7 @@ from pruning.methods.calibrated import CalibratedJob
 from pruning.methods.sparsegpt import SparseGPTMethod, sparsegpt_layer
 from pruning.models import open_model
 from pruning.models.base import ModelAdapter
+from shears_methods import METHODS
 
 WIDTH, SEQ, SAMPLES = 16, 6, 40
 FORMATS = ("onnx", "script", "trace")
@@ -215,4 +216,4 @@ def sparsegpt_half(model: ModelAdapter, data: CalibrationData, events: list[str 
         input_names=["x", "mask"],
         progress=lambda fraction, layer=None: events.append(layer),
     )
-    SparseGPTMethod().prune(job)
+    SparseGPTMethod(**METHODS["sparsegpt"].defaults()).prune(job)

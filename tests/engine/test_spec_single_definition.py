@@ -4,6 +4,7 @@ contract alone."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from api_schemas import spec as contract
 from pruning.quality_spec import AllocationSpec, RefineSpec, SearchSpec
 from pruning.spec import LatencySpec, LayerSelection, MethodSpec, PruneSpec, parse_spec, view_of
 from pruning.spec_units import UnitSpec
+from pruning.training.cli_options import add_training_options
 from pruning.training.spec import ScheduleSpec
+from shears_client.cli import submit_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 # The engine's views of the spec; each builds from the contract and may default only to it.
@@ -132,3 +135,18 @@ def test_the_engine_accepts_the_contract_object_the_service_validated() -> None:
     spec = parse_spec(validated)
     assert (spec.sparsity, spec.scope) == (0.6, "layerwise")
     assert spec.method == MethodSpec("random", (("seed", 4),))
+
+
+def test_the_shared_retraining_flags_default_to_the_contract_or_leave_it_to_the_service() -> None:
+    """`shears_flags` (standard library only) writes no default of its own: `shears prune`
+    fills in the contract's, `shears submit` sends nothing and the service applies them."""
+    engine = argparse.ArgumentParser()
+    add_training_options(engine)
+    local = engine.parse_args([])
+    retrain = contract.RetrainSpec
+    assert (local.lr, local.validation_split) == (
+        retrain.model_fields["lr"].default,
+        retrain.model_fields["validation_split"].default,
+    )
+    submitted = submit_parser().parse_args(["model.onnx"])
+    assert (submitted.lr, submitted.validation_split) == (None, None)

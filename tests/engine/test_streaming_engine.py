@@ -29,6 +29,7 @@ from pruning.streaming import mapped as mapped_module
 from pruning.streaming import rewrite as rewrite_module
 from pruning.streaming.layout import Region, read_layout
 from pruning.tensors import WeightTensor
+from shears_methods import METHODS
 from tests.engine.factories import export_onnx, fast_spec, make_mlp
 from tests.engine.test_onnx_archives import external_folder, tarred, zipped
 
@@ -292,7 +293,7 @@ def test_a_large_single_file_is_checked_through_its_graph(
 def test_pruning_piece_by_piece_gives_the_whole_tensors_zeros_ties_included(method: str) -> None:
     rng = np.random.default_rng(3)
     values = rng.choice(np.array([-0.5, -0.25, 0.25, 0.5, 1.0], np.float32), size=10_000)  # ties
-    scorer = make_scorer(method, {})
+    scorer = make_scorer(method, METHODS[method].defaults())
     whole = WeightTensor("w", "MatMul", values.copy())
     cut = KSmallest([whole], scorer).cuts(4321)[0]
     assert cut.ties > 0

@@ -1,10 +1,13 @@
 """`shears_methods` is the one list of methods: the committed OpenAPI document, the client's
 help and the client's data routing all follow it, and it refuses a registry that differs."""
 
+import inspect
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -74,6 +77,35 @@ def test_a_registry_that_misses_or_adds_a_method_is_refused() -> None:
 
 
 def test_the_contracts_method_union_has_one_member_per_method_in_registry_order() -> None:
-    from api_schemas.spec import Method, _union_names
+    from api_schemas.spec import PruneSpec
 
-    assert _union_names(Method) == list(METHODS)
+    union = PruneSpec.model_fields["method"].annotation
+    members = get_args(union)
+    assert [member.model_fields["name"].default for member in members] == list(METHODS)
+
+
+def test_each_union_member_takes_its_entrys_options_with_their_defaults() -> None:
+    from api_schemas.methods import MEMBERS
+
+    for name, info in METHODS.items():
+        member = MEMBERS[name]
+        assert member.__name__ == info.title
+        assert member().model_dump() == {"name": name, **info.defaults()}
+
+
+def test_the_openapi_document_shows_each_methods_options_and_description() -> None:
+    document = json.loads((REPO / "openapi.json").read_text())
+    schemas = document["components"]["schemas"]
+    for name, info in METHODS.items():
+        schema = schemas[info.title]
+        assert set(schema["properties"]) == {"name", *info.defaults()}, name
+        assert schema["description"] == inspect.cleandoc(info.doc), name
+        for option in info.options:
+            assert schema["properties"][option.name].get("default") == option.default, name
+
+
+def test_a_spec_naming_a_built_member_pickles_like_any_contract_object() -> None:
+    from api_schemas.spec import PruneSpec
+
+    spec = PruneSpec.model_validate({"sparsity": 0.5, "method": {"name": "sparsegpt"}})
+    assert pickle.loads(pickle.dumps(spec)) == spec

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from pruning.method_registry import MethodRegistry
+
 
 @dataclass(frozen=True)
 class Setup:
@@ -67,11 +69,16 @@ class LearnedMethod(ABC):
 
     @property
     def extra_lr(self) -> float:
-        return float(self.setup.options.get("lr", self.DEFAULT_LR * self.pace))
+        return self._rate("lr", self.DEFAULT_LR)
 
     @property
     def dual_lr(self) -> float:
-        return float(self.setup.options.get("dual_lr", self.DEFAULT_DUAL_LR * self.pace))
+        return self._rate("dual_lr", self.DEFAULT_DUAL_LR)
+
+    def _rate(self, option: str, default: float) -> float:
+        """A rate the spec gives, or (left out or null) the method's default at its pace."""
+        given = self.setup.options.get(option)
+        return default * self.pace if given is None else float(given)
 
     @abstractmethod
     def effective(self, training: bool) -> dict[str, torch.Tensor]:
@@ -121,3 +128,9 @@ class LearnedMethod(ABC):
     def density(self) -> float:
         kept = self.kept()
         return sum(int(k.sum()) for k in kept.values()) / max(self.total, 1)
+
+
+# The learned methods by method name: each registers itself (``@LEARNED.register``).
+LEARNED = MethodRegistry[LearnedMethod](
+    "learned", LearnedMethod, "pruning.training.learned.LEARNED"
+)

@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from pruning.training.learned.base import Learned, LearnedMethod, Setup
+from pruning.training.learned.base import LEARNED, Learned, LearnedMethod, Setup
 from pruning.training.learned.dual import Multiplier
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
 SHIFT = BETA * math.log(-GAMMA / ZETA)  # P(z != 0) = sigmoid(log_alpha - SHIFT)
 
 
+@LEARNED.register
 class L0Method(LearnedMethod):
     name: ClassVar[str] = "l0"
     DEFAULT_LR: ClassVar[float] = 0.1
@@ -30,7 +31,7 @@ class L0Method(LearnedMethod):
 
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
-        init = float(setup.options.get("init_log_alpha", 2.0))
+        init = float(setup.options["init_log_alpha"])
         self.log_alpha = {
             n: torch.nn.Parameter(torch.full_like(t, init)) for n, t in self.theta.items()
         }

@@ -14,10 +14,11 @@ from typing import Any, ClassVar
 
 import torch
 
-from pruning.training.learned.base import Learned, LearnedMethod, Setup
+from pruning.training.learned.base import LEARNED, Learned, LearnedMethod, Setup
 from pruning.training.schedules import gradual_target
 
 
+@LEARNED.register
 class MovementMethod(LearnedMethod):
     name: ClassVar[str] = "movement"
 

@@ -17,10 +17,9 @@ from pruning.progress import Progress
 from pruning.spec import PruneSpec
 from pruning.training import batchnorm
 from pruning.training.data import Split, TrainingData
-from pruning.training.learned.base import LearnedMethod, Setup
+from pruning.training.learned.base import LEARNED, LearnedMethod, Setup
 from pruning.training.learned.fixed import FixedMask
 from pruning.training.learned.projection import prepare, project
-from pruning.training.learned.registry import LEARNED
 from pruning.training.losses import Loss, accuracy
 from pruning.training.run import (
     EventNotes,
@@ -34,7 +33,6 @@ from pruning.training.spec import RetrainSpec
 from pruning.training.trainable import Trainable, check_against_runtime, trainable
 
 TRAJECTORY_POINTS = 200  # at most this many, evenly spaced steps, plus the last
-FINETUNE_FRACTION = 0.25
 
 
 def train_learned(ctx: JobContext) -> TrainingOutcome:
@@ -156,11 +154,11 @@ def _optimizer(
 
 
 def _finetune_epochs(spec: PruneSpec) -> int:
-    """The last ``finetune_fraction`` of the epochs (default a quarter, as gradual pruning's
+    """The last ``finetune_fraction`` of the epochs (by default a quarter, as gradual pruning's
     tail) train the projected mask, fixed; at least one learning epoch stays."""
     retrain = spec.retrain
     assert retrain is not None
-    fraction = float(dict(spec.method.options).get("finetune_fraction", FINETUNE_FRACTION))
+    fraction = float(dict(spec.method.options)["finetune_fraction"])
     return min(retrain.epochs - 1, round(retrain.epochs * fraction))
 
 

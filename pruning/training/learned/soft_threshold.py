@@ -14,10 +14,11 @@ from typing import Any, ClassVar
 
 import torch
 
-from pruning.training.learned.base import Learned, LearnedMethod, Setup
+from pruning.training.learned.base import LEARNED, Learned, LearnedMethod, Setup
 from pruning.training.learned.dual import Multiplier
 
 
+@LEARNED.register
 class SoftThresholdMethod(LearnedMethod):
     name: ClassVar[str] = "str"
     DEFAULT_LR: ClassVar[float] = 0.02
@@ -25,7 +26,7 @@ class SoftThresholdMethod(LearnedMethod):
 
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
-        init = float(setup.options.get("init_s", -5.0))
+        init = float(setup.options["init_s"])
         self.s = {n: torch.nn.Parameter(torch.tensor(init)) for n in self.theta}
         self.scale = {n: float(t.detach().abs().max()) or 1.0 for n, t in self.theta.items()}
         self.share = {n: t.numel() / max(self.total, 1) for n, t in self.theta.items()}

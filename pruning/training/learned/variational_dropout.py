@@ -21,13 +21,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from pruning.training.learned.base import Learned, LearnedMethod, Setup
+from pruning.training.learned.base import LEARNED, Learned, LearnedMethod, Setup
 from pruning.training.learned.dual import Multiplier
 from pruning.training.learned.local_reparam import attach, reachable_layers
 
 K1, K2, K3 = 0.63576, 1.87320, 1.48695
 
 
+@LEARNED.register
 class VariationalDropoutMethod(LearnedMethod):
     name: ClassVar[str] = "variational_dropout"
     DEFAULT_LR: ClassVar[float] = 0.1
@@ -35,8 +36,8 @@ class VariationalDropoutMethod(LearnedMethod):
 
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
-        self.threshold = float(setup.options.get("threshold", 3.0))
-        init = float(setup.options.get("init_log_alpha", -4.0))
+        self.threshold = float(setup.options["threshold"])
+        init = float(setup.options["init_log_alpha"])
         self.log_sigma2 = {
             n: torch.nn.Parameter(torch.log(t.detach() ** 2 + 1e-8) + init)
             for n, t in self.theta.items()
