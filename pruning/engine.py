@@ -193,8 +193,8 @@ def _prune_and_save(
     clock.lap("load_s")
     step("prune", 0.0, {"layers": len(plan.selected)})
     out_dir.mkdir(parents=True, exist_ok=True)
-    quality = QualityPass(model, spec, inputs, datasets)
     ctx = JobContext(model, plan, spec, inputs, datasets, step, out_dir)
+    quality = QualityPass(ctx)
     # The upload's outputs on the calibration samples are kept only for a benchmark that runs.
     measured = over_budget(model.source or path, measure_bytes) is None
     done = _prune_or_train(ctx, clock, quality, measured)
@@ -326,13 +326,13 @@ def _mask_channels_train_then_cut(ctx: JobContext, clock: _Clock) -> _Pruned:
     last: list[ChannelMasks] = []
 
     def mask_once(event: JobContext) -> EventNotes:
-        last[:] = [mask_channels(ctx.model, event.plan, event.spec, ctx.inputs, ctx.datasets)]
+        last[:] = [mask_channels(event)]
         groups = {"kind": "channel", "groups": last[0].groups}
         return EventNotes(last[0].ranking.calibration, groups)
 
     trained = prune_with_training(ctx, mask_once)
     began = time.perf_counter()
-    outcome = cut_masked_channels(ctx.model, ctx.plan, ctx.spec, ctx.inputs, last[0])
+    outcome = cut_masked_channels(ctx, last[0])
     _lap_training(clock, trained, time.perf_counter() - began)
     return _Pruned(ctx.model, outcome, outcome.calibration, outcome.report, trained.report)
 
@@ -363,9 +363,9 @@ def _prune_once(
 def _prune_pass(
     ctx: JobContext, keep: DenseOutputs | None = None
 ) -> tuple[StructuredOutcome | None, dict[str, Any] | None]:
-    model, plan, spec, inputs = ctx.model, ctx.plan, ctx.spec, ctx.inputs
+    plan, spec = ctx.plan, ctx.spec
     if spec.granularity == "channel":  # channels ranked by norm or by loss (taylor)
-        outcome = prune_structured(model, plan, spec, None, inputs, ctx.datasets)
+        outcome = prune_structured(ctx, None)
         return outcome, outcome.calibration
     if needs_calibration(spec):
         return None, prune_calibrated(ctx, keep)
@@ -373,7 +373,7 @@ def _prune_pass(
     if spec.retrain is not None:  # later events prune on top of earlier zeros
         scorer = zeros_first(scorer)
     if spec.granularity != "unstructured":
-        return prune_structured(model, plan, spec, scorer, inputs), None
+        return prune_structured(ctx, scorer), None
     prune_in_place(plan.selected, scorer, spec.sparsity, spec.scope, plan.overrides)
     return None, None
 

@@ -5,7 +5,7 @@ object per job, so a search's prunings share the calibration data and the statis
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,9 @@ from typing import Any
 from pruning.allocation import Allocator
 from pruning.calibration.capture import LayerInputs, layer_inputs
 from pruning.calibration.dataset import CalibrationData, load_calibration, require_calibration
+from pruning.context import JobContext
 from pruning.evaluation import load_evaluation, metric_of
-from pruning.inputs import InputPlan
 from pruning.layers import LayerPlan
-from pruning.models.base import ModelAdapter
 from pruning.refine import Refiner
 from pruning.search import search
 from pruning.spec import PruneSpec
@@ -24,14 +23,9 @@ from pruning.tensors import FloatArray
 
 
 class QualityPass:
-    def __init__(
-        self,
-        model: ModelAdapter,
-        spec: PruneSpec,
-        inputs: InputPlan,
-        datasets: Mapping[str, Path],
-    ) -> None:
-        self.model, self.spec, self.inputs, self.datasets = model, spec, inputs, datasets
+    def __init__(self, ctx: JobContext) -> None:
+        spec = self.spec = ctx.spec
+        self.model, self.inputs, self.datasets = ctx.model, ctx.inputs, ctx.datasets
         self._data: CalibrationData | None = None
         self._layers: LayerInputs | None = None
         self.allocator = Allocator(spec.allocation, self.layer_inputs, self.calibration)

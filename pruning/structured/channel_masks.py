@@ -14,18 +14,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import torch
 
+from pruning.context import JobContext
 from pruning.inputs import InputPlan
 from pruning.layers import LayerPlan
 from pruning.models.base import ModelAdapter
 from pruning.models.onnx_model import OnnxModel
-from pruning.spec import PruneSpec
 from pruning.structured.channel_importance import ChannelRanking, channel_ranking
 from pruning.structured.channels import IntArray
 from pruning.structured.dependency import Dependencies, analyse
@@ -68,18 +67,13 @@ class ChannelMasks:
         return ChannelRanking(scores, self.ranking.label, self.ranking.calibration)
 
 
-def mask_channels(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path],
-) -> ChannelMasks:
+def mask_channels(ctx: JobContext) -> ChannelMasks:
     """Zero ``spec.sparsity`` of the channels of every prunable group, in the adapter's
     arrays (the training loop loads them into torch and holds them at zero)."""
+    model, plan, spec, inputs = ctx.model, ctx.plan, ctx.spec, ctx.inputs
     if isinstance(model, OnnxModel):
         model.store_weights()  # rankings and the graph analysis read the initializers
-    ranking = channel_ranking(model, plan, spec, inputs, datasets)
+    ranking = channel_ranking(model, plan, spec, inputs, ctx.datasets)
     weights = {t.name: t for t in model.prunable()}
     selected = {t.name for t in plan.selected}
     if isinstance(model, OnnxModel):

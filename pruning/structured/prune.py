@@ -12,6 +12,7 @@ from typing import Any
 import onnx
 import torch
 
+from pruning.context import JobContext
 from pruning.errors import InvalidSpec
 from pruning.inputs import InputPlan
 from pruning.layers import LayerPlan
@@ -44,15 +45,9 @@ class StructuredOutcome:
         return out
 
 
-def prune_structured(
-    model: ModelAdapter,
-    plan: LayerPlan,
-    spec: PruneSpec,
-    scorer: Scorer | None,
-    inputs: InputPlan,
-    datasets: Mapping[str, Path] | None = None,
-) -> StructuredOutcome:
+def prune_structured(ctx: JobContext, scorer: Scorer | None) -> StructuredOutcome:
     """``scorer`` ranks weights for n:m; channels are ranked as ``channel_ranking`` says."""
+    model, plan, spec, inputs = ctx.model, ctx.plan, ctx.spec, ctx.inputs
     if plan.overrides:
         raise InvalidSpec(
             f"granularity {spec.granularity!r} prunes every selected layer alike; "
@@ -62,16 +57,15 @@ def prune_structured(
     if spec.granularity == "n:m":
         assert scorer is not None
         return _nm(model, plan, spec, scorer)
-    ranking = channel_ranking(model, plan, spec, inputs, datasets or {})
-    outcome = _channels(model, plan, spec, inputs, ranking, datasets or {})
+    ranking = channel_ranking(model, plan, spec, inputs, ctx.datasets)
+    outcome = _channels(model, plan, spec, inputs, ranking, ctx.datasets)
     outcome.calibration = outcome.calibration or ranking.calibration
     return outcome
 
 
-def cut_masked_channels(
-    model: ModelAdapter, plan: LayerPlan, spec: PruneSpec, inputs: InputPlan, masks: ChannelMasks
-) -> StructuredOutcome:
+def cut_masked_channels(ctx: JobContext, masks: ChannelMasks) -> StructuredOutcome:
     """After a channel schedule: cut the channels its last event zeroed, and no others."""
+    model, plan, spec, inputs = ctx.model, ctx.plan, ctx.spec, ctx.inputs
     if isinstance(model, OnnxModel):
         model.store_weights()  # the trained values, which the surgery reads from the graph
     ranking = masks.final_ranking()
