@@ -46,6 +46,7 @@ class BurstResult:
     jobs: int
     seconds: float
     latencies_ms: list[float]
+    client_means_ms: list[float]  # each client's mean: two levels when processes are uneven
     api_processes: int
     cpu_s: dict[str, float]  # CPU seconds during the burst: api, load generator, redis
     redis_commands: int  # every client's, the idle inspect worker's polls included
@@ -101,6 +102,7 @@ class RawClient:
 
 
 async def _one_client(port: int, body: bytes, count: int, latencies: list[float]) -> None:
+    """`latencies`: this client's own list, appended to."""
     client = RawClient(port)
     try:
         for _ in range(count):
@@ -115,11 +117,11 @@ async def _one_client(port: int, body: bytes, count: int, latencies: list[float]
 
 async def _burst(
     port: int, body: bytes, clients: int, per_client: int
-) -> tuple[float, list[float]]:
-    latencies: list[float] = []
+) -> tuple[float, list[list[float]]]:
+    each: list[list[float]] = [[] for _ in range(clients)]
     start = time.perf_counter()
-    await asyncio.gather(*(_one_client(port, body, per_client, latencies) for _ in range(clients)))
-    return time.perf_counter() - start, latencies
+    await asyncio.gather(*(_one_client(port, body, per_client, mine) for mine in each))
+    return time.perf_counter() - start, each
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -205,12 +207,16 @@ def run_burst(
         asyncio.run(_burst(port, body, clients, 2))  # warm-up: connections, caches, JIT-free
         commands = _redis_commands(redis_url)
         before = _cpu_now(api.process.pid, redis_pid)
-        seconds, latencies = asyncio.run(_burst(port, body, clients, per_client))
+        seconds, each = asyncio.run(_burst(port, body, clients, per_client))
+        latencies = [ms for mine in each for ms in mine]
+        means = [statistics.fmean(mine) for mine in each]
         after = _cpu_now(api.process.pid, redis_pid)
         commands = _redis_commands(redis_url) - commands - 1  # less our own INFO
         cpu = {who: after[who] - before[who] for who in before}
         processes = len(_api_processes(api.process.pid))
-        return BurstResult(label, len(latencies), seconds, latencies, processes, cpu, commands)
+        return BurstResult(
+            label, len(latencies), seconds, latencies, means, processes, cpu, commands
+        )
     finally:
         registry.stop_all()
 
@@ -263,8 +269,9 @@ def table(results: list[BurstResult], clients: int) -> list[str]:
     lines = [
         f"| tree | API processes | jobs | jobs/s (goal >= {GOAL_JOBS_S:.0f}) | p50 ms | "
         f"p99 ms (goal <= {GOAL_P99_MS:.0f}) | goal met | CPU ms/job: API, load generator, "
-        "redis | Redis commands/job | jobs/s on idle cores (derived) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "redis | Redis commands/job | jobs/s on idle cores (derived) | clients' mean ms, "
+        "lowest-highest |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         met = r.jobs_s >= GOAL_JOBS_S and r.percentile(99) <= GOAL_P99_MS
@@ -274,6 +281,7 @@ def table(results: list[BurstResult], clients: int) -> list[str]:
             f"{r.percentile(99):.1f} | {'yes' if met else 'no'} | "
             f"{', '.join(f'{r.cpu_ms_per_job(w):.2f}' for w in r.cpu_s)} | "
             f"{r.redis_commands / r.jobs:.2f} | "
-            f"{r.capacity_jobs_s:.0f} |"
+            f"{r.capacity_jobs_s:.0f} | "
+            f"{min(r.client_means_ms):.0f}-{max(r.client_means_ms):.0f} |"
         )
     return lines
