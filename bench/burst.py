@@ -192,6 +192,7 @@ def run_burst(
     try:
         env = shears.shears_env(work / "data", broker_url=redis_url)
         env["PYTHONPATH"] = str(tree)
+        env.pop("SHEARS_API_WORKERS")  # the tree's own default unless asked
         if api_workers is not None:
             env["SHEARS_API_WORKERS"] = str(api_workers)
         argv = python_argv("-m", "shears_cli", "worker", "--concurrency", "1",
