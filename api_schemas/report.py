@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api_schemas.distill_report import DistillReport
 from api_schemas.manifest import Manifest, Sha256
 from api_schemas.quality_report import AllocationReport, RefineReport, SearchReport
 
@@ -493,6 +494,9 @@ class Report(BaseModel):
     )
     search: SearchReport | None = Field(
         default=None, description='The curve of `sparsity: {"auto": ...}` or a `sweep`.'
+    )
+    distill: DistillReport | None = Field(
+        default=None, description="What `distill` did after the one-shot pass."
     )
     manifest: Manifest | None = Field(
         default=None,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from api_schemas import Report
 from pruning import InvalidSpec, prune
 from tests.engine.distill_factories import (
     export_token_onnx,
@@ -53,6 +54,8 @@ def test_distillation_brings_the_pruned_output_closer_to_the_dense_one(
     datasets = {"calibration": token_calibration(tmp_path / "calibration.npz")}
     report = prune(model, _spec(), tmp_path / "out", datasets=datasets).report
     block = report["distill"]
+    typed = Report.model_validate(report).distill  # the schema clients are made from
+    assert typed is not None and typed.model_dump(mode="json") == block
     assert block["layers"] == LINEARS and block["unmatched"] == []
     assert block["steps"] == 40 and block["samples"] == 32
     assert block["loss_after"] < block["loss_before"]
