@@ -109,7 +109,10 @@ class Window:
     def scan_order(self, order: list[Region]) -> None:
         """Regions will be read whole in this order: each next one is read ahead."""
         self._stop_ahead()
-        self._ahead = read_ahead.NextRegion(order)
+        try:
+            self._ahead = read_ahead.NextRegion(order)
+        except RuntimeError:  # no thread under the job's limits: the scan reads unaided
+            self._ahead = None
 
     def read(self, region: Region) -> FloatArray:
         if region is not self._region or self._sparse != self.sparse:
