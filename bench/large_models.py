@@ -82,11 +82,29 @@ blob store): 1 GiB 0.3 s queued, 2.7 s engine, 2.0 s rest; 4 GiB 1.0 / 7.8 / 5.0
   18 s over 2x + 6 s. Those 18 s are the worker's hash of the artifact (one more read of
   17 GB, `adopt_file`); the digest could come from the engine's write pass, but the child
   is untrusted and a digest it names would name a blob in the content-addressed store (not
-  done). The prune stage's one read (49 s) is slower than `cp`'s read and write together.
-  Tried and not kept: asking the kernel to read the next tensor ahead
-  (`posix_fadvise(WILLNEED)`) while the current one is scanned gave prune 44.9 s and the
-  job 97.2 s in one run (against 49.2 and 97.1): within the noise of one run each. Where
-  the rest of the prune stage goes at this size was not profiled.
+  done). The prune stage's one read (49 s) was slower than `cp`'s read and write together.
+  Profiled since (helper `h-stream`) on a 4 GiB `.tar`, the engine run alone (no HTTP),
+  cache dropped before each cold run, on 2 cores shared with other work (load 1.5-6, so
+  figures are ranges over 2-3 runs, before and after interleaved): the selection's sample
+  read its 65k scattered pages one disk round trip each (4.6-5.5 s of a 9.4-14.0 s prune
+  stage; a 16 GiB model samples 262k pages), and reads in file order left to the
+  kernel's own read-ahead are slow here (`preadv` of the whole file in 256 KiB pieces:
+  5.4-5.5 s, 4.5-4.7 s of it kernel CPU; 2.1-2.3 s with the next 8 MiB asked ahead; even
+  `cp` suffers: cold `cp` + fsync 5.8-12.8 s). The engine and the worker's hash now ask
+  the disk ahead (`pruning/streaming/read_ahead.py`): the sample's pages all at once, the
+  next tensor from a thread while one is scored, the save's copy and the artifact's hash
+  a step ahead, in 1 MiB requests (the kernel cuts one request to the device's read-ahead
+  size, 8 MiB here: the earlier try asked for a whole tensor in one call and read almost
+  nothing ahead). Cold cache, before -> after: sample 4.6-5.5 -> 0.5-1.2 s; counting
+  scan 4.9-5.9 -> 2.6-3.8 s (now the scoring's own CPU: 1.7-1.9 s user, 1.1 s system;
+  `compress` of the band and the NaN check's max/min are most of it); prune stage
+  9.4-14.0 -> 4.3-7.7 s; the save's copy alone 9.8-21.4 -> 4.3-6.9 s (+0.9 s fsync);
+  the artifact's hash (`file_sha256`) 7.0-14.5 -> 3.5-4.3 s, near sha256's own CPU
+  (2.3-2.6 s). Warm cache: no change beyond noise (prune 2.5-4.0 -> 2.5-3.5 s, save
+  4.4-5.7 -> 3.8-4.7 s). The output's sha256 is the same before and after. Through HTTP
+  after the change, one run each at load 2.4-4.3: 1 GiB job 5.1 s (cp + fsync 0.8 s),
+  4 GiB job 11.1 s (cp + fsync 2.7 s, cold 5.4 s; prune 2.2 s, save 3.6 s), peak
+  anonymous memory 0.86 and 0.93 GB. Not yet measured at 16 GiB.
 - **Against the shared-machine runs before this stop's merge** (load 6-14): 16 GiB job
   203.3 s (dba07dc) -> 101.8 s here; peak anonymous memory at 16 GiB 1.53 -> 1.01 GB.
 - **Storing the artifact: no copy** (`adopt_file`): hashed in one read pass, fsynced once

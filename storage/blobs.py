@@ -43,6 +43,8 @@ CHUNK = 1 << 20
 _LOCK_NAME = ".owner.lock"
 _SESSION_PREFIX = "session-"
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)  # not on macOS
+_AHEAD_PIECE = 1 << 20
 
 
 class FileBlobStore:
@@ -259,14 +261,42 @@ def file_sha256(path: Path) -> StoredBlob:
 
 def _hashed(f: BinaryIO) -> StoredBlob:
     """Digest and size of an open file from its current position, read into one reused
-    buffer (no allocation per chunk)."""
+    buffer (no allocation per chunk). The next chunk is asked of the disk while this one is
+    hashed: a file the page cache does not hold (a multi-gigabyte artifact) is otherwise
+    read slowly by the kernel's own read-ahead (`pruning/streaming/read_ahead.py` measures
+    it) and the reads and the hashing take turns."""
     digest = hashlib.sha256()
     buffer = memoryview(bytearray(CHUNK * 8))
+    ahead = _ReadAhead(f, len(buffer))
     size = 0
-    while n := f.readinto(buffer):  # type: ignore[attr-defined]
+    while True:
+        ahead.next_after(size)
+        n = f.readinto(buffer)  # type: ignore[attr-defined]
+        if not n:
+            break
         size += n
         digest.update(buffer[:n])
     return StoredBlob(sha256=digest.hexdigest(), size_bytes=size)
+
+
+class _ReadAhead:
+    """Asks the kernel (`posix_fadvise(WILLNEED)`, a hint) for the chunk after the one about
+    to be read; nothing where the file has no descriptor or the platform no such call."""
+
+    def __init__(self, f: BinaryIO, chunk: int) -> None:
+        self.chunk = chunk
+        self.fd: int | None = None
+        if _WILLNEED is not None:
+            with contextlib.suppress(OSError, ValueError):  # io.UnsupportedOperation too
+                self.fd, self.start = f.fileno(), f.tell()
+
+    def next_after(self, done: int) -> None:
+        if self.fd is not None:
+            start = self.start + done + self.chunk
+            with contextlib.suppress(OSError):
+                # In pieces: the kernel cuts one request short at the device's read-ahead.
+                for offset in range(start, start + self.chunk, _AHEAD_PIECE):
+                    os.posix_fadvise(self.fd, offset, _AHEAD_PIECE, _WILLNEED)  # type: ignore[arg-type]
 
 
 def clear_stale_temp_files(store: BlobStore, older_than_s: float = 600.0) -> int:

@@ -46,7 +46,7 @@ class CheckingScorer(Scorer):
 
     def score_at(self, tensor: WeightTensor, positions: IntArray) -> FloatArray:
         if isinstance(tensor, MappedTensor):  # a sample: read its pages, not the tensor's
-            with tensor.sparse_reads():
+            with tensor.sparse_reads(positions):
                 return self.inner.score_at(tensor, positions)
         return self.inner.score_at(tensor, positions)
 

@@ -161,11 +161,14 @@ def _prune_and_write(
     scorer = make_scorer(spec.method.name, dict(spec.method.options))
     # The NaN check rides on the selection's counting pass: one read of the weights, not two.
     checking = CheckingScorer(scorer)
-    cuts = select_cuts(plan.selected, checking, spec.sparsity, spec.scope, plan.overrides)
-    top = checking.finish(plan.selected)
-    selected = {t.name for t in plan.selected}
-    check_finite(t for t in tensors if t.name not in selected)
-    window.close()
+    window.scan_order([t.region for t in plan.selected])  # type: ignore[attr-defined]
+    try:
+        cuts = select_cuts(plan.selected, checking, spec.sparsity, spec.scope, plan.overrides)
+        top = checking.finish(plan.selected)
+        selected = {t.name for t in plan.selected}
+        check_finite(t for t in tensors if t.name not in selected)
+    finally:
+        window.close()
     clock.lap("prune_s")
     step("save")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from pruning.methods.base import IntArray
+from pruning.streaming import read_ahead
 from pruning.streaming.layout import Region
 from pruning.tensors import FloatArray, WeightTensor
 
@@ -81,9 +83,11 @@ class MappedTensor(WeightTensor):
         return f"MappedTensor({self.name!r}, {self.shape})"
 
     @contextlib.contextmanager
-    def sparse_reads(self) -> Iterator[None]:
+    def sparse_reads(self, positions: IntArray) -> Iterator[None]:
         """Reads of ``values`` inside the block touch only the pages they read (a sample of
-        a 16 GiB model would otherwise read all of it)."""
+        a 16 GiB model would otherwise read all of it); the pages holding the elements at
+        flat ``positions`` are asked of the disk at once on entry."""
+        read_ahead.pages(self.region, positions)  # type: ignore[attr-defined]
         window: Window = self._window  # type: ignore[attr-defined]
         window.sparse = True
         try:
@@ -100,14 +104,31 @@ class Window:
         self._array: Any = None
         self._sparse = False  # the mapping held was made for sparse reads
         self.sparse = False  # the next reads are scattered (see ``MappedTensor.sparse_reads``)
+        self._ahead: read_ahead.NextRegion | None = None
+
+    def scan_order(self, order: list[Region]) -> None:
+        """Regions will be read whole in this order: each next one is read ahead."""
+        self._stop_ahead()
+        try:
+            self._ahead = read_ahead.NextRegion(order)
+        except RuntimeError:  # no thread under the job's limits: the scan reads unaided
+            self._ahead = None
 
     def read(self, region: Region) -> FloatArray:
         if region is not self._region or self._sparse != self.sparse:
             self._array = None  # unmapped before the next is mapped: one at a time
             self._array = map_region(region, sparse=self.sparse)
+            if self._ahead is not None and not self.sparse:  # the next, while this is scored
+                self._ahead.reading(region)
             self._region, self._sparse = region, self.sparse
         array: FloatArray = self._array
         return array
 
     def close(self) -> None:
         self._region, self._array = None, None
+        self._stop_ahead()
+
+    def _stop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None

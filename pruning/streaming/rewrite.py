@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pruning.streaming import read_ahead
 from pruning.streaming.layout import Region
 from pruning.tensors import FloatArray
 
@@ -75,12 +76,14 @@ class _Copier:
         self, src: int, dst: int, buffer: np.ndarray, observers: Sequence[Observer]
     ) -> None:
         self.src, self.dst = src, dst
+        self.ahead = read_ahead.Sequential(src)
         self.view = memoryview(buffer)  # type: ignore[arg-type]
         self.observers = observers
 
     def copy(self, start: int, stop: int, change: Callable[[memoryview, int], None] | None) -> None:
         while start < stop:
             piece = self.view[: min(len(self.view), stop - start)]
+            self.ahead.reach(start)
             got = os.preadv(self.src, [piece], start)
             if got != len(piece):
                 raise OSError(errno.EIO, "the model file ended while it was being copied")

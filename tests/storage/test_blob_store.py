@@ -221,6 +221,16 @@ def test_a_disk_store_adopts_a_file_by_link_without_copying_it(tmp_path: Path) -
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == blob.sha256
 
 
+def test_an_adopted_file_of_many_read_chunks_hashes_to_its_sha256(tmp_path: Path) -> None:
+    # Read in 8 MiB chunks with the next asked of the disk ahead: the digest is every byte's.
+    store = FileBlobStore(tmp_path / "blobs")
+    artifact = tmp_path / "model.onnx"
+    data = os.urandom((17 << 20) + 12345)
+    artifact.write_bytes(data)
+    blob = store.adopt_file(artifact)
+    assert (blob.sha256, blob.size_bytes) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
 def test_a_file_with_another_name_is_copied_not_linked(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "blobs")
     artifact = tmp_path / "model.onnx"
