@@ -30,7 +30,8 @@ class HandedServer(uvicorn.Server):
         self._table = table
         self._inbox = inbox
         self._adopted = 0
-        self._adopting: set[asyncio.Task[None]] = set()  # handed in, not yet connected
+        self._pending = 0  # handed in, not yet connected to a protocol
+        self._adopting: set[asyncio.Task[None]] = set()  # the tasks connecting them
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # no listener of its own
@@ -48,7 +49,7 @@ class HandedServer(uvicorn.Server):
         await super().shutdown(sockets)
 
     def load(self) -> Load:
-        return Load(len(self.server_state.connections) + len(self._adopting), self._adopted)
+        return Load(len(self.server_state.connections) + self._pending, self._adopted)
 
     def _receive(self) -> None:
         loop = asyncio.get_running_loop()
@@ -63,6 +64,7 @@ class HandedServer(uvicorn.Server):
                 return
             for fd in fds:
                 self._adopted += 1
+                self._pending += 1
                 task = loop.create_task(self._adopt(socket.socket(fileno=fd)))
                 self._adopting.add(task)
                 task.add_done_callback(self._adopting.discard)
@@ -72,6 +74,7 @@ class HandedServer(uvicorn.Server):
         try:
             await asyncio.get_running_loop().connect_accepted_socket(self._protocol, connection)
         except OSError:
+            self._pending -= 1
             connection.close()  # the client left while it was handed over
 
     def _protocol(self) -> asyncio.Protocol:
@@ -83,11 +86,17 @@ class HandedServer(uvicorn.Server):
 
     @functools.cached_property
     def _counted(self) -> type[asyncio.Protocol]:
-        """uvicorn's protocol, telling the table at once when a connection closes: a count
-        left stale for a while draws connections to the process that reports it late."""
+        """uvicorn's protocol, keeping the count exact: a connection leaves `_pending` in the
+        same call that puts it in `server_state.connections`, and the table hears at once when
+        one closes (a count off by a few for a while draws connections to the other process,
+        or away from it)."""
         server = self
 
         class Counted(self.config.http_protocol_class):  # type: ignore[misc,name-defined]
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                server._pending -= 1
+
             def connection_lost(self, exc: Exception | None) -> None:
                 super().connection_lost(exc)
                 server._table.publish(server.load())
