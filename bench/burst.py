@@ -186,6 +186,7 @@ def run_burst(
     clients: int,
     per_client: int,
     api_workers: int | None,
+    warm_up: int,
 ) -> BurstResult:
     """Start the tree's API and an inspect-only worker, upload a model, warm up, burst."""
     registry = ProcessRegistry(log_dir=work / "logs")
@@ -205,7 +206,7 @@ def run_burst(
         api.process.wait_for(api.healthy, timeout=shears.STARTUP_TIMEOUT_S, what="healthy")
         model_id = _ready_model(api, work)
         body = json.dumps({"model_id": model_id, "spec": fast_spec()}).encode()
-        asyncio.run(_burst(port, body, clients, 2))  # warm-up: connections, caches, JIT-free
+        asyncio.run(_burst(port, body, clients, warm_up))  # on connections closed after
         commands = _redis_commands(redis_url)
         before = _cpu_now(api.process.pid, redis_pid)
         seconds, each = asyncio.run(_burst(port, body, clients, per_client))
@@ -242,6 +243,7 @@ def burst_trees(
     clients: int,
     per_client: int,
     api_workers: int | None,
+    warm_up: int,
 ) -> list[BurstResult]:
     """The baseline revision first (if any), then this tree, one after the other."""
     root = Path(tempfile.mkdtemp(prefix="shears-burst-"))
@@ -251,11 +253,11 @@ def burst_trees(
             tree = extract_tree(baseline, root / "baseline-tree")
             results.append(
                 run_burst(tree, baseline, redis_url_for["baseline"], redis_pid, root / "baseline",
-                          clients, per_client, None)
+                          clients, per_client, None, warm_up)
             )  # fmt: skip
         results.append(
             run_burst(ROOT, "this tree", redis_url_for["this"], redis_pid, root / "this",
-                      clients, per_client, api_workers)
+                      clients, per_client, api_workers, warm_up)
         )  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
