@@ -49,8 +49,9 @@ WIDTH = 2048  # d: each block holds 2 x 4d^2 = 33.5M float32 parameters, 128 MiB
 VERIFIED_BYTES = 8 * 1024**3  # --verify loads the model in ONNX Runtime: not above this
 SPEC = {"method": {"name": "magnitude"}, "sparsity": 0.5, "scope": "global"}
 NOTES = """
-Load average (`/proc/loadavg`, 1/5/15 min): 1.01 2.07 4.04 at the start of the run above, on
-a machine with nothing else running (2 cores, 24 GiB). `cp` is `shutil.copyfile` of the
+Load average (`/proc/loadavg`, 1/5/15 min): 2.17 2.09 2.43 at the start of the run above
+(`--sizes 1,4,16 --verify --write`, right after the createJob bench; nothing else running;
+2 cores, 24 GiB). `cp` is `shutil.copyfile` of the
 upload right after the bench generated it (so read from the page cache); `cp + fsync` adds
 the fsync the blob store does; `cp + fsync, cold cache` copies the same file after dropping
 the page cache (`/proc/sys/vm/drop_caches`, root only; else `-`), which is how a job reads a
@@ -66,47 +67,44 @@ and fidelity were not measured.
 Where a job's time goes (the bench prints the job record's phases: queued = created ->
 claimed, then the worker's run split into the engine's stages and the rest, which is the
 sandboxed child's start and the worker hashing, syncing and linking the artifact into the
-blob store): 1 GiB 0.3 s queued, 2.7 s engine, 2.0 s rest; 4 GiB 1.0 / 7.8 / 5.0 s;
-16 GiB 0.6 / 79.5 / 21.7 s.
+blob store): 1 GiB 0.6 s queued, 2.1 s engine, 1.6 s rest; 4 GiB 0.4 / 5.8 / 4.5 s;
+16 GiB 0.1 / 36.4 / 15.5 s.
 
-- **Memory: met** (0.85, 0.93, 1.01 GB at 1, 4, 16 GiB). About 0.8 GB of it is the
+- **Memory: met** (0.87, 0.93, 1.01 GB at 1, 4, 16 GiB). About 0.8 GB of it is the
   processes themselves (the API, the worker, a warm child and the job's child, each with
   its imports); the job adds the band of the global selection (`pruning/masks/kth.py`
   counts the k-th score in the per-tensor band arrays, about 1% of the scores at 16 GiB).
-- **Time: met up to 4 GiB, not at 16 GiB.** The engine reads the model twice and writes it
-  once: the selection's counting pass (the NaN check rides on it), then one copy that
-  prunes the pruned ranges as they pass, in 256 KiB pieces. Against `cp + fsync`, the job
-  is 2x plus 3.6 s at 1 GiB (5.2 s) and 2x plus 5.9 s at 4 GiB (13.9 s). At 16 GiB, which
-  the page cache cannot hold, the fair `cp` is the cold one (36.7 s in a second run of
-  `--sizes 16`, where the job took 97.1 s: prune 49.2, save 28.0, rest 18.9): 2.6x, about
-  18 s over 2x + 6 s. Those 18 s are the worker's hash of the artifact (one more read of
-  17 GB, `adopt_file`); the digest could come from the engine's write pass, but the child
-  is untrusted and a digest it names would name a blob in the content-addressed store (not
-  done). The prune stage's one read (49 s) was slower than `cp`'s read and write together.
-  Profiled since (helper `h-stream`) on a 4 GiB `.tar`, the engine run alone (no HTTP),
-  cache dropped before each cold run, on 2 cores shared with other work (load 1.5-6, so
-  figures are ranges over 2-3 runs, before and after interleaved): the selection's sample
-  read its 65k scattered pages one disk round trip each (4.6-5.5 s of a 9.4-14.0 s prune
-  stage; a 16 GiB model samples 262k pages), and reads in file order left to the
-  kernel's own read-ahead are slow here (`preadv` of the whole file in 256 KiB pieces:
-  5.4-5.5 s, 4.5-4.7 s of it kernel CPU; 2.1-2.3 s with the next 8 MiB asked ahead; even
-  `cp` suffers: cold `cp` + fsync 5.8-12.8 s). The engine and the worker's hash now ask
-  the disk ahead (`pruning/streaming/read_ahead.py`): the sample's pages all at once, the
-  next tensor from a thread while one is scored, the save's copy and the artifact's hash
-  a step ahead, in 1 MiB requests (the kernel cuts one request to the device's read-ahead
-  size, 8 MiB here: the earlier try asked for a whole tensor in one call and read almost
-  nothing ahead). Cold cache, before -> after: sample 4.6-5.5 -> 0.5-1.2 s; counting
-  scan 4.9-5.9 -> 2.6-3.8 s (now the scoring's own CPU: 1.7-1.9 s user, 1.1 s system;
-  `compress` of the band and the NaN check's max/min are most of it); prune stage
-  9.4-14.0 -> 4.3-7.7 s; the save's copy alone 9.8-21.4 -> 4.3-6.9 s (+0.9 s fsync);
-  the artifact's hash (`file_sha256`) 7.0-14.5 -> 3.5-4.3 s, near sha256's own CPU
-  (2.3-2.6 s). Warm cache: no change beyond noise (prune 2.5-4.0 -> 2.5-3.5 s, save
-  4.4-5.7 -> 3.8-4.7 s). The output's sha256 is the same before and after. Through HTTP
-  after the change, one run each at load 2.4-4.3: 1 GiB job 5.1 s (cp + fsync 0.8 s),
-  4 GiB job 11.1 s (cp + fsync 2.7 s, cold 5.4 s; prune 2.2 s, save 3.6 s), peak
-  anonymous memory 0.86 and 0.93 GB. Not yet measured at 16 GiB.
-- **Against the shared-machine runs before this stop's merge** (load 6-14): 16 GiB job
-  203.3 s (dba07dc) -> 101.8 s here; peak anonymous memory at 16 GiB 1.53 -> 1.01 GB.
+- **Time: met at every size.** The engine reads the model twice and writes it once: the
+  selection's counting pass (the NaN check rides on it), then one copy that prunes the
+  pruned ranges as they pass, in 256 KiB pieces; the worker then hashes the artifact in one
+  more read. Against `cp + fsync`: 1 GiB 4.6 s = 2 x 0.7 + 3.2 s; 4 GiB 11.1 s = 2 x 3.1 +
+  4.9 s. At 16 GiB, which the page cache cannot hold, the fair `cp` is the cold one: the job
+  took 52.3 s against 2 x 33.9 s (1.5x; against the warm copy, 2 x 16.7 + 18.9 s). The
+  last stop's run of the same model: job 97.1 s (prune 49.2, save 28.0, rest 18.9) against
+  a cold `cp + fsync` of 36.7 s; now prune 12.6, save 23.4, rest 15.5.
+- **What changed: the disk is asked ahead** (`pruning/streaming/read_ahead.py`, helper
+  `h-stream`). Profiled on a 4 GiB `.tar`, the engine run alone, cache dropped before each
+  cold run (2 cores shared with other work, so ranges over 2-3 runs, before and after
+  interleaved): the selection's sample read its 65k scattered pages one disk round trip
+  each (4.6-5.5 s of a 9.4-14.0 s prune stage; a 16 GiB model samples 262k pages), and
+  reads in file order left to the kernel's own read-ahead were slow here (the whole file in
+  256 KiB pieces: 5.4-5.5 s, 4.5-4.7 s of it kernel CPU; 2.1-2.3 s with the next 8 MiB
+  asked ahead). Now the sample's pages are asked all at once, the next tensor by a thread
+  while one is scored, the save's copy and the artifact's hash a step ahead, in 1 MiB
+  requests (the kernel cuts one request to the device's read-ahead size, 8 MiB here: last
+  stop's try asked for a whole tensor in one call and read almost nothing ahead). Cold,
+  before -> after: sample 4.6-5.5 -> 0.5-1.2 s; counting scan 4.9-5.9 -> 2.6-3.8 s (now
+  the scoring's own CPU: `compress` of the band and the NaN check's max/min are most of
+  it); prune stage 9.4-14.0 -> 4.3-7.7 s; the save's copy alone 9.8-21.4 -> 4.3-6.9 s; the
+  artifact's hash 7.0-14.5 -> 3.5-4.3 s, near sha256's own CPU (2.3-2.6 s). Warm cache: no
+  change beyond noise. The output's sha256 is the same before and after. Tried and not
+  kept: a writer thread in the save (no gain: the copy is I/O-bound), a reader thread for
+  the hash (no gain).
+- **The hash is still one more read** (most of the 16 GiB job's 15.5 s rest): the digest
+  could come from the engine's write pass, but the child is untrusted and a digest it names would
+  name a blob in the content-addressed store. A trusted way (not done): the child streams
+  the bytes to the worker, which writes and hashes them (zip's CRC patch at the end would
+  have to come first).
 - **Storing the artifact: no copy** (`adopt_file`): hashed in one read pass, fsynced once
   and hard-linked in under its digest.
 """
