@@ -137,6 +137,10 @@ def _accept_forever(listener: socket.socket, children: Children, stop: threading
             connection, _ = listener.accept()
         except TimeoutError:
             continue
+        except OSError as exc:  # out of descriptors, a client gone before it was taken
+            log.warning("accepting a connection failed: %s", exc)
+            time.sleep(NO_CHILD_WAIT_S)  # a full descriptor table needs a moment to drain
+            continue
         with connection:  # the child holds its own copy once handed
             children.hand(connection, stop)
 
