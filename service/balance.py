@@ -58,6 +58,8 @@ class HandedServer(uvicorn.Server):
                 data, fds, _, _ = socket.recv_fds(self._inbox, 1, MAX_FDS)
             except BlockingIOError:
                 break
+            except OSError:
+                data, fds = b"", []
             if not data and not fds:  # the supervisor is gone: so is our source of work
                 loop.remove_reader(self._inbox.fileno())
                 self.should_exit = True
