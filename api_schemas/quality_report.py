@@ -39,6 +39,7 @@ _POINT = {
     "sparsity": 0.5566,
     "metric": 0.983,
     "drop": 0.0056,
+    "drop_bound": 0.0094,
     "pruning": 8,
     "time_s": 0.41,
     "within_budget": True,
@@ -54,6 +55,11 @@ _SEARCH = {
     "low": 0.0,
     "high": 0.95,
     "resolution": 0.0075,
+    "confidence": 0.9,
+    "samples": 500,
+    "bound": "drop_bound: the mean of the per-sample drops (dense minus pruned on the same "
+    "sample) plus z * their standard deviation / sqrt(samples), z the one-sided normal quantile "
+    "of `confidence`; a pruning keeps the budget when its bound does",
     "reused": "calibration data and allocation statistics are read once; each pruning "
     "starts from the dense weights and recomputes the method's own statistics",
     "note": "the evaluation data chose the sparsity, so the metric on it is optimistic; "
@@ -126,6 +132,10 @@ class SearchPoint(BaseModel):
     drop: float = Field(description="How much worse than dense: accuracy falls, mse rises.")
     pruning: int = Field(description="Its place in the order the prunings ran, from 1.")
     time_s: float
+    drop_bound: float | None = Field(
+        default=None,
+        description="`auto`: the drop's upper `confidence` bound, which must keep the budget.",
+    )
     within_budget: bool | None = Field(default=None, description="`auto` only.")
 
 
@@ -150,3 +160,8 @@ class SearchReport(BaseModel):
         description="`auto`: how far above `chosen_sparsity` the boundary may lie, on the "
         "monotone fit of the drops measured.",
     )
+    confidence: float | None = Field(
+        default=None, description="`auto`: the confidence of each pruning's `drop_bound`."
+    )
+    samples: int | None = Field(default=None, description="`auto`: evaluation samples.")
+    bound: str | None = Field(default=None, description="`auto`: how `drop_bound` is computed.")

@@ -626,7 +626,11 @@ class DistillSpec(BaseModel):
 class AutoSearch(BaseModel):
     """The largest sparsity whose `metric` on the `evaluation` data drops at most `max_drop`
     below the dense model's (rises, for `mse`): bisection over [`low`, `high`] in `prunings`
-    one-shot prunings from the dense model."""
+    one-shot prunings from the dense model. A pruning keeps the budget when the drop's upper
+    `confidence` bound does: the mean of the per-sample differences (dense minus pruned,
+    paired on the same samples) plus z * their standard deviation / sqrt(samples), one-sided,
+    so that the returned model keeps the budget on other data from the same source, not only
+    on the samples that chose it."""
 
     model_config = _contract({"metric": "accuracy", "max_drop": 0.01})
     metric: Literal["accuracy", "mse"] = Field(
@@ -636,6 +640,14 @@ class AutoSearch(BaseModel):
     low: float = Field(default=0.0, ge=0.0, lt=1.0, description="Lower end of the search.")
     high: float = Field(default=0.95, ge=0.0, lt=1.0, description="Upper end of the search.")
     prunings: int = Field(default=8, ge=2, le=8, description="Prunings to spend, at most 8.")
+    confidence: float = Field(
+        default=0.9,
+        ge=0.0,
+        lt=1.0,
+        description="One-sided confidence of the drop's upper bound that must keep the "
+        "budget; 0: the drop measured on the evaluation samples alone (optimistic on other "
+        "data).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "AutoSearch":

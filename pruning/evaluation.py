@@ -74,12 +74,26 @@ def metric_of(
     threads: int,
 ) -> float:
     """The metric of the model saved at ``path`` on ``data`` (``load_evaluation``'s)."""
+    return float(np.mean(per_sample_of(kind, path, metric, data, plan, threads)))
+
+
+def per_sample_of(
+    kind: type[ModelAdapter],
+    path: Path,
+    metric: str,
+    data: tuple[dict[str, Array], Array],
+    plan: InputPlan,
+    threads: int,
+) -> Array:
+    """The metric of each sample (its mean is ``metric_of``): what a comparison of two models
+    on the same samples pairs up."""
     feeds, truth = data
     runner = kind.open_runner(path, threads, plan.names)
     try:
-        return _metric(metric, _first_outputs(runner, feeds, plan.fixed_batch() or BATCH), truth)
+        out = _first_outputs(runner, feeds, plan.fixed_batch() or BATCH)
     finally:
         runner.close()
+    return _per_sample(metric, out, truth)
 
 
 def load_evaluation(
@@ -139,6 +153,12 @@ def _first_outputs(runner: Runner, feeds: Mapping[str, Array], batch: int) -> Ar
 
 
 def _metric(metric: str, out: Array, truth: Array) -> float:
+    return float(np.mean(_per_sample(metric, out, truth)))
+
+
+def _per_sample(metric: str, out: Array, truth: Array) -> Array:
+    """1.0 or 0.0 per sample for ``accuracy`` (per output row, for sequence models); the mean
+    squared error of each sample's outputs for ``mse``."""
     if metric == "accuracy":
         if truth.ndim == out.ndim and truth.shape[-1] == 1:  # a column of ids
             truth = truth.reshape(truth.shape[:-1])
@@ -156,7 +176,9 @@ def _metric(metric: str, out: Array, truth: Array) -> float:
                 f"outputs; found {int(truth.min())}..{int(truth.max())}",
                 field="labels",
             )
-        return float(np.mean(out.argmax(axis=-1) == truth))
+        hits = (out.argmax(axis=-1) == truth).astype(np.float64)
+        per_row: Array = hits.reshape(len(out), -1).mean(axis=1)
+        return per_row
     if truth.size != out.size:
         raise DataMismatch(
             f"targets have shape {list(truth.shape)}, but the model's first output is "
@@ -164,4 +186,5 @@ def _metric(metric: str, out: Array, truth: Array) -> float:
             field="targets",
         )
     diff = out.astype(np.float64) - truth.reshape(out.shape).astype(np.float64)
-    return float(np.mean(diff**2))
+    errors: Array = (diff**2).reshape(len(out), -1).mean(axis=1)
+    return errors

@@ -14,7 +14,7 @@ from pruning.allocation import Allocator
 from pruning.calibration.capture import LayerInputs, layer_inputs
 from pruning.calibration.dataset import CalibrationData, load_calibration, require_calibration
 from pruning.context import JobContext
-from pruning.evaluation import load_evaluation, metric_of
+from pruning.evaluation import load_evaluation, per_sample_of
 from pruning.layers import LayerPlan
 from pruning.refine import Refiner
 from pruning.search import search
@@ -106,10 +106,10 @@ def search_sparsity(
     data = load_evaluation(spec.evaluation, quality.datasets, quality.inputs)
     model, metric = quality.model, spec.evaluation.metric
 
-    def measure() -> float:
+    def measure() -> FloatArray:
         with tempfile.TemporaryDirectory(dir=scratch) as where:
             saved = model.save(Path(where))
-            return metric_of(type(model), saved, metric, data, quality.inputs, threads)
+            return per_sample_of(type(model), saved, metric, data, quality.inputs, threads)
 
     def prune_at(s: float) -> None:
         quality.remember(s, prune(replace(spec, sparsity=s)))

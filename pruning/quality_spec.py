@@ -62,6 +62,7 @@ class SearchSpec:
     low: float = default_of(_A, "low")
     high: float = default_of(_A, "high")
     prunings: int = default_of(_A, "prunings")
+    confidence: float = default_of(_A, "confidence")
     points: tuple[float, ...] = ()
 
 

@@ -6,15 +6,21 @@ isolated pruning can fail the budget below the boundary or keep it above. Each s
 bisects the bracket of the monotone (isotonic least-squares) fit of every drop measured so far,
 not of the last probe alone, and once the bracket is narrow a probe one point past its failing
 end checks that failure: one unlucky probe is then pooled with the pass above it instead of
-halving the interval the wrong way. The model returned is the sparsest pruning that was both
-measured within the budget and within it on that fit (not a lone lucky point past the
-boundary). The weights of every pruning within the budget are kept aside until the end (a
-later probe can pool the best so far away), so the choice costs no extra pruning, at the price
-of up to ``prunings`` copies of the selected tensors in memory. ``sweep``: one pruning per
-listed sparsity; the model returned is the one at the spec's sparsity."""
+halving the interval the wrong way. A pruning keeps the budget when the upper one-sided
+``confidence`` bound of its drop does (the paired per-sample differences' mean plus z times
+their standard error): the evaluation samples chose the model, and a drop measured just under
+the budget on them is as likely as not over it on other data. The model returned is the
+sparsest pruning that was both measured within the budget and within it on that fit (not a
+lone lucky point past the boundary). The weights of every pruning within the budget are kept
+aside until the end (a later probe can pool the best so far away), so the choice costs no
+extra pruning, at the price of up to ``prunings`` copies of the selected tensors in memory.
+``sweep``: one pruning per listed sparsity; the model returned is the one at the spec's
+sparsity."""
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +33,7 @@ from pruning.tensors import FloatArray, WeightTensor
 
 CHECK = 0.01  # how far past a failure a probe checks that it was not one unlucky pruning
 PruneAt = Callable[[float], None]  # prune the (restored dense) model to a sparsity
-Measure = Callable[[], float]  # the evaluation metric of the model as it is now
+Measure = Callable[[], FloatArray]  # the metric of each evaluation sample, the model as it is
 
 
 @dataclass(frozen=True)
@@ -56,23 +62,26 @@ def search(
     measure: Measure,
 ) -> SearchOutcome:
     dense = _Weights(tensors)
-    dense_metric = measure()
+    dense_values = np.asarray(measure(), dtype=np.float64)
+    dense_metric = float(dense_values.mean())
     curve: list[dict[str, Any]] = []
 
     def probe(s: float) -> dict[str, Any]:
         dense.restore()
         start = time.perf_counter()
         prune_at(s)
-        value = measure()
+        values = np.asarray(measure(), dtype=np.float64)
+        drops = _drop(spec.metric, dense_values, values)
         point = {
             "sparsity": s,
-            "metric": value,
-            "drop": _drop(spec.metric, dense_metric, value),
+            "metric": float(values.mean()),
+            "drop": float(drops.mean()),
             "pruning": len(curve) + 1,
             "time_s": round(time.perf_counter() - start, 4),
         }
         if spec.kind == "auto":
-            point["within_budget"] = point["drop"] <= spec.max_drop + 1e-12
+            point["drop_bound"] = upper_bound(drops, spec.confidence)
+            point["within_budget"] = point["drop_bound"] <= spec.max_drop + 1e-12
         curve.append(point)
         return point
 
@@ -96,6 +105,13 @@ def search(
     if spec.kind == "auto":
         notes |= {"max_drop": spec.max_drop, "low": spec.low, "high": spec.high}
         notes["resolution"] = resolution
+        notes["confidence"] = spec.confidence
+        notes["samples"] = int(dense_values.size)
+        notes["bound"] = (
+            "drop_bound: the mean of the per-sample drops (dense minus pruned on the same "
+            "sample) plus z * their standard deviation / sqrt(samples), z the one-sided "
+            "normal quantile of `confidence`; a pruning keeps the budget when its bound does"
+        )
     return SearchOutcome(chosen, notes)
 
 
@@ -111,7 +127,7 @@ def _bisect(
     for _ in range(spec.prunings):
         at = next_probe(measured, spec.max_drop, spec.low, spec.high)
         point = probe(at)
-        measured.append((at, point["drop"]))
+        measured.append((at, point["drop_bound"]))
         if point["within_budget"]:
             kept[at] = _Weights(tensors)
     chosen = choose(measured, spec.max_drop)
@@ -195,6 +211,16 @@ def _sweep(
     return sparsity
 
 
-def _drop(metric: str, dense: float, value: float) -> float:
-    """How much worse than dense: accuracy falls, mse rises."""
-    return dense - value if metric == "accuracy" else value - dense
+def _drop(metric: str, dense: FloatArray, values: FloatArray) -> FloatArray:
+    """How much worse than dense, sample by sample: accuracy falls, mse rises."""
+    return dense - values if metric == "accuracy" else values - dense
+
+
+def upper_bound(drops: FloatArray, confidence: float) -> float:
+    """The drop's one-sided ``confidence`` upper bound from paired per-sample drops: their
+    mean plus z times its standard error (the mean alone at confidence 0, or one sample)."""
+    mean = float(drops.mean())
+    if confidence <= 0 or drops.size < 2:
+        return mean
+    z = statistics.NormalDist().inv_cdf(confidence)
+    return mean + z * float(drops.std(ddof=1)) / math.sqrt(drops.size)

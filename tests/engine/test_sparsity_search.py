@@ -44,6 +44,9 @@ def test_auto_returns_the_largest_tested_sparsity_within_the_budget(
     assert report["sparsity"]["achieved"] == pytest.approx(chosen, abs=1e-3)
     tested = {round(p["sparsity"], 9): p for p in search["curve"]}
     assert tested[round(chosen, 9)]["within_budget"]
+    # Judged by the drop's upper 90% bound (the default), which the measured drop is under.
+    assert tested[round(chosen, 9)]["drop"] <= tested[round(chosen, 9)]["drop_bound"] <= 0.01
+    assert search["confidence"] == 0.9 and search["samples"] > 0
     assert tested[round(chosen, 9)]["metric"] == pytest.approx(metric["pruned"])
     above = [p for p in search["curve"] if p["sparsity"] > chosen]
     failed = [p["sparsity"] for p in above if not p["within_budget"]]
