@@ -33,9 +33,20 @@ STOP_TIMEOUT_S = 30.0
 ACCEPT_TIMEOUT_S = 0.5
 # A connection accepted while no child serves yet (all starting) waits this long per look.
 NO_CHILD_WAIT_S = 0.01
+# How often the supervisor looks at its children (and at a stop request).
+WATCH_S = 0.5
 # How long the first clients wait for every child to start before the ones ready serve them.
 READY_TIMEOUT_S = 60.0
 _SPAWN = multiprocessing.get_context("spawn")  # a child imports the app afresh, no forked locks
+
+
+class StopRequest:
+    """Set by a signal handler, read by the loops. A plain attribute on purpose: a handler runs
+    between two bytecodes of the main thread, which may hold a lock at that moment; one that
+    called `threading.Event.set` deadlocked on its own Condition when a second SIGTERM came
+    while the first was being handled (seen: the API never stopped)."""
+
+    requested = False
 
 
 @dataclass
@@ -61,9 +72,9 @@ class Children:
         ours.setblocking(False)  # a child that stopped reading is passed over, not waited for
         return Child(process, ours)
 
-    def hand(self, connection: socket.socket, stop: threading.Event) -> None:
+    def hand(self, connection: socket.socket, stop: StopRequest) -> None:
         """To the serving child with the fewest connections open or on their way to it."""
-        while not stop.is_set():
+        while not stop.requested:
             with self.lock:
                 for child in self._least_loaded_first():
                     try:
@@ -74,12 +85,12 @@ class Children:
                     return
             time.sleep(NO_CHILD_WAIT_S)
 
-    def wait_until_serving(self, stop: threading.Event) -> None:
+    def wait_until_serving(self, stop: StopRequest) -> None:
         """Until every child serves, so the first clients are spread over all of them (the
         socket listens already: connections wait in its queue). Not past one that died or
         `READY_TIMEOUT_S`: the watch loop deals with those."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not stop.is_set() and time.monotonic() < deadline:
+        while not stop.requested and time.monotonic() < deadline:
             serving = self.table.loads()
             if all(c.process.pid in serving or not c.process.is_alive() for c in self.members):
                 return
@@ -103,10 +114,10 @@ def _expected(child: Child, load: Load) -> int:
 
 def serve_processes(config: uvicorn.Config, workers: int) -> int:
     """Run `workers` children until SIGINT/SIGTERM; the exit code for `shears api`."""
-    stop = threading.Event()
+    stop = StopRequest()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
+        stop.requested = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
@@ -123,7 +134,7 @@ def serve_processes(config: uvicorn.Config, workers: int) -> int:
         )
         accepting.start()
         code = _watch(children, stop)
-        stop.set()
+        stop.requested = True
         accepting.join()
         listener.close()
         _stop_all(children.members)
@@ -131,8 +142,8 @@ def serve_processes(config: uvicorn.Config, workers: int) -> int:
     return code
 
 
-def _accept_forever(listener: socket.socket, children: Children, stop: threading.Event) -> None:
-    while not stop.is_set():
+def _accept_forever(listener: socket.socket, children: Children, stop: StopRequest) -> None:
+    while not stop.requested:
         try:
             connection, _ = listener.accept()
         except TimeoutError:
@@ -145,8 +156,11 @@ def _accept_forever(listener: socket.socket, children: Children, stop: threading
             children.hand(connection, stop)
 
 
-def _watch(children: Children, stop: threading.Event) -> int:
-    while not stop.wait(0.5):
+def _watch(children: Children, stop: StopRequest) -> int:
+    while True:
+        time.sleep(WATCH_S)
+        if stop.requested:  # children that saw the same Ctrl-C exit too: none is replaced
+            return 0
         for i, child in enumerate(list(children.members)):
             if child.process.is_alive():
                 continue
@@ -163,7 +177,6 @@ def _watch(children: Children, stop: threading.Event) -> int:
             with children.lock:
                 children.members[i] = replacement
             child.inbox.close()
-    return 0
 
 
 def _child(config: uvicorn.Config, table_path: Path, inbox: socket.socket) -> None:
