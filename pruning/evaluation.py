@@ -33,11 +33,7 @@ def evaluate(
     samples = len(truth)
     values, outputs = {}, {}
     for role, path in (("dense", dense_path), ("pruned", pruned_path)):
-        runner = kind.open_runner(path, threads, plan.names)
-        try:
-            outputs[role] = _first_outputs(runner, feeds, plan.fixed_batch() or BATCH)
-        finally:
-            runner.close()
+        outputs[role] = _outputs_of(kind, path, feeds, plan, threads)
         values[role] = _metric(spec.metric, outputs[role], truth)
     how = (
         "argmax of the first output over its last axis compared with 'labels'"
@@ -65,18 +61,6 @@ def evaluate(
     }
 
 
-def metric_of(
-    kind: type[ModelAdapter],
-    path: Path,
-    metric: str,
-    data: tuple[dict[str, Array], Array],
-    plan: InputPlan,
-    threads: int,
-) -> float:
-    """The metric of the model saved at ``path`` on ``data`` (``load_evaluation``'s)."""
-    return float(np.mean(per_sample_of(kind, path, metric, data, plan, threads)))
-
-
 def per_sample_of(
     kind: type[ModelAdapter],
     path: Path,
@@ -85,15 +69,25 @@ def per_sample_of(
     plan: InputPlan,
     threads: int,
 ) -> Array:
-    """The metric of each sample (its mean is ``metric_of``): what a comparison of two models
-    on the same samples pairs up."""
+    """The metric of each sample of ``data`` (``load_evaluation``'s) for the model saved at
+    ``path``: what a comparison of two models on the same samples pairs up."""
     feeds, truth = data
+    return _per_sample(metric, _outputs_of(kind, path, feeds, plan, threads), truth)
+
+
+def _outputs_of(
+    kind: type[ModelAdapter],
+    path: Path,
+    feeds: Mapping[str, Array],
+    plan: InputPlan,
+    threads: int,
+) -> Array:
+    """The first output of the model saved at ``path`` on every sample of ``feeds``."""
     runner = kind.open_runner(path, threads, plan.names)
     try:
-        out = _first_outputs(runner, feeds, plan.fixed_batch() or BATCH)
+        return _first_outputs(runner, feeds, plan.fixed_batch() or BATCH)
     finally:
         runner.close()
-    return _per_sample(metric, out, truth)
 
 
 def load_evaluation(
